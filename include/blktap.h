@@ -1,0 +1,21 @@
+/* Filesystem layout shared by tapdisk and tap-ctl (blktap3 include/blktap.h). */
+#ifndef _BLKTAP_H_
+#define _BLKTAP_H_
+
+#define BLKTAP2_CONTROL_NAME "blktap-control"
+#define BLKTAP2_CONTROL_DIR "/run/" BLKTAP2_CONTROL_NAME
+#define BLKTAP2_CONTROL_SOCKET "ctl"
+#define BLKTAP2_NP_RUN_DIR BLKTAP2_CONTROL_DIR "/tapdisk"
+#define BLKTAP2_ENOSPC_SIGNAL_FILE BLKTAP2_CONTROL_DIR "/nospc"
+
+/* Moves the control directory, for tests and side-by-side instances. */
+#define BLKTAP_CONTROL_DIR_ENV "BLKTAP_CONTROL_DIR"
+
+#define BLKTAP2_MINOR_PREFIX "tapdisk-"
+#define BLKTAP2_NBD_PREFIX "nbd"
+#define MAX_ID 16384
+
+/* The control directory in force: $BLKTAP_CONTROL_DIR, or BLKTAP2_CONTROL_DIR. */
+const char *blktap_control_dir(void);
+
+#endif
