@@ -92,8 +92,13 @@ int tapdisk_vbd_close(td_vbd_t *vbd, td_vbd_done_t done, void *arg);
  */
 int tapdisk_vbd_queue_request(td_vbd_t *vbd, td_vbd_request_t *vreq);
 
-/* Issues new and retried requests and finishes a pending quiesce.  Run by the server loop. */
-void tapdisk_vbd_check_state(td_vbd_t *vbd);
+/*
+ * Issues new and retried requests and finishes a pending quiesce.  Run by the server loop.
+ * Returns how many requests it issued.
+ */
+int tapdisk_vbd_check_state(td_vbd_t *vbd);
+/* Milliseconds until a failed request is due for retry, -1 when none waits. */
+int tapdisk_vbd_retry_wait_ms(const td_vbd_t *vbd);
 /* True when the VBD has no requests in any queue. */
 int tapdisk_vbd_idle(const td_vbd_t *vbd);
 

@@ -14,6 +14,13 @@ void tlog_set_stderr(int on);
 void tlog_syslog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tlog_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * The last warning logged, so that the control plane can hand the one clear message
+ * written where an error happened back to tap-ctl without reporting it twice.
+ */
+void tlog_clear_last_error(void);
+const char *tlog_last_error(void);
+
 struct td_driver_handle;
 /* Rate-limited per driver, so a failing disk cannot flood the log. */
 void tlog_drv_error(struct td_driver_handle *drv, int err, const char *fmt, ...)

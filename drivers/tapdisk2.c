@@ -1,0 +1,114 @@
+/*
+ * tapdisk: serves the VBDs that tap-ctl attaches to it.
+ *
+ * Started by `tap-ctl spawn`: it daemonises, opens its control socket and prints the
+ * socket's path on stdout, which is how tap-ctl learns its pid.  -D keeps it in the
+ * foreground with logs on stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "blktap.h"
+#include "tapdisk-control.h"
+#include "tapdisk-log.h"
+#include "tapdisk-server.h"
+
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"usage: %s [-D] [-c control-dir] [-h]\n"
+		"  -D  stay in the foreground and log to stderr too\n"
+		"  -c  control directory (default $%s or %s)\n",
+		prog, BLKTAP_CONTROL_DIR_ENV, BLKTAP2_CONTROL_DIR);
+}
+
+static void redirect(int fd, int flags)
+{
+	int null = open("/dev/null", flags);
+
+	if (null >= 0) {
+		dup2(null, fd);
+		if (null != fd)
+			close(null);
+	}
+}
+
+/* Forks; the parent exits at once, and tap-ctl reads the child's line from the pipe. */
+static int daemonize(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		fprintf(stderr, "tapdisk: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if (chdir("/"))
+		return -1;
+	redirect(STDIN_FILENO, O_RDONLY);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int foreground = 0, c, err;
+	char *control = NULL;
+
+	while ((c = getopt(argc, argv, "Dc:h")) != -1) {
+		switch (c) {
+		case 'D':
+			foreground = 1;
+			break;
+		case 'c':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "tapdisk: -c needs an absolute path\n");
+				return 2;
+			}
+			setenv(BLKTAP_CONTROL_DIR_ENV, optarg, 1);
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		default:
+			usage(stderr, argv[0]);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
+
+	if (!foreground && daemonize())
+		return 1;
+
+	tlog_open("tapdisk", LOG_DAEMON, TLOG_INFO);
+	err = tapdisk_server_init();
+	if (!err)
+		err = tapdisk_control_open(&control);
+	if (err) {
+		fprintf(stderr, "tapdisk: cannot start: %s\n", strerror(-err));
+		return 1;
+	}
+
+	printf("%s\n", control);
+	fflush(stdout);
+	if (!foreground) {
+		redirect(STDOUT_FILENO, O_WRONLY);
+		redirect(STDERR_FILENO, O_WRONLY);
+		tlog_set_stderr(0);
+	}
+
+	err = tapdisk_server_run();
+	tapdisk_control_close();
+	free(control);
+	tlog_close();
+	return err ? 1 : 0;
+}
