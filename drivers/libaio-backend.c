@@ -106,6 +106,8 @@ void tioq_prep_fdatasync(struct tiocb *tiocb, int fd, td_queue_callback_t cb, vo
 
 void tioq_queue(struct tioq *q, struct tiocb *tiocb)
 {
+	/* Completions signal our eventfd, which wakes the loop. */
+	io_set_eventfd(&tiocb->uiocb.io, q->efd);
 	tiocb->next = NULL;
 	if (q->tail)
 		q->tail->next = tiocb;

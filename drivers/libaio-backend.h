@@ -6,7 +6,7 @@
 #define _TAPDISK_LIBAIO_BACKEND_H_
 
 #include "io-backend.h"
-#include "scheduler.h"
+#include "tapdisk-scheduler.h"
 
 struct tioq {
 	io_context_t ctx;

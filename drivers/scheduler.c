@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "scheduler.h"
+#include "tapdisk-scheduler.h"
 #include "tapdisk-log.h"
 #include "timeout-math.h"
 

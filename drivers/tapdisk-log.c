@@ -62,7 +62,7 @@ static void tlog_vlog(int level, const char *fmt, va_list ap)
 
 		if (!strncmp(text, "tap-err:", 8) && strstr(text + 8, ": "))
 			text = strstr(text + 8, ": ") + 2;
-		snprintf(tlog.last_error, sizeof(tlog.last_error), "%s", text);
+		snprintf(tlog.last_error, sizeof(tlog.last_error), "%.255s", text);
 	}
 	if (tlog.opened)
 		syslog(prio[level < 0 ? 0 : level > 2 ? 2 : level], "%s", msg);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "libaio-backend.h"
-#include "scheduler.h"
+#include "tapdisk-scheduler.h"
 #include "tapdisk-disktype.h"
 #include "tapdisk-log.h"
 #include "tapdisk-server.h"

@@ -2,7 +2,7 @@
 #ifndef _TAPDISK_SCHEDULER_PRIV_H_
 #define _TAPDISK_SCHEDULER_PRIV_H_
 
-#include "../include/scheduler.h"
+#include "scheduler.h"
 #include "list.h"
 
 struct scheduler_fd;
