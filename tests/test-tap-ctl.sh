@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# tap-ctl's subcommands and output formats, step by step, as blktap3's tools expect them.
+source "$(dirname "$0")/functions.sh"
+requires qemu-io
+
+img=$TEST_DIR/disk.img
+make_image "$img" 8M
+
+# The long way: allocate, spawn, attach, open.
+dev=$("$TAPCTL" allocate) || fail allocate
+minor=${dev##*-}
+expect_eq "$dev" "$BLKTAP_CONTROL_DIR/tapdisk/tapdisk-$minor" "allocate's device name"
+[ -e "$dev" ] || fail "allocate made no marker file"
+pid=$("$TAPCTL" spawn) || fail spawn
+[[ "$pid" =~ ^[0-9]+$ ]] || fail "spawn printed '$pid'"
+[ -S "$BLKTAP_CONTROL_DIR/ctl$pid" ] || fail "no control socket for $pid"
+expect_eq "$(stat -c %a "$BLKTAP_CONTROL_DIR/ctl$pid")" 600 "control socket mode"
+"$TAPCTL" attach -p "$pid" -m "$minor" || fail attach
+"$TAPCTL" open -p "$pid" -m "$minor" -a "aio:$img" || fail open
+expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0x0 args=aio:$img" "list line"
+expect_eq "$("$TAPCTL" list -p "$pid")" "pid=$pid minor=$minor state=0x0 args=aio:$img" "list -p"
+expect_eq "$("$TAPCTL" list -f "$img")" "pid=$pid minor=$minor state=0x0 args=aio:$img" "list -f"
+expect_eq "$("$TAPCTL" list -t vhd)" "" "list -t of another type"
+[ -S "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "no NBD socket"
+VBD_URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
+qio -c 'write -P 0x5e 0 64k' >/dev/null
+
+# stats is JSON with the VBD's name and the sectors written.
+"$TAPCTL" stats -p "$pid" -m "$minor" >"$TEST_DIR/stats.json" || fail stats
+"$PY" - "$TEST_DIR/stats.json" "$img" <<'PYEOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+assert st["name"] == "aio:" + sys.argv[2], st
+assert st["secs"][1] == 128, st["secs"]
+assert st["images"][0]["driver"]["name"] == "aio", st
+assert st["reqs_outstanding"] == 0, st
+PYEOF
+
+# Errors: one clear line, non-zero exit, and tapdisk keeps serving.
+err_of() { if out=$("$TAPCTL" "$@" 2>&1); then fail "tap-ctl $* succeeded"; fi; echo "$out"; }
+grep -qi "exist" <<<"$(err_of attach -p "$pid" -m "$minor")" || fail "attach of an attached minor"
+grep -qi "busy" <<<"$(err_of detach -p "$pid" -m "$minor")" || fail "detach of an open VBD"
+grep -qi "no such" <<<"$(err_of close -p "$pid" -m $((minor + 100)))" || fail "close of an unknown minor"
+err_of open -p "$pid" -m "$minor" -a "aio:$img" >/dev/null
+err_of unpause -p "$pid" -m "$minor" >/dev/null
+err_of nosuchcommand >/dev/null
+err_of open -m "$minor" -a "aio:$img" >/dev/null
+err_of list -p 999999999 >/dev/null || true
+qio -c 'read -P 0x5e 0 64k' >/dev/null || fail "tapdisk stopped serving after bad commands"
+
+# pause shows in the state, unpause clears it; close and open again.
+"$TAPCTL" pause -p "$pid" -m "$minor" || fail pause
+expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0x20 args=aio:$img" "paused"
+"$TAPCTL" unpause -p "$pid" -m "$minor" || fail unpause
+"$TAPCTL" close -p "$pid" -m "$minor" || fail close
+[ ! -e "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "NBD socket survives close"
+"$TAPCTL" open -p "$pid" -m "$minor" -a "aio:$img" -R || fail "reopen read-only"
+qio -c 'read -P 0x5e 0 64k' >/dev/null || fail "read after reopen"
+"$TAPCTL" close -p "$pid" -m "$minor" || fail close
+"$TAPCTL" detach -p "$pid" -m "$minor" || fail detach
+wait_gone "$pid"   # the last VBD is gone: tapdisk leaves
+"$TAPCTL" free -m "$minor" || fail free
+[ ! -e "$dev" ] || fail "free left the marker"
+
+# The short way, and destroy.
+dev=$("$TAPCTL" create -a "aio:$img") || fail create
+minor=${dev##*-}
+line=$("$TAPCTL" list -m "$minor")
+pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$line")
+"$TAPCTL" destroy -p "$pid" -m "$minor" || fail destroy
+wait_gone "$pid"
+expect_eq "$("$TAPCTL" list)" "" "list after destroy"
+echo "PASS: tap-ctl allocate/spawn/attach/open/list/stats/pause/unpause/close/detach/free/create/destroy"
