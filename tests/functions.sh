@@ -18,6 +18,11 @@ TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/blktap-test.XXXXXX")
 export BLKTAP_CONTROL_DIR="$TEST_DIR/ctl"
 mkdir -p "$BLKTAP_CONTROL_DIR"
 
+# Sanitizer reports of daemonised tapdisks would vanish with their stderr: send them to
+# files, and fail the test when any appears.
+export ASAN_OPTIONS="log_path=$TEST_DIR/sanitizer:detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="log_path=$TEST_DIR/sanitizer:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
 _cleanup_fns=()
 cleanup_fn() { _cleanup_fns+=("$*"); }
 
@@ -32,6 +37,13 @@ _cleanup() {
 		[ -S "$sock" ] || continue
 		kill -9 "${sock##*/ctl}" 2>/dev/null
 	done
+	# Give tapdisks that are on their way out the time to write their reports.
+	sleep 0.2
+	if ls "$TEST_DIR"/sanitizer.* >/dev/null 2>&1; then
+		echo "FAIL: sanitizer reports:" >&2
+		cat "$TEST_DIR"/sanitizer.* >&2
+		rc=1
+	fi
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		echo "FAILED (exit $rc); logs under $TEST_DIR kept" >&2
 	else

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing blktap-colo needs on Debian 12 (run as root).
+set -euo pipefail
+pkgs=(
+	build-essential autoconf automake pkg-config	# build
+	libaio-dev check libxen-dev			# libraries
+	qemu-utils nbdkit libnbd-bin python3-libnbd fio	# real NBD clients and peers for tests
+	clang libclang-rt-14-dev			# libFuzzer targets
+	e2fsprogs iproute2 procps			# chattr, ip netns, pgrep
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
