@@ -90,6 +90,8 @@ int main(int argc, char **argv)
 		return 1;
 
 	tlog_open("tapdisk", LOG_DAEMON, TLOG_INFO);
+	/* A daemon's logs go to syslog only: its stderr is still tap-ctl's until it detaches. */
+	tlog_set_stderr(foreground);
 	err = tapdisk_server_init();
 	if (!err)
 		err = tapdisk_control_open(&control);
@@ -103,7 +105,6 @@ int main(int argc, char **argv)
 	if (!foreground) {
 		redirect(STDOUT_FILENO, O_WRONLY);
 		redirect(STDERR_FILENO, O_WRONLY);
-		tlog_set_stderr(0);
 	}
 
 	err = tapdisk_server_run();

@@ -18,7 +18,7 @@ kill -9 "$pid_a"
 wait_gone "$pid_a"
 
 list=$(timeout 10 "$TAPCTL" list) || fail "tap-ctl list failed after kill -9"
-grep -q "^pid=$pid_b minor=$minor_b state=0x0 args=aio:$b\$" <<<"$list" || fail "live VBD missing from: $list"
+grep -q "^pid=$pid_b minor=$minor_b state=0 args=aio:$b\$" <<<"$list" || fail "live VBD missing from: $list"
 if grep -q "pid=$pid_a " <<<"$list"; then fail "dead tapdisk listed: $list"; fi
 
 qio -c 'write -P 0x62 0 1M' -c 'read -P 0x62 0 1M' >/dev/null || fail "surviving tapdisk stopped serving"

@@ -14,7 +14,7 @@ nbdcopy --flush "$src" "$VBD_URI" || fail "nbdcopy in"
 nbdcopy "$VBD_URI" "$out" || fail "nbdcopy out"
 cmp "$src" "$out" || fail "copy out differs from source"
 # Four connections, requests of 4 MiB: multi-conn and large requests together.
-nbdcopy -C 4 --request-size=4M "$VBD_URI" "$TEST_DIR/out4.img" || fail "nbdcopy -C 4"
+nbdcopy -C 4 --request-size=4194304 "$VBD_URI" "$TEST_DIR/out4.img" || fail "nbdcopy -C 4"
 cmp "$src" "$TEST_DIR/out4.img" || fail "4-connection copy differs"
 
 vbd_destroy "$VBD_PID" "$VBD_MINOR"

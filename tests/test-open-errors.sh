@@ -16,7 +16,7 @@ expect_fail "No such file or directory" create -a "aio:$TEST_DIR/missing.img"
 head -c 100 /dev/zero >"$TEST_DIR/tiny.img"
 expect_fail "too small" create -a "aio:$TEST_DIR/tiny.img"
 mkdir "$TEST_DIR/dir.img"
-expect_fail "not a regular file or a block device" create -a "aio:$TEST_DIR/dir.img"
+expect_fail "Is a directory" create -a "aio:$TEST_DIR/dir.img"
 expect_fail "unknown disk type" create -a "qcow9:$TEST_DIR/x.img"
 expect_fail "type:/path" create -a "no-colon-here"
 

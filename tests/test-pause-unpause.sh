@@ -10,7 +10,7 @@ make_image "$img" 128M
 make_image "$src" 128M 99
 vbd_create "$img"
 
-nbdcopy --flush --request-size=1M "$src" "$VBD_URI" &
+nbdcopy --flush --request-size=1048576 "$src" "$VBD_URI" &
 copier=$!
 paused=0
 for _ in $(seq 10); do

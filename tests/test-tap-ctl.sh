@@ -17,9 +17,9 @@ pid=$("$TAPCTL" spawn) || fail spawn
 expect_eq "$(stat -c %a "$BLKTAP_CONTROL_DIR/ctl$pid")" 600 "control socket mode"
 "$TAPCTL" attach -p "$pid" -m "$minor" || fail attach
 "$TAPCTL" open -p "$pid" -m "$minor" -a "aio:$img" || fail open
-expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0x0 args=aio:$img" "list line"
-expect_eq "$("$TAPCTL" list -p "$pid")" "pid=$pid minor=$minor state=0x0 args=aio:$img" "list -p"
-expect_eq "$("$TAPCTL" list -f "$img")" "pid=$pid minor=$minor state=0x0 args=aio:$img" "list -f"
+expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0 args=aio:$img" "list line"
+expect_eq "$("$TAPCTL" list -p "$pid")" "pid=$pid minor=$minor state=0 args=aio:$img" "list -p"
+expect_eq "$("$TAPCTL" list -f "$img")" "pid=$pid minor=$minor state=0 args=aio:$img" "list -f"
 expect_eq "$("$TAPCTL" list -t vhd)" "" "list -t of another type"
 [ -S "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "no NBD socket"
 VBD_URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
@@ -38,14 +38,14 @@ PYEOF
 
 # Errors: one clear line, non-zero exit, and tapdisk keeps serving.
 err_of() { if out=$("$TAPCTL" "$@" 2>&1); then fail "tap-ctl $* succeeded"; fi; echo "$out"; }
-grep -qi "exist" <<<"$(err_of attach -p "$pid" -m "$minor")" || fail "attach of an attached minor"
-grep -qi "busy" <<<"$(err_of detach -p "$pid" -m "$minor")" || fail "detach of an open VBD"
-grep -qi "no such" <<<"$(err_of close -p "$pid" -m $((minor + 100)))" || fail "close of an unknown minor"
+expect_eq "$(err_of attach -p "$pid" -m "$minor")" "tap-ctl: attach: minor $minor is already attached" "attach twice"
+expect_eq "$(err_of detach -p "$pid" -m "$minor")" "tap-ctl: detach: VBD $minor is still open: close it first" "detach open"
+expect_eq "$(err_of close -p "$pid" -m $((minor + 100)))" "tap-ctl: close: no VBD with minor $((minor + 100))" "close unknown"
 err_of open -p "$pid" -m "$minor" -a "aio:$img" >/dev/null
 err_of unpause -p "$pid" -m "$minor" >/dev/null
 err_of nosuchcommand >/dev/null
 err_of open -m "$minor" -a "aio:$img" >/dev/null
-err_of list -p 999999999 >/dev/null || true
+expect_eq "$("$TAPCTL" list -p 999999999)" "" "list of a pid without a tapdisk"
 qio -c 'read -P 0x5e 0 64k' >/dev/null || fail "tapdisk stopped serving after bad commands"
 
 # pause shows in the state, unpause clears it; close and open again.
@@ -55,7 +55,7 @@ expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0x20 args
 "$TAPCTL" close -p "$pid" -m "$minor" || fail close
 [ ! -e "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "NBD socket survives close"
 "$TAPCTL" open -p "$pid" -m "$minor" -a "aio:$img" -R || fail "reopen read-only"
-qio -c 'read -P 0x5e 0 64k' >/dev/null || fail "read after reopen"
+qemu-io -r -f raw "$VBD_URI" -c 'read -P 0x5e 0 64k' >/dev/null || fail "read after reopen"
 "$TAPCTL" close -p "$pid" -m "$minor" || fail close
 "$TAPCTL" detach -p "$pid" -m "$minor" || fail detach
 wait_gone "$pid"   # the last VBD is gone: tapdisk leaves

@@ -1,0 +1,36 @@
+/* nbd-tcp (extension): serve VBD @minor over NBD on a TCP address too. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tap-ctl-internal.h"
+#include "tap-ctl.h"
+#include "tapdisk-message-codec.h"
+
+int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, char *bound, size_t bound_size)
+{
+	char host[TAPDISK_MESSAGE_HOST_MAX], port[TAPDISK_MESSAGE_PORT_MAX];
+	struct timeval timeout = { .tv_sec = TAP_CTL_TIMEOUT };
+	tapdisk_message_t message;
+	int err;
+
+	/* Checked here too, for a clearer message than the round trip would give. */
+	if (strlen(addr) >= sizeof(message.u.string.text) ||
+	    tapdisk_message_split_hostport(addr, host, sizeof(host), port, sizeof(port))) {
+		tap_ctl_error("nbd-tcp: bad address '%s': expected host:port or [v6addr]:port",
+			      addr);
+		return -EINVAL;
+	}
+
+	memset(&message, 0, sizeof(message));
+	message.type = TAPDISK_MESSAGE_NBD_TCP;
+	message.cookie = minor;
+	strcpy(message.u.string.text, addr);
+	err = tap_ctl_request("nbd-tcp", pid, &message, TAPDISK_MESSAGE_NBD_TCP_RSP, &timeout,
+			      NULL);
+	if (err)
+		return err;
+	if (bound && bound_size)
+		snprintf(bound, bound_size, "%s", message.u.string.text);
+	return 0;
+}

@@ -1,0 +1,625 @@
+/*
+ * tap-ctl: drive tapdisk processes from the command line (blktap3's subcommands, flags and
+ * output).  Each subcommand parses its flags and calls libblktapctl, which prints the one
+ * error line; the exit status is the errno of the failure (0 on success).
+ * docs/tap-ctl.md describes every subcommand.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "blktap.h"
+#include "tap-ctl.h"
+
+struct command {
+	const char *name;
+	int (*func)(int argc, char **argv);
+	const char *usage;
+};
+
+static const struct command *current;
+
+/* Usage errors exit with EINVAL, as blktap3's tap-ctl does. */
+static int usage_error(void)
+{
+	fprintf(stderr, "usage: %s %s\n", current->name, current->usage);
+	return EINVAL;
+}
+
+static int usage_help(void)
+{
+	printf("usage: %s %s\n", current->name, current->usage);
+	return 0;
+}
+
+/* Strict number parsing: "12x" or "" is a usage error, not 12 or 0. */
+static int parse_int(const char *flag, const char *s, int min, int max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "%s: %s: bad value '%s' for %s (expected %d..%d)\n",
+			program_invocation_short_name, current->name, s, flag, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static struct timeval *parse_timeout(const char *s, struct timeval *tv)
+{
+	int secs;
+
+	if (parse_int("-t", s, 0, INT_MAX, &secs))
+		return NULL;
+	tv->tv_sec = secs;
+	tv->tv_usec = 0;
+	return tv;
+}
+
+#define PID_MAX_ARG INT_MAX
+#define MINOR_MAX_ARG (MAX_ID - 1)
+
+static void list_print_row(const tap_list_t *e)
+{
+	char pid[16] = "-", minor[16] = "-", state[16] = "-";
+
+	if (e->pid != -1)
+		snprintf(pid, sizeof(pid), "%d", e->pid);
+	if (e->minor != -1)
+		snprintf(minor, sizeof(minor), "%d", e->minor);
+	if (e->state != -1)
+		snprintf(state, sizeof(state), "%#x", e->state);
+	printf("%8s %4s %4s %10s %s\n", pid, minor, state, e->type ? e->type : "-",
+	       e->path ? e->path : "-");
+}
+
+/* key=value pairs, separated by one space, that Xen's block-tap script parses. */
+static void list_print_dict(const tap_list_t *e)
+{
+	const char *sep = "";
+
+	if (e->pid != -1) {
+		printf("%spid=%d", sep, e->pid);
+		sep = " ";
+	}
+	if (e->minor != -1) {
+		printf("%sminor=%d", sep, e->minor);
+		sep = " ";
+	}
+	if (e->state != -1) {
+		printf("%sstate=%#x", sep, e->state);
+		sep = " ";
+	}
+	if (e->type && e->path)
+		printf("%sargs=%s:%s", sep, e->type, e->path);
+	putchar('\n');
+}
+
+static int cli_list(int argc, char **argv)
+{
+	struct list_head list;
+	const char *type = NULL, *file = NULL;
+	int c, pid = -1, minor = -1, tty, err;
+	tap_list_t *e;
+
+	while ((c = getopt(argc, argv, "p:m:t:f:h")) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_int("-p", optarg, 1, PID_MAX_ARG, &pid))
+				return usage_error();
+			break;
+		case 'm':
+			if (parse_int("-m", optarg, 0, MINOR_MAX_ARG, &minor))
+				return usage_error();
+			break;
+		case 't':
+			type = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+
+	err = pid != -1 ? tap_ctl_list_pid(pid, &list) : tap_ctl_list(&list);
+	if (err)
+		return err;
+
+	tty = isatty(STDOUT_FILENO);
+	if (tty)
+		printf("%8s %4s %4s %10s %s\n", "pid", "minor", "state", "type", "file");
+	tap_list_for_each_entry(e, &list) {
+		if (minor >= 0 && e->minor != minor)
+			continue;
+		if (pid >= 0 && e->pid != pid)
+			continue;
+		if (type && (!e->type || strcmp(e->type, type)))
+			continue;
+		if (file && (!e->path || strcmp(e->path, file)))
+			continue;
+		if (tty)
+			list_print_row(e);
+		else
+			list_print_dict(e);
+	}
+	tap_ctl_list_free(&list);
+	return 0;
+}
+
+static int cli_allocate(int argc, char **argv)
+{
+	char *devname = NULL;
+	int c, minor, err;
+
+	while ((c = getopt(argc, argv, "d:h")) != -1) {
+		switch (c) {
+		case 'd':
+			devname = optarg;
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	const char *given = devname;
+
+	err = tap_ctl_allocate(&minor, &devname);
+	if (err)
+		return err;
+	printf("%s\n", devname);
+	if (devname != given)
+		free(devname);
+	return 0;
+}
+
+static int cli_free(int argc, char **argv)
+{
+	int c, minor = -1;
+
+	while ((c = getopt(argc, argv, "m:h")) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_int("-m", optarg, 0, MINOR_MAX_ARG, &minor))
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (minor == -1)
+		return usage_error();
+	return tap_ctl_free(minor);
+}
+
+static int cli_spawn(int argc, char **argv)
+{
+	int c, id;
+
+	while ((c = getopt(argc, argv, "h")) != -1) {
+		switch (c) {
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	id = tap_ctl_spawn();
+	if (id < 0)
+		return id;
+	if (isatty(STDOUT_FILENO))
+		printf("tapdisk spawned with pid %d\n", id);
+	else
+		printf("%d\n", id);
+	return 0;
+}
+
+/* -p pid and -m minor, both required: attach, detach, pause, stats... */
+static int parse_pid_minor(int c, int *pid, int *minor)
+{
+	if (c == 'p')
+		return parse_int("-p", optarg, 1, PID_MAX_ARG, pid);
+	return parse_int("-m", optarg, 0, MINOR_MAX_ARG, minor);
+}
+
+static int cli_attach(int argc, char **argv)
+{
+	int c, pid = -1, minor = -1;
+
+	while ((c = getopt(argc, argv, "p:m:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1)
+		return usage_error();
+	return tap_ctl_attach(pid, minor);
+}
+
+static int cli_detach(int argc, char **argv)
+{
+	int c, pid = -1, minor = -1;
+
+	while ((c = getopt(argc, argv, "p:m:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1)
+		return usage_error();
+	return tap_ctl_detach(pid, minor);
+}
+
+/* The image flags shared by open and create.  Returns 1 if @c was one of them, -1 if bad. */
+static int parse_open_flag(int c, int *flags, int *prt_minor, char **secondary, int *timeout)
+{
+	switch (c) {
+	case 'R':
+		*flags |= TAPDISK_MESSAGE_FLAG_RDONLY;
+		return 1;
+	case 'D':
+		*flags |= TAPDISK_MESSAGE_FLAG_NO_O_DIRECT;
+		return 1;
+	case 'r':
+		*flags |= TAPDISK_MESSAGE_FLAG_ADD_LCACHE;
+		return 1;
+	case 'e':
+		*flags |= TAPDISK_MESSAGE_FLAG_REUSE_PRT;
+		return parse_int("-e", optarg, 0, MINOR_MAX_ARG, prt_minor) ? -1 : 1;
+	case '2':
+		*flags |= TAPDISK_MESSAGE_FLAG_SECONDARY;
+		*secondary = optarg;
+		return 1;
+	case 's':
+		*flags |= TAPDISK_MESSAGE_FLAG_STANDBY;
+		return 1;
+	case 't':
+		return parse_int("-t", optarg, 0, UINT16_MAX, timeout) ? -1 : 1;
+	default:
+		return 0;
+	}
+}
+
+static int cli_open(int argc, char **argv)
+{
+	int c, r, pid = -1, minor = -1, flags = 0, prt_minor = -1, timeout = 0;
+	char *args = NULL, *secondary = NULL;
+
+	while ((c = getopt(argc, argv, "p:m:a:RDre:2:st:h")) != -1) {
+		r = parse_open_flag(c, &flags, &prt_minor, &secondary, &timeout);
+		if (r < 0)
+			return usage_error();
+		if (r)
+			continue;
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'a':
+			args = optarg;
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1 || !args)
+		return usage_error();
+	return tap_ctl_open(pid, minor, args, flags, prt_minor, secondary, timeout);
+}
+
+static int cli_close(int argc, char **argv)
+{
+	int c, pid = -1, minor = -1, force = 0;
+	struct timeval tv, *timeout = NULL;
+
+	while ((c = getopt(argc, argv, "p:m:ft:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'f':
+			force = 1;
+			break;
+		case 't':
+			timeout = parse_timeout(optarg, &tv);
+			if (!timeout)
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1)
+		return usage_error();
+	return tap_ctl_close(pid, minor, force, timeout);
+}
+
+static int cli_pause(int argc, char **argv)
+{
+	int c, pid = -1, minor = -1;
+	struct timeval tv, *timeout = NULL;
+
+	while ((c = getopt(argc, argv, "p:m:t:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 't':
+			timeout = parse_timeout(optarg, &tv);
+			if (!timeout)
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1)
+		return usage_error();
+	return tap_ctl_pause(pid, minor, timeout);
+}
+
+static int cli_unpause(int argc, char **argv)
+{
+	int c, pid = -1, minor = -1, flags = 0;
+	char *args = NULL, *secondary = NULL, *logpath = NULL;
+
+	while ((c = getopt(argc, argv, "p:m:a:2:c:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'a':
+			args = optarg;
+			break;
+		case '2':
+			flags |= TAPDISK_MESSAGE_FLAG_SECONDARY;
+			secondary = optarg;
+			break;
+		case 'c':
+			logpath = optarg;
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1)
+		return usage_error();
+	return tap_ctl_unpause(pid, minor, args, flags, secondary, logpath);
+}
+
+static int cli_stats(int argc, char **argv)
+{
+	int c, pid = -1, minor = TAPDISK_MESSAGE_STATS_ALL, err;
+
+	while ((c = getopt(argc, argv, "p:m:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1)
+		return usage_error();
+	err = tap_ctl_stats_fwrite(pid, minor, stdout);
+	if (err)
+		return err;
+	putchar('\n');
+	return 0;
+}
+
+static int cli_create(int argc, char **argv)
+{
+	int c, r, flags = 0, prt_minor = -1, timeout = 0, err;
+	char *args = NULL, *devname = NULL, *secondary = NULL;
+
+	while ((c = getopt(argc, argv, "a:d:RDre:2:st:h")) != -1) {
+		r = parse_open_flag(c, &flags, &prt_minor, &secondary, &timeout);
+		if (r < 0)
+			return usage_error();
+		if (r)
+			continue;
+		switch (c) {
+		case 'a':
+			args = optarg;
+			break;
+		case 'd':
+			devname = optarg;
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (!args)
+		return usage_error();
+	const char *given = devname;
+
+	err = tap_ctl_create(args, &devname, flags, prt_minor, secondary, timeout);
+	if (err)
+		return err;
+	printf("%s\n", devname);
+	if (devname != given)
+		free(devname);
+	return 0;
+}
+
+static int cli_destroy(int argc, char **argv)
+{
+	int c, pid = -1, minor = -1;
+	struct timeval tv, *timeout = NULL;
+
+	while ((c = getopt(argc, argv, "p:m:t:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 't':
+			timeout = parse_timeout(optarg, &tv);
+			if (!timeout)
+				return usage_error();
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1)
+		return usage_error();
+	return tap_ctl_destroy(pid, minor, 0, timeout);
+}
+
+static int cli_nbd_tcp(int argc, char **argv)
+{
+	char bound[TAPDISK_MESSAGE_STRING_LENGTH];
+	int c, pid = -1, minor = -1, err;
+	const char *addr = NULL;
+
+	while ((c = getopt(argc, argv, "p:m:a:h")) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &pid, &minor))
+				return usage_error();
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'h':
+			return usage_help();
+		default:
+			return usage_error();
+		}
+	}
+	if (pid == -1 || minor == -1 || !addr)
+		return usage_error();
+	err = tap_ctl_nbd_tcp(pid, minor, addr, bound, sizeof(bound));
+	if (err)
+		return err;
+	printf("%s\n", bound);
+	return 0;
+}
+
+static const struct command commands[] = {
+	{ "list", cli_list, "[-h] [-p pid] [-m minor] [-t type] [-f file]" },
+	{ "allocate", cli_allocate, "[-h] [-d devname]" },
+	{ "free", cli_free, "[-h] <-m minor>" },
+	{ "create", cli_create,
+	  "[-h] <-a type:/path/to/file> [-d devname] [-R readonly] [-D no O_DIRECT] "
+	  "[-e parent-minor] [-r] [-2 secondary] [-s] [-t request-timeout]" },
+	{ "destroy", cli_destroy, "[-h] <-p pid> <-m minor> [-t seconds]" },
+	{ "spawn", cli_spawn, "[-h]" },
+	{ "attach", cli_attach, "[-h] <-p pid> <-m minor>" },
+	{ "detach", cli_detach, "[-h] <-p pid> <-m minor>" },
+	{ "open", cli_open,
+	  "[-h] <-p pid> <-m minor> <-a type:/path/to/file> [-R readonly] [-D no O_DIRECT] "
+	  "[-e parent-minor] [-r] [-2 secondary] [-s] [-t request-timeout]" },
+	{ "close", cli_close, "[-h] <-p pid> <-m minor> [-f force] [-t seconds]" },
+	{ "pause", cli_pause, "[-h] <-p pid> <-m minor> [-t seconds]" },
+	{ "unpause", cli_unpause, "[-h] <-p pid> <-m minor> [-a type:/path/to/file] [-2 secondary]" },
+	{ "stats", cli_stats, "[-h] <-p pid> [-m minor]" },
+	{ "nbd-tcp", cli_nbd_tcp, "[-h] <-p pid> <-m minor> <-a host:port>" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: %s <command> [options]\n\ncommands:\n",
+		program_invocation_short_name);
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
+	fprintf(out, "\nThe control directory is $%s, or %s.\n", BLKTAP_CONTROL_DIR_ENV,
+		BLKTAP2_CONTROL_DIR);
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+	int ret;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 1;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (getenv("TAP_CTL_DEBUG"))
+		tap_ctl_debug = 1;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		current = &commands[i];
+		optind = 1;
+		ret = current->func(argc - 1, argv + 1);
+		if (ret < 0)
+			ret = -ret;
+		return ret > 255 ? 1 : ret;
+	}
+
+	fprintf(stderr, "%s: unknown command '%s'\n", program_invocation_short_name, argv[1]);
+	usage(stderr);
+	return 1;
+}
