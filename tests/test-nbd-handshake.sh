@@ -44,8 +44,13 @@ assert size == SIZE
 assert tflags & 1 and tflags & 4 and tflags & 8, hex(tflags)   # HAS_FLAGS, FLUSH, FUA
 assert not tflags & 2, "writable export flagged read-only"
 assert struct.unpack(">III", infos[INFO_BLOCK_SIZE]) == (512, 4096, 64 << 20)
-# An option longer than any real one (64 KiB) ends the connection at once: the server
-# neither buffers nor waits for a gigabyte.
+# An option longer than 64 KiB is read, dropped and refused; the negotiation goes on.
+c.send_opt(OPT_GO, b"\x00" * (1 << 20))
+assert c.recv_opt_reply()[:2] == (OPT_GO, REP_ERR_TOO_BIG)
+c.send_opt(OPT_STRUCTURED_REPLY)
+assert c.recv_opt_reply() == (OPT_STRUCTURED_REPLY, REP_ACK, b"")
+# One longer than 16 MiB ends the connection at once: no real client sends one, and the
+# server neither buffers nor waits for a gigabyte.
 c.send_opt(OPT_GO, length=1 << 30)
 assert c.is_closed(), "a 1 GiB option did not end the connection"
 
