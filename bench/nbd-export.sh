@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark: fio --ioengine=nbd against tapdisk's NBD export and against nbdkit (default
-# and cache=none) and qemu-nbd, on the same image file, in one run.  Prints medians and
-# ratios to nbdkit's default.  A benchmark, not a test: it asserts nothing.
+# Benchmark: fio --ioengine=nbd against tapdisk's NBD export (O_DIRECT, the default, and
+# with the page cache, tap-ctl -D) and against nbdkit (default and cache=none) and qemu-nbd,
+# on the same image file, in one run, next to fio with O_DIRECT on the file itself (no NBD:
+# the disk's ceiling).  Prints medians and ratios to nbdkit's default and to that ceiling.
+# A benchmark, not a test: it asserts nothing.
 #
 #   bench/nbd-export.sh [BUILD_DIR]     env: RUNTIME=seconds per run (5), REPS=runs (3),
 #                                            SIZE=image size (1G), DIR=where the image lives
@@ -33,10 +35,20 @@ fallocate -l "$SIZE" "$img"
 fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio --iodepth=8 \
 	--size="$SIZE" --output=/dev/null
 
-start_target() { # name -> sets URI
+start_target() { # name -> sets URI (FIO_TARGET for the no-NBD baseline)
+	FIO_TARGET=(--ioengine=nbd)
 	case $1 in
-	tapdisk)
-		dev=$("$build/tap-ctl" create -a "aio:$img")
+	raw-o_direct)
+		# No NBD at all: fio's libaio with O_DIRECT on the file, the disk's own ceiling.
+		FIO_TARGET=(--ioengine=libaio --direct=1 --filename="$img")
+		URI=
+		STOP=true
+		return 0
+		;;
+	tapdisk | tapdisk-buffered)
+		flags=()
+		[ "$1" = tapdisk-buffered ] && flags=(-D)
+		dev=$("$build/tap-ctl" create -a "aio:$img" "${flags[@]}")
 		minor=${dev##*-}
 		pid=$("$build/tap-ctl" list -m "$minor" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
 		URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
@@ -75,7 +87,9 @@ run_fio() {
 	local kind=$1
 	shift
 	local out
-	out=$(fio --name=b --ioengine=nbd --uri="$URI" --runtime="$RUNTIME" --time_based \
+	local target=("${FIO_TARGET[@]}")
+	[ -n "$URI" ] && target+=(--uri="$URI")
+	out=$(fio --name=b "${target[@]}" --runtime="$RUNTIME" --time_based \
 		--output-format=json "$@" 2>/dev/null)
 	"${PY:-/usr/bin/python3}" -c '
 import json, sys
@@ -90,7 +104,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 
 declare -A result
 workloads=(randwrite4k randread4k seqwrite1m flush4k)
-targets=(nbdkit nbdkit-cache-none qemu-nbd tapdisk)
+targets=(raw-o_direct nbdkit nbdkit-cache-none qemu-nbd tapdisk tapdisk-buffered)
 for target in "${targets[@]}"; do
 	start_target "$target"
 	for w in "${workloads[@]}"; do
@@ -112,7 +126,7 @@ done
 
 printf '\n%-28s' "workload (median of $REPS)"
 for t in "${targets[@]}"; do printf '%18s' "$t"; done
-printf '%18s\n' "tapdisk/nbdkit"
+printf '%18s%18s%18s\n' "tapdisk/nbdkit" "buffered/nbdkit" "tapdisk/raw"
 for w in "${workloads[@]}"; do
 	case $w in
 	randwrite4k) label="4k randwrite QD32 (IOPS)" ;;
@@ -122,5 +136,7 @@ for w in "${workloads[@]}"; do
 	esac
 	printf '%-28s' "$label"
 	for t in "${targets[@]}"; do printf '%18s' "${result[$t,$w]}"; done
-	awk -v a="${result[tapdisk,$w]}" -v b="${result[nbdkit,$w]}" 'BEGIN {printf "%18.2f\n", b ? a / b : 0}'
+	awk -v a="${result[tapdisk,$w]}" -v c="${result[tapdisk-buffered,$w]}" -v b="${result[nbdkit,$w]}" \
+		-v r="${result[raw-o_direct,$w]}" \
+		'BEGIN {printf "%18.2f%18.2f%18.2f\n", b ? a / b : 0, b ? c / b : 0, r ? a / r : 0}'
 done
