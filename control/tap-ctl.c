@@ -238,48 +238,80 @@ static int parse_pid_minor(int c, int *pid, int *minor)
 	return parse_int("-m", optarg, 0, MINOR_MAX_ARG, minor);
 }
 
-static int cli_attach(int argc, char **argv)
-{
-	int c, pid = -1, minor = -1;
+/* The flags most subcommands share. */
+struct cli_opts {
+	int pid, minor;
+	int force;
+	const char *args;
+	struct timeval tv, *timeout;
+};
 
-	while ((c = getopt(argc, argv, "p:m:h")) != -1) {
+#define CLI_HELP 1
+
+/*
+ * Parses the flags of @optstring among -p -m -a -f -t -h.  Returns 0, CLI_HELP after -h,
+ * or -1 after a usage error.  -p and -m are required when @optstring has them.
+ */
+static int cli_parse(int argc, char **argv, const char *optstring, struct cli_opts *o)
+{
+	int c;
+
+	*o = (struct cli_opts){ .pid = -1, .minor = -1 };
+	while ((c = getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'p':
 		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
+			if (parse_pid_minor(c, &o->pid, &o->minor))
+				return -1;
+			break;
+		case 'a':
+			o->args = optarg;
+			break;
+		case 'f':
+			o->force = 1;
+			break;
+		case 't':
+			o->timeout = parse_timeout(optarg, &o->tv);
+			if (!o->timeout)
+				return -1;
 			break;
 		case 'h':
-			return usage_help();
+			return CLI_HELP;
 		default:
-			return usage_error();
+			return -1;
 		}
 	}
-	if (pid == -1 || minor == -1)
-		return usage_error();
-	return tap_ctl_attach(pid, minor);
+	if ((strchr(optstring, 'p') && o->pid == -1) || (strchr(optstring, 'm') && o->minor == -1))
+		return -1;
+	return 0;
+}
+
+/* What tap-ctl answers when cli_parse did not return 0. */
+static int cli_usage(int r)
+{
+	return r == CLI_HELP ? usage_help() : usage_error();
+}
+
+static int cli_attach(int argc, char **argv)
+{
+	struct cli_opts o;
+	int r;
+
+	r = cli_parse(argc, argv, "p:m:h", &o);
+	if (r)
+		return cli_usage(r);
+	return tap_ctl_attach(o.pid, o.minor);
 }
 
 static int cli_detach(int argc, char **argv)
 {
-	int c, pid = -1, minor = -1;
+	struct cli_opts o;
+	int r;
 
-	while ((c = getopt(argc, argv, "p:m:h")) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (pid == -1 || minor == -1)
-		return usage_error();
-	return tap_ctl_detach(pid, minor);
+	r = cli_parse(argc, argv, "p:m:h", &o);
+	if (r)
+		return cli_usage(r);
+	return tap_ctl_detach(o.pid, o.minor);
 }
 
 /* The image flags shared by open and create.  Returns 1 if @c was one of them, -1 if bad. */
@@ -345,61 +377,24 @@ static int cli_open(int argc, char **argv)
 
 static int cli_close(int argc, char **argv)
 {
-	int c, pid = -1, minor = -1, force = 0;
-	struct timeval tv, *timeout = NULL;
+	struct cli_opts o;
+	int r;
 
-	while ((c = getopt(argc, argv, "p:m:ft:h")) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
-			break;
-		case 'f':
-			force = 1;
-			break;
-		case 't':
-			timeout = parse_timeout(optarg, &tv);
-			if (!timeout)
-				return usage_error();
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (pid == -1 || minor == -1)
-		return usage_error();
-	return tap_ctl_close(pid, minor, force, timeout);
+	r = cli_parse(argc, argv, "p:m:ft:h", &o);
+	if (r)
+		return cli_usage(r);
+	return tap_ctl_close(o.pid, o.minor, o.force, o.timeout);
 }
 
 static int cli_pause(int argc, char **argv)
 {
-	int c, pid = -1, minor = -1;
-	struct timeval tv, *timeout = NULL;
+	struct cli_opts o;
+	int r;
 
-	while ((c = getopt(argc, argv, "p:m:t:h")) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
-			break;
-		case 't':
-			timeout = parse_timeout(optarg, &tv);
-			if (!timeout)
-				return usage_error();
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (pid == -1 || minor == -1)
-		return usage_error();
-	return tap_ctl_pause(pid, minor, timeout);
+	r = cli_parse(argc, argv, "p:m:t:h", &o);
+	if (r)
+		return cli_usage(r);
+	return tap_ctl_pause(o.pid, o.minor, o.timeout);
 }
 
 static int cli_unpause(int argc, char **argv)
@@ -500,57 +495,27 @@ static int cli_create(int argc, char **argv)
 
 static int cli_destroy(int argc, char **argv)
 {
-	int c, pid = -1, minor = -1;
-	struct timeval tv, *timeout = NULL;
+	struct cli_opts o;
+	int r;
 
-	while ((c = getopt(argc, argv, "p:m:t:h")) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
-			break;
-		case 't':
-			timeout = parse_timeout(optarg, &tv);
-			if (!timeout)
-				return usage_error();
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (pid == -1 || minor == -1)
-		return usage_error();
-	return tap_ctl_destroy(pid, minor, 0, timeout);
+	r = cli_parse(argc, argv, "p:m:t:h", &o);
+	if (r)
+		return cli_usage(r);
+	return tap_ctl_destroy(o.pid, o.minor, 0, o.timeout);
 }
 
 static int cli_nbd_tcp(int argc, char **argv)
 {
 	char bound[TAPDISK_MESSAGE_STRING_LENGTH];
-	int c, pid = -1, minor = -1, err;
-	const char *addr = NULL;
+	struct cli_opts o;
+	int r, err;
 
-	while ((c = getopt(argc, argv, "p:m:a:h")) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
-			break;
-		case 'a':
-			addr = optarg;
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (pid == -1 || minor == -1 || !addr)
+	r = cli_parse(argc, argv, "p:m:a:h", &o);
+	if (r)
+		return cli_usage(r);
+	if (!o.args)
 		return usage_error();
-	err = tap_ctl_nbd_tcp(pid, minor, addr, bound, sizeof(bound));
+	err = tap_ctl_nbd_tcp(o.pid, o.minor, o.args, bound, sizeof(bound));
 	if (err)
 		return err;
 	printf("%s\n", bound);
