@@ -8,47 +8,62 @@
 #include "tapdisk-message-codec.h"
 #include "tapdisk-message.h"
 
-static const char *const message_names[] = {
-	[TAPDISK_MESSAGE_ERROR] = "error",
-	[TAPDISK_MESSAGE_RUNTIME_ERROR] = "runtime error",
-	[TAPDISK_MESSAGE_PID] = "pid",
-	[TAPDISK_MESSAGE_PID_RSP] = "pid response",
-	[TAPDISK_MESSAGE_ATTACH] = "attach",
-	[TAPDISK_MESSAGE_ATTACH_RSP] = "attach response",
-	[TAPDISK_MESSAGE_OPEN] = "open",
-	[TAPDISK_MESSAGE_OPEN_RSP] = "open response",
-	[TAPDISK_MESSAGE_PAUSE] = "pause",
-	[TAPDISK_MESSAGE_PAUSE_RSP] = "pause response",
-	[TAPDISK_MESSAGE_RESUME] = "resume",
-	[TAPDISK_MESSAGE_RESUME_RSP] = "resume response",
-	[TAPDISK_MESSAGE_CLOSE] = "close",
-	[TAPDISK_MESSAGE_CLOSE_RSP] = "close response",
-	[TAPDISK_MESSAGE_DETACH] = "detach",
-	[TAPDISK_MESSAGE_DETACH_RSP] = "detach response",
-	[TAPDISK_MESSAGE_LIST_MINORS] = "list minors",
-	[TAPDISK_MESSAGE_LIST_MINORS_RSP] = "list minors response",
-	[TAPDISK_MESSAGE_LIST] = "list",
-	[TAPDISK_MESSAGE_LIST_RSP] = "list response",
-	[TAPDISK_MESSAGE_STATS] = "stats",
-	[TAPDISK_MESSAGE_STATS_RSP] = "stats response",
-	[TAPDISK_MESSAGE_FORCE_SHUTDOWN] = "force shutdown",
-	[TAPDISK_MESSAGE_XENBLKIF_CONNECT] = "blkif connect",
-	[TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP] = "blkif connect response",
-	[TAPDISK_MESSAGE_XENBLKIF_DISCONNECT] = "blkif disconnect",
-	[TAPDISK_MESSAGE_XENBLKIF_DISCONNECT_RSP] = "blkif disconnect response",
-	[TAPDISK_MESSAGE_DISK_INFO] = "disk info",
-	[TAPDISK_MESSAGE_DISK_INFO_RSP] = "disk info response",
-	[TAPDISK_MESSAGE_EXIT] = "exit",
-	[TAPDISK_MESSAGE_NBD_TCP] = "nbd tcp",
-	[TAPDISK_MESSAGE_NBD_TCP_RSP] = "nbd tcp response",
+/*
+ * Every message: its name and, for a request, the type of its reply and whether its cookie
+ * must name an existing VBD.  FORCE_SHUTDOWN is blktap3's forced close: its client waits for
+ * a CLOSE_RSP.
+ */
+static const struct message_info {
+	const char *name;
+	int reply; /* 0: not a request */
+	int needs_vbd;
+} messages[] = {
+	[TAPDISK_MESSAGE_ERROR] = { "error" },
+	[TAPDISK_MESSAGE_RUNTIME_ERROR] = { "runtime error" },
+	[TAPDISK_MESSAGE_PID] = { "pid", TAPDISK_MESSAGE_PID_RSP, 0 },
+	[TAPDISK_MESSAGE_PID_RSP] = { "pid response" },
+	[TAPDISK_MESSAGE_ATTACH] = { "attach", TAPDISK_MESSAGE_ATTACH_RSP, 0 },
+	[TAPDISK_MESSAGE_ATTACH_RSP] = { "attach response" },
+	[TAPDISK_MESSAGE_OPEN] = { "open", TAPDISK_MESSAGE_OPEN_RSP, 1 },
+	[TAPDISK_MESSAGE_OPEN_RSP] = { "open response" },
+	[TAPDISK_MESSAGE_PAUSE] = { "pause", TAPDISK_MESSAGE_PAUSE_RSP, 1 },
+	[TAPDISK_MESSAGE_PAUSE_RSP] = { "pause response" },
+	[TAPDISK_MESSAGE_RESUME] = { "resume", TAPDISK_MESSAGE_RESUME_RSP, 1 },
+	[TAPDISK_MESSAGE_RESUME_RSP] = { "resume response" },
+	[TAPDISK_MESSAGE_CLOSE] = { "close", TAPDISK_MESSAGE_CLOSE_RSP, 1 },
+	[TAPDISK_MESSAGE_CLOSE_RSP] = { "close response" },
+	[TAPDISK_MESSAGE_DETACH] = { "detach", TAPDISK_MESSAGE_DETACH_RSP, 1 },
+	[TAPDISK_MESSAGE_DETACH_RSP] = { "detach response" },
+	[TAPDISK_MESSAGE_LIST_MINORS] = { "list minors", TAPDISK_MESSAGE_LIST_MINORS_RSP, 0 },
+	[TAPDISK_MESSAGE_LIST_MINORS_RSP] = { "list minors response" },
+	[TAPDISK_MESSAGE_LIST] = { "list", TAPDISK_MESSAGE_LIST_RSP, 0 },
+	[TAPDISK_MESSAGE_LIST_RSP] = { "list response" },
+	[TAPDISK_MESSAGE_STATS] = { "stats", TAPDISK_MESSAGE_STATS_RSP, 0 },
+	[TAPDISK_MESSAGE_STATS_RSP] = { "stats response" },
+	[TAPDISK_MESSAGE_FORCE_SHUTDOWN] = { "force shutdown", TAPDISK_MESSAGE_CLOSE_RSP, 0 },
+	[TAPDISK_MESSAGE_XENBLKIF_CONNECT] = { "blkif connect", TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP, 0 },
+	[TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP] = { "blkif connect response" },
+	[TAPDISK_MESSAGE_XENBLKIF_DISCONNECT] = { "blkif disconnect", TAPDISK_MESSAGE_XENBLKIF_DISCONNECT_RSP, 0 },
+	[TAPDISK_MESSAGE_XENBLKIF_DISCONNECT_RSP] = { "blkif disconnect response" },
+	[TAPDISK_MESSAGE_DISK_INFO] = { "disk info", TAPDISK_MESSAGE_DISK_INFO_RSP, 1 },
+	[TAPDISK_MESSAGE_DISK_INFO_RSP] = { "disk info response" },
+	[TAPDISK_MESSAGE_EXIT] = { "exit", TAPDISK_MESSAGE_EXIT, 0 },
+	[TAPDISK_MESSAGE_NBD_TCP] = { "nbd tcp", TAPDISK_MESSAGE_NBD_TCP_RSP, 1 },
+	[TAPDISK_MESSAGE_NBD_TCP_RSP] = { "nbd tcp response" },
 };
+
+static const struct message_info *message_info(int type)
+{
+	if (type < 0 || (size_t)type >= sizeof(messages) / sizeof(messages[0]) || !messages[type].name)
+		return NULL;
+	return &messages[type];
+}
 
 const char *tapdisk_message_name(int id)
 {
-	if (id < 0 || (size_t)id >= sizeof(message_names) / sizeof(message_names[0]) ||
-	    !message_names[id])
-		return "unknown";
-	return message_names[id];
+	const struct message_info *info = message_info(id);
+
+	return info ? info->name : "unknown";
 }
 
 int tapdisk_message_str_terminated(const char *s, size_t size)
@@ -58,71 +73,23 @@ int tapdisk_message_str_terminated(const char *s, size_t size)
 
 int tapdisk_message_is_request(int type)
 {
-	switch (type) {
-	case TAPDISK_MESSAGE_PID:
-	case TAPDISK_MESSAGE_ATTACH:
-	case TAPDISK_MESSAGE_OPEN:
-	case TAPDISK_MESSAGE_PAUSE:
-	case TAPDISK_MESSAGE_RESUME:
-	case TAPDISK_MESSAGE_CLOSE:
-	case TAPDISK_MESSAGE_DETACH:
-	case TAPDISK_MESSAGE_LIST_MINORS:
-	case TAPDISK_MESSAGE_LIST:
-	case TAPDISK_MESSAGE_STATS:
-	case TAPDISK_MESSAGE_FORCE_SHUTDOWN:
-	case TAPDISK_MESSAGE_XENBLKIF_CONNECT:
-	case TAPDISK_MESSAGE_XENBLKIF_DISCONNECT:
-	case TAPDISK_MESSAGE_DISK_INFO:
-	case TAPDISK_MESSAGE_EXIT:
-	case TAPDISK_MESSAGE_NBD_TCP:
-		return 1;
-	default:
-		return 0;
-	}
+	const struct message_info *info = message_info(type);
+
+	return info && info->reply;
 }
 
 int tapdisk_message_needs_vbd(int type)
 {
-	switch (type) {
-	case TAPDISK_MESSAGE_OPEN:
-	case TAPDISK_MESSAGE_PAUSE:
-	case TAPDISK_MESSAGE_RESUME:
-	case TAPDISK_MESSAGE_CLOSE:
-	case TAPDISK_MESSAGE_DETACH:
-	case TAPDISK_MESSAGE_DISK_INFO:
-	case TAPDISK_MESSAGE_NBD_TCP:
-		return 1;
-	default:
-		return 0;
-	}
+	const struct message_info *info = message_info(type);
+
+	return info && info->needs_vbd;
 }
 
 int tapdisk_message_reply_type(int type)
 {
-	switch (type) {
-	case TAPDISK_MESSAGE_PID:
-	case TAPDISK_MESSAGE_ATTACH:
-	case TAPDISK_MESSAGE_OPEN:
-	case TAPDISK_MESSAGE_PAUSE:
-	case TAPDISK_MESSAGE_RESUME:
-	case TAPDISK_MESSAGE_CLOSE:
-	case TAPDISK_MESSAGE_DETACH:
-	case TAPDISK_MESSAGE_LIST_MINORS:
-	case TAPDISK_MESSAGE_LIST:
-	case TAPDISK_MESSAGE_STATS:
-	case TAPDISK_MESSAGE_XENBLKIF_CONNECT:
-	case TAPDISK_MESSAGE_XENBLKIF_DISCONNECT:
-	case TAPDISK_MESSAGE_DISK_INFO:
-	case TAPDISK_MESSAGE_NBD_TCP:
-		return type + 1;
-	case TAPDISK_MESSAGE_FORCE_SHUTDOWN:
-		/* blktap3's forced close: its client waits for a CLOSE_RSP. */
-		return TAPDISK_MESSAGE_CLOSE_RSP;
-	case TAPDISK_MESSAGE_EXIT:
-		return TAPDISK_MESSAGE_EXIT;
-	default:
-		return -1;
-	}
+	const struct message_info *info = message_info(type);
+
+	return info && info->reply ? info->reply : -1;
 }
 
 static int __attribute__((format(printf, 4, 5)))
