@@ -35,6 +35,16 @@ qio -c 'read -P 0x11 0 64k' -c 'read -P 0x22 1M 4k' -c 'read -P 0x33 2M 128k' \
 qio -c 'write -P 0x88 1000 3000' -c 'read -P 0x88 1000 3000' >/dev/null || fail "unaligned write"
 qemu-io -f raw "$ref" -c 'write -P 0x88 1000 3000' >/dev/null
 
+# The largest request the export takes, 64 MiB, in one piece each way.
+big=$TEST_DIR/big.img
+make_image "$big" 128M
+save_pid=$VBD_PID save_minor=$VBD_MINOR save_uri=$VBD_URI
+vbd_create "$big"
+qio -c 'write -P 0x99 32M 64M' -c 'read -P 0x99 32M 64M' -c 'read -P 0 0 32M' -c 'read -P 0 96M 32M' \
+	>/dev/null || fail "64 MiB request"
+vbd_destroy "$VBD_PID" "$VBD_MINOR"
+VBD_PID=$save_pid VBD_MINOR=$save_minor VBD_URI=$save_uri
+
 # Discard is advisory and, on this export, keeps the data; it must succeed.
 qio -c 'discard 16M 1M' >/dev/null || fail "discard failed"
 

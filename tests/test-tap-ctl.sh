@@ -21,6 +21,12 @@ expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0 args=ai
 expect_eq "$("$TAPCTL" list -p "$pid")" "pid=$pid minor=$minor state=0 args=aio:$img" "list -p"
 expect_eq "$("$TAPCTL" list -f "$img")" "pid=$pid minor=$minor state=0 args=aio:$img" "list -f"
 expect_eq "$("$TAPCTL" list -t vhd)" "" "list -t of another type"
+# On a terminal, list prints a table instead.
+if command -v script >/dev/null; then
+	table=$(script -qec "$TAPCTL list -m $minor" /dev/null | tr -d '\r')
+	expect_eq "$table" "$(printf '%8s %4s %4s %10s %s\n%8s %4s %4s %10s %s' pid minor state type file \
+		"$pid" "$minor" 0 aio "$img")" "list on a tty"
+fi
 [ -S "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "no NBD socket"
 VBD_URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
 qio -c 'write -P 0x5e 0 64k' >/dev/null
