@@ -115,6 +115,7 @@ static void nbd_conn_vclose(struct nbd_conn *conn, int error, const char *fmt, v
 	if (conn->timer_event > 0)
 		tapdisk_server_unregister_event(conn->timer_event);
 	conn->read_event = conn->write_event = conn->timer_event = 0;
+	tapdisk_server_cancel_deferred(&conn->flush);
 	close(conn->fd);
 	conn->fd = -1;
 
@@ -286,14 +287,28 @@ void nbd_conn_send(struct nbd_conn *conn, struct nbd_out *out)
 	if (!idle)
 		return;
 	/*
-	 * More completions are due (the disk completes in batches): let the write event send
-	 * them all with one sendmsg in the next loop round instead of one call per reply.
+	 * More completions are due (the disk completes in batches): send them all with one
+	 * sendmsg at the end of this loop iteration instead of one call per reply.
 	 */
 	if (conn->inflight) {
-		nbd_conn_arm_write(conn, 1);
+		tapdisk_server_defer(&conn->flush);
 		return;
 	}
 	nbd_conn_flush_output(conn);
+}
+
+/* The end of the loop iteration: the replies of its completions go out together. */
+void nbd_conn_deferred_flush(void *arg)
+{
+	struct nbd_conn *conn = arg;
+
+	if (conn->state == NBD_CONN_DEAD)
+		return;
+	nbd_conn_flush_output(conn);
+	/* Sent replies free their requests: parse what waited for that room. */
+	if (conn->stalled && conn->state != NBD_CONN_DEAD)
+		nbd_conn_process_input(conn);
+	nbd_conn_put(conn);
 }
 
 static void nbd_conn_write_cb(event_id_t id, char mode, void *priv)

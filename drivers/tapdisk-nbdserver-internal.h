@@ -25,6 +25,7 @@
 #include "nbd-protocol.h"
 #include "scheduler.h"
 #include "tapdisk-nbd-parse.h"
+#include "tapdisk-server.h"
 #include "tapdisk.h"
 
 #define NBD_EXPORT_NAME "tapdisk_client"
@@ -125,6 +126,7 @@ struct nbd_conn {
 
 	event_id_t read_event;
 	event_id_t write_event;
+	struct td_deferred flush; /* sends the replies queued during a loop iteration */
 	event_id_t timer_event;
 	int read_masked;
 	int write_masked;
@@ -184,6 +186,7 @@ void nbd_conn_free(struct nbd_conn *conn);
 void nbd_conn_put(struct nbd_conn *conn);
 void nbd_conn_start_closing(struct nbd_conn *conn);
 void nbd_conn_send(struct nbd_conn *conn, struct nbd_out *out);
+void nbd_conn_deferred_flush(void *arg);
 void nbd_conn_process_input(struct nbd_conn *conn);
 void nbd_conn_read_cb(event_id_t id, char mode, void *priv);
 void nbd_conn_timeout_cb(event_id_t id, char mode, void *priv);

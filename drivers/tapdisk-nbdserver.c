@@ -86,6 +86,7 @@ static void nbd_server_accept_one(struct nbd_listener *l, int fd, struct sockadd
 	conn->fd = fd;
 	conn->state = NBD_CONN_HS_FLAGS;
 	INIT_LIST_HEAD(&conn->out_queue);
+	tapdisk_deferred_init(&conn->flush, nbd_conn_deferred_flush, conn);
 	INIT_LIST_HEAD(&conn->free_reqs);
 	list_add_tail(&conn->next, &server->conns);
 	server->nconns++;

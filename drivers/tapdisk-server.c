@@ -31,6 +31,7 @@ static struct {
 	scheduler_t scheduler;
 	struct tioq aio;
 	struct list_head vbds;
+	struct list_head deferred;
 	int signal_fd;
 	event_id_t signal_event;
 	int shutdown;
@@ -100,7 +101,38 @@ void tapdisk_server_queue_tiocb(struct tiocb *tiocb)
 	tioq_queue(&server.aio, tiocb);
 }
 
-/* Issues what the VBDs hold and submits the I/O, until no completion queues more work. */
+void tapdisk_server_defer(struct td_deferred *d)
+{
+	if (list_empty(&d->next))
+		list_add_tail(&d->next, &server.deferred);
+}
+
+void tapdisk_server_cancel_deferred(struct td_deferred *d)
+{
+	list_del_init(&d->next);
+}
+
+/* Runs the deferred work queued so far; returns how much ran. */
+static int tapdisk_server_run_deferred(void)
+{
+	LIST_HEAD(batch);
+	int ran = 0;
+
+	list_splice_tail_init(&server.deferred, &batch);
+	while (!list_empty(&batch)) {
+		struct td_deferred *d = list_first_entry(&batch, struct td_deferred, next);
+
+		list_del_init(&d->next);
+		d->fn(d->arg);
+		ran++;
+	}
+	return ran;
+}
+
+/*
+ * Issues what the VBDs hold and submits the I/O, then runs the deferred work, until none
+ * of it queues more.
+ */
 static void tapdisk_server_kick(void)
 {
 	int issued;
@@ -112,6 +144,7 @@ static void tapdisk_server_kick(void)
 		list_for_each_entry_safe(vbd, tmp, &server.vbds, next)
 			issued += tapdisk_vbd_check_state(vbd);
 		tioq_submit_all(&server.aio);
+		issued += tapdisk_server_run_deferred();
 	} while (issued);
 }
 
@@ -220,6 +253,7 @@ int tapdisk_server_init(void)
 	PAGE_SHIFT = (unsigned int)__builtin_ctz(PAGE_SIZE);
 
 	INIT_LIST_HEAD(&server.vbds);
+	INIT_LIST_HEAD(&server.deferred);
 	err = scheduler_initialize(&server.scheduler);
 	if (err)
 		return err;

@@ -29,6 +29,28 @@ void tapdisk_server_remove_vbd(td_vbd_t *vbd);
 
 const struct tap_disk *tapdisk_server_find_driver_interface(int type);
 
+/*
+ * Extension: work to run once at the end of the current loop iteration, after every event
+ * of the iteration has run and its I/O went to the kernel; the NBD export sends the replies
+ * of a whole batch of completions this way, in one call.
+ */
+struct td_deferred {
+	struct list_head next; /* self when not queued */
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static inline void tapdisk_deferred_init(struct td_deferred *d, void (*fn)(void *), void *arg)
+{
+	INIT_LIST_HEAD(&d->next);
+	d->fn = fn;
+	d->arg = arg;
+}
+
+/* Queues @d once; queuing it again before it ran does nothing. */
+void tapdisk_server_defer(struct td_deferred *d);
+void tapdisk_server_cancel_deferred(struct td_deferred *d);
+
 /* Queues an I/O for the next batch submission of the loop. */
 void tapdisk_server_queue_tiocb(struct tiocb *tiocb);
 
