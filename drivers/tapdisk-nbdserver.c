@@ -1,30 +1,16 @@
 /* The NBD export of a VBD: listeners, accepting clients, and the public API.  docs/nbd-export.md */
-#include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/un.h>
-#include <unistd.h>
-#include "list.h"
-#include "nbd-protocol.h"
-#include "scheduler.h"
+
 #include "tapdisk-log.h"
-#include "tapdisk-nbd-parse.h"
-#include "tapdisk-nbdserver.h"
-#include "tapdisk-server.h"
 #include "tapdisk-vbd.h"
-#include "tapdisk.h"
 #include "timeout-math.h"
 #include "tapdisk-nbdserver-internal.h"
 
