@@ -69,6 +69,69 @@ static struct timeval *parse_timeout(const char *s, struct timeval *tv)
 #define PID_MAX_ARG INT_MAX
 #define MINOR_MAX_ARG (MAX_ID - 1)
 
+/* -p pid and -m minor, both required: attach, detach, pause, stats... */
+static int parse_pid_minor(int c, int *pid, int *minor)
+{
+	if (c == 'p')
+		return parse_int("-p", optarg, 1, PID_MAX_ARG, pid);
+	return parse_int("-m", optarg, 0, MINOR_MAX_ARG, minor);
+}
+
+/* The flags most subcommands share. */
+struct cli_opts {
+	int pid, minor;
+	int force;
+	const char *args;
+	struct timeval tv, *timeout;
+};
+
+#define CLI_HELP 1
+
+/*
+ * Parses the flags of @optstring among -p -m -a -f -t -h; those named in @required ("pm")
+ * must be given.  Returns 0, CLI_HELP after -h, or -1 after a usage error.
+ */
+static int cli_parse(int argc, char **argv, const char *optstring, const char *required,
+		     struct cli_opts *o)
+{
+	int c;
+
+	*o = (struct cli_opts){ .pid = -1, .minor = -1 };
+	while ((c = getopt(argc, argv, optstring)) != -1) {
+		switch (c) {
+		case 'p':
+		case 'm':
+			if (parse_pid_minor(c, &o->pid, &o->minor))
+				return -1;
+			break;
+		case 'a':
+			o->args = optarg;
+			break;
+		case 'f':
+			o->force = 1;
+			break;
+		case 't':
+			o->timeout = parse_timeout(optarg, &o->tv);
+			if (!o->timeout)
+				return -1;
+			break;
+		case 'h':
+			return CLI_HELP;
+		default:
+			return -1;
+		}
+	}
+	if ((strchr(required, 'p') && o->pid == -1) || (strchr(required, 'm') && o->minor == -1))
+		return -1;
+	return 0;
+}
+
+/* What tap-ctl answers when cli_parse did not return 0. */
+static int cli_usage(int r)
+{
+	return r == CLI_HELP ? usage_help() : usage_error();
+}
+
 static void list_print_row(const tap_list_t *e)
 {
 	char pid[16] = "-", minor[16] = "-", state[16] = "-";
@@ -189,23 +252,13 @@ static int cli_allocate(int argc, char **argv)
 
 static int cli_free(int argc, char **argv)
 {
-	int c, minor = -1;
+	struct cli_opts o;
+	int r;
 
-	while ((c = getopt(argc, argv, "m:h")) != -1) {
-		switch (c) {
-		case 'm':
-			if (parse_int("-m", optarg, 0, MINOR_MAX_ARG, &minor))
-				return usage_error();
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (minor == -1)
-		return usage_error();
-	return tap_ctl_free(minor);
+	r = cli_parse(argc, argv, "m:h", "m", &o);
+	if (r)
+		return cli_usage(r);
+	return tap_ctl_free(o.minor);
 }
 
 static int cli_spawn(int argc, char **argv)
@@ -230,74 +283,12 @@ static int cli_spawn(int argc, char **argv)
 	return 0;
 }
 
-/* -p pid and -m minor, both required: attach, detach, pause, stats... */
-static int parse_pid_minor(int c, int *pid, int *minor)
-{
-	if (c == 'p')
-		return parse_int("-p", optarg, 1, PID_MAX_ARG, pid);
-	return parse_int("-m", optarg, 0, MINOR_MAX_ARG, minor);
-}
-
-/* The flags most subcommands share. */
-struct cli_opts {
-	int pid, minor;
-	int force;
-	const char *args;
-	struct timeval tv, *timeout;
-};
-
-#define CLI_HELP 1
-
-/*
- * Parses the flags of @optstring among -p -m -a -f -t -h.  Returns 0, CLI_HELP after -h,
- * or -1 after a usage error.  -p and -m are required when @optstring has them.
- */
-static int cli_parse(int argc, char **argv, const char *optstring, struct cli_opts *o)
-{
-	int c;
-
-	*o = (struct cli_opts){ .pid = -1, .minor = -1 };
-	while ((c = getopt(argc, argv, optstring)) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &o->pid, &o->minor))
-				return -1;
-			break;
-		case 'a':
-			o->args = optarg;
-			break;
-		case 'f':
-			o->force = 1;
-			break;
-		case 't':
-			o->timeout = parse_timeout(optarg, &o->tv);
-			if (!o->timeout)
-				return -1;
-			break;
-		case 'h':
-			return CLI_HELP;
-		default:
-			return -1;
-		}
-	}
-	if ((strchr(optstring, 'p') && o->pid == -1) || (strchr(optstring, 'm') && o->minor == -1))
-		return -1;
-	return 0;
-}
-
-/* What tap-ctl answers when cli_parse did not return 0. */
-static int cli_usage(int r)
-{
-	return r == CLI_HELP ? usage_help() : usage_error();
-}
-
 static int cli_attach(int argc, char **argv)
 {
 	struct cli_opts o;
 	int r;
 
-	r = cli_parse(argc, argv, "p:m:h", &o);
+	r = cli_parse(argc, argv, "p:m:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	return tap_ctl_attach(o.pid, o.minor);
@@ -308,7 +299,7 @@ static int cli_detach(int argc, char **argv)
 	struct cli_opts o;
 	int r;
 
-	r = cli_parse(argc, argv, "p:m:h", &o);
+	r = cli_parse(argc, argv, "p:m:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	return tap_ctl_detach(o.pid, o.minor);
@@ -380,7 +371,7 @@ static int cli_close(int argc, char **argv)
 	struct cli_opts o;
 	int r;
 
-	r = cli_parse(argc, argv, "p:m:ft:h", &o);
+	r = cli_parse(argc, argv, "p:m:ft:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	return tap_ctl_close(o.pid, o.minor, o.force, o.timeout);
@@ -391,7 +382,7 @@ static int cli_pause(int argc, char **argv)
 	struct cli_opts o;
 	int r;
 
-	r = cli_parse(argc, argv, "p:m:t:h", &o);
+	r = cli_parse(argc, argv, "p:m:t:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	return tap_ctl_pause(o.pid, o.minor, o.timeout);
@@ -432,24 +423,14 @@ static int cli_unpause(int argc, char **argv)
 
 static int cli_stats(int argc, char **argv)
 {
-	int c, pid = -1, minor = TAPDISK_MESSAGE_STATS_ALL, err;
+	struct cli_opts o;
+	int r, err;
 
-	while ((c = getopt(argc, argv, "p:m:h")) != -1) {
-		switch (c) {
-		case 'p':
-		case 'm':
-			if (parse_pid_minor(c, &pid, &minor))
-				return usage_error();
-			break;
-		case 'h':
-			return usage_help();
-		default:
-			return usage_error();
-		}
-	}
-	if (pid == -1)
-		return usage_error();
-	err = tap_ctl_stats_fwrite(pid, minor, stdout);
+	/* Without -m: every VBD of the tapdisk. */
+	r = cli_parse(argc, argv, "p:m:h", "p", &o);
+	if (r)
+		return cli_usage(r);
+	err = tap_ctl_stats_fwrite(o.pid, o.minor == -1 ? TAPDISK_MESSAGE_STATS_ALL : o.minor, stdout);
 	if (err)
 		return err;
 	putchar('\n');
@@ -498,7 +479,7 @@ static int cli_destroy(int argc, char **argv)
 	struct cli_opts o;
 	int r;
 
-	r = cli_parse(argc, argv, "p:m:t:h", &o);
+	r = cli_parse(argc, argv, "p:m:t:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	return tap_ctl_destroy(o.pid, o.minor, 0, o.timeout);
@@ -510,7 +491,7 @@ static int cli_nbd_tcp(int argc, char **argv)
 	struct cli_opts o;
 	int r, err;
 
-	r = cli_parse(argc, argv, "p:m:a:h", &o);
+	r = cli_parse(argc, argv, "p:m:a:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	if (!o.args)
