@@ -5,6 +5,8 @@
 #include "tapdisk.h"
 #include "tapdisk-loglimit.h"
 
+#define SECTOR_SIZE 512
+
 #define TD_DRIVER_OPEN 0x0001
 #define TD_DRIVER_RDONLY 0x0002
 

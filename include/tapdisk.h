@@ -10,10 +10,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 
+/* blktap3's drivers log and report stats with only tapdisk.h included: so can ours. */
 #include "list.h"
+#include "tapdisk-log.h"
+#include "tapdisk-stats.h"
 
 extern unsigned int PAGE_SIZE;
 extern unsigned int PAGE_MASK;

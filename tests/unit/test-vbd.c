@@ -89,37 +89,9 @@ static struct tap_disk mem_disk = {
 	.td_get_parent_id = mem_parent,
 };
 
-/* A filter that counts what passes through and hands it to its parent, a "ram" image. */
-static int filter_seen;
-
-static int filter_open(td_driver_t *driver, const char *name, struct td_vbd_encryption *e,
-		       td_flag_t flags)
-{
-	return 0; /* its size comes from its parent */
-}
-
-static void filter_queue(td_driver_t *driver, td_request_t treq)
-{
-	filter_seen++;
-	td_forward_request(treq);
-}
-
-static int filter_parent(td_driver_t *driver, td_disk_id_t *id)
-{
-	id->name = strdup(driver->name);
-	id->type = DISK_TYPE_RAM;
-	return 0;
-}
-
-static struct tap_disk filter_disk = {
-	.disk_type = "filter",
-	.private_data_size = 1,
-	.td_open = filter_open,
-	.td_close = mem_close,
-	.td_queue_read = filter_queue,
-	.td_queue_write = filter_queue,
-	.td_get_parent_id = filter_parent,
-};
+/* The blktap3-style filter of compat-driver.c. */
+extern struct tap_disk tapdisk_compat_filter;
+extern int compat_forwarded;
 
 struct result {
 	int done;
@@ -160,11 +132,11 @@ static void setup(void)
 		ck_assert_int_gt(tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1, TV_MSECS(1),
 							       tick, NULL), 0);
 		tapdisk_disk_drivers[DISK_TYPE_RAM] = &mem_disk;
-		tapdisk_disk_drivers[DISK_TYPE_COLO] = &filter_disk;
+		tapdisk_disk_drivers[DISK_TYPE_COLO] = &tapdisk_compat_filter;
 		initialized = 1;
 	}
 	memset(&mem, 0, sizeof(mem));
-	filter_seen = 0;
+	compat_forwarded = 0;
 	vbd = tapdisk_vbd_create(7);
 	ck_assert_ptr_nonnull(vbd);
 	tapdisk_server_add_vbd(vbd);
@@ -376,7 +348,7 @@ START_TEST(test_filter_chain_forwards_and_takes_parent_size)
 	ck_assert_int_eq(tapdisk_vbd_queue_request(chain, &vreq), 0);
 	run_until(&r, 1);
 	ck_assert_int_eq(r.err, 0);
-	ck_assert_int_eq(filter_seen, 1);
+	ck_assert_int_eq(compat_forwarded, 1);
 	ck_assert_int_eq(mem.writes, 1);
 	ck_assert_int_eq(mem.data[100 * 512], 0x42);
 	/* A flush passes a filter without td_queue_flush on to its parent. */
