@@ -10,9 +10,15 @@ make_image "$img" 128M
 make_image "$src" 128M 99
 vbd_create "$img"
 
+# The copy starts against a paused VBD: its requests wait until the unpause.
+"$TAPCTL" pause -p "$VBD_PID" -m "$VBD_MINOR" || fail "pause"
 nbdcopy --flush --request-size=1048576 "$src" "$VBD_URI" &
 copier=$!
-paused=0
+sleep 0.3
+kill -0 "$copier" 2>/dev/null || fail "the copy finished while the VBD was paused"
+cmp -s -n 1048576 "$src" "$img" && fail "data landed while the VBD was paused"
+"$TAPCTL" unpause -p "$VBD_PID" -m "$VBD_MINOR" || fail "unpause"
+paused=1
 for _ in $(seq 10); do
 	sleep 0.05
 	kill -0 "$copier" 2>/dev/null || break
@@ -24,7 +30,6 @@ for _ in $(seq 10); do
 	paused=$((paused + 1))
 done
 wait "$copier" || fail "nbdcopy failed across pauses"
-[ "$paused" -ge 1 ] || fail "the copy ended before the first pause"
 
 # Unpause with a new image: the VBD switches to it.
 other=$TEST_DIR/other.img
