@@ -223,6 +223,15 @@ static int cli_list(int argc, char **argv)
 	return 0;
 }
 
+/* Prints the device name that allocate or create made, freeing it unless it was -d's. */
+static int print_devname(char *devname, const char *given)
+{
+	printf("%s\n", devname);
+	if (devname != given)
+		free(devname);
+	return 0;
+}
+
 static int cli_allocate(int argc, char **argv)
 {
 	char *devname = NULL;
@@ -244,10 +253,7 @@ static int cli_allocate(int argc, char **argv)
 	err = tap_ctl_allocate(&minor, &devname);
 	if (err)
 		return err;
-	printf("%s\n", devname);
-	if (devname != given)
-		free(devname);
-	return 0;
+	return print_devname(devname, given);
 }
 
 static int cli_free(int argc, char **argv)
@@ -468,10 +474,7 @@ static int cli_create(int argc, char **argv)
 	err = tap_ctl_create(args, &devname, flags, prt_minor, secondary, timeout);
 	if (err)
 		return err;
-	printf("%s\n", devname);
-	if (devname != given)
-		free(devname);
-	return 0;
+	return print_devname(devname, given);
 }
 
 static int cli_destroy(int argc, char **argv)

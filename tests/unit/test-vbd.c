@@ -143,19 +143,26 @@ static void setup(void)
 	ck_assert_int_eq(tapdisk_vbd_open_vdi(vbd, "ram:/mem", 0, -1), 0);
 }
 
-static void closed(td_vbd_t *v, int err, void *arg)
+/* The done callback of pause and close: sets the int it is given. */
+static void set_flag(td_vbd_t *v, int err, void *arg)
 {
 	*(int *)arg = 1;
+}
+
+/* Runs the loop until *@flag is set, for at most @rounds iterations. */
+static void run_until_flag(int *flag, int rounds)
+{
+	for (int i = 0; i < rounds && !*flag; i++)
+		tapdisk_server_iterate();
+	ck_assert_int_eq(*flag, 1);
 }
 
 static void teardown(void)
 {
 	int done = 0;
 
-	ck_assert_int_eq(tapdisk_vbd_close(vbd, closed, &done), 0);
-	for (int i = 0; i < 1000 && !done; i++)
-		tapdisk_server_iterate();
-	ck_assert_int_eq(done, 1);
+	ck_assert_int_eq(tapdisk_vbd_close(vbd, set_flag, &done), 0);
+	run_until_flag(&done, 1000);
 	tapdisk_server_remove_vbd(vbd);
 	tapdisk_vbd_free(vbd);
 }
@@ -256,11 +263,6 @@ START_TEST(test_bad_requests_are_refused_up_front)
 }
 END_TEST
 
-static void paused(td_vbd_t *v, int err, void *arg)
-{
-	*(int *)arg = 1;
-}
-
 START_TEST(test_pause_holds_requests_until_resume)
 {
 	char buf[512];
@@ -269,10 +271,8 @@ START_TEST(test_pause_holds_requests_until_resume)
 	struct result r = { 0 };
 	int done = 0;
 
-	ck_assert_int_eq(tapdisk_vbd_pause(vbd, paused, &done), 0);
-	for (int i = 0; i < 10 && !done; i++)
-		tapdisk_server_iterate();
-	ck_assert_int_eq(done, 1);
+	ck_assert_int_eq(tapdisk_vbd_pause(vbd, set_flag, &done), 0);
+	run_until_flag(&done, 10);
 	ck_assert_int_eq(vbd->state, TD_VBD_PAUSED);
 	ck_assert_int_eq(mem.closes, 1);
 
@@ -301,13 +301,12 @@ START_TEST(test_close_while_paused_fails_held_requests)
 	struct result r = { 0 };
 	int done = 0;
 
-	ck_assert_int_eq(tapdisk_vbd_pause(vbd, paused, &done), 0);
-	for (int i = 0; i < 10 && !done; i++)
-		tapdisk_server_iterate();
+	ck_assert_int_eq(tapdisk_vbd_pause(vbd, set_flag, &done), 0);
+	run_until_flag(&done, 10);
 	fill_vreq(&vreq, TD_OP_WRITE, 0, &iov, 1, &r);
 	ck_assert_int_eq(tapdisk_vbd_queue_request(vbd, &vreq), 0);
 	done = 0;
-	ck_assert_int_eq(tapdisk_vbd_close(vbd, closed, &done), 0);
+	ck_assert_int_eq(tapdisk_vbd_close(vbd, set_flag, &done), 0);
 	run_until(&r, 1);
 	ck_assert_int_eq(r.err, -EIO);
 	ck_assert_int_eq(mem.writes, 0);
@@ -357,10 +356,8 @@ START_TEST(test_filter_chain_forwards_and_takes_parent_size)
 	run_until(&r, 2);
 	ck_assert_int_eq(mem.flushes, 1);
 
-	ck_assert_int_eq(tapdisk_vbd_close(chain, closed, &done), 0);
-	for (int i = 0; i < 100 && !done; i++)
-		tapdisk_server_iterate();
-	ck_assert_int_eq(done, 1);
+	ck_assert_int_eq(tapdisk_vbd_close(chain, set_flag, &done), 0);
+	run_until_flag(&done, 100);
 	tapdisk_server_remove_vbd(chain);
 	tapdisk_vbd_free(chain);
 }
