@@ -506,6 +506,42 @@ static int cli_nbd_tcp(int argc, char **argv)
 	return 0;
 }
 
+/* The words after the flags, joined by single spaces, are the command sent to tapdisk. */
+static int cli_colo(int argc, char **argv)
+{
+	char command[TAPDISK_MESSAGE_STRING_LENGTH], *text;
+	size_t len = 0, n;
+	struct cli_opts o;
+	int i, r, err;
+
+	/* '+': "start primary" and its key=value options are not ours to permute. */
+	r = cli_parse(argc, argv, "+p:m:h", "pm", &o);
+	if (r)
+		return cli_usage(r);
+	if (optind >= argc)
+		return usage_error();
+	for (i = optind; i < argc; i++) {
+		n = strlen(argv[i]);
+		if (len + !!len + n >= sizeof(command)) {
+			fprintf(stderr, "%s: colo: the command is too long (at most %zu bytes)\n",
+				program_invocation_short_name, sizeof(command) - 1);
+			return usage_error();
+		}
+		if (len)
+			command[len++] = ' ';
+		memcpy(command + len, argv[i], n + 1);
+		len += n;
+	}
+
+	err = tap_ctl_colo(o.pid, o.minor, command, &text);
+	if (err)
+		return err;
+	if (text[0])
+		printf("%s\n", text);
+	free(text);
+	return 0;
+}
+
 static const struct command commands[] = {
 	{ "list", cli_list, "[-h] [-p pid] [-m minor] [-t type] [-f file]" },
 	{ "allocate", cli_allocate, "[-h] [-d devname]" },
@@ -525,6 +561,9 @@ static const struct command commands[] = {
 	{ "unpause", cli_unpause, "[-h] <-p pid> <-m minor> [-a type:/path/to/file] [-2 secondary]" },
 	{ "stats", cli_stats, "[-h] <-p pid> [-m minor]" },
 	{ "nbd-tcp", cli_nbd_tcp, "[-h] <-p pid> <-m minor> <-a host:port>" },
+	{ "colo", cli_colo,
+	  "[-h] <-p pid> <-m minor> <start primary|secondary [key=value ...] | checkpoint | "
+	  "failover | stop | status>" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

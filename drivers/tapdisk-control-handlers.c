@@ -93,6 +93,13 @@ static void control_reply_image(struct tapdisk_control_reply *reply, int type,
 
 #define CONTROL_PENDING 1
 
+/*
+ * COLO, in tapdisk-control-colo.c: returns 0 once replied, or CONTROL_PENDING when the colo
+ * driver's callback replies and completes.
+ */
+int tapdisk_control_handle_colo(const tapdisk_message_t *req, td_vbd_t *vbd,
+				struct tapdisk_control_reply *reply);
+
 /* A request that waits for the VBD to drain (PAUSE, CLOSE). */
 struct control_pending {
 	struct tapdisk_control_reply *reply;
@@ -580,6 +587,8 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 		return control_handle_shutdown(req, reply, after);
 	case TAPDISK_MESSAGE_NBD_TCP:
 		return control_handle_nbd_tcp(req, vbd, reply, after);
+	case TAPDISK_MESSAGE_COLO:
+		return tapdisk_control_handle_colo(req, vbd, reply);
 	case TAPDISK_MESSAGE_XENBLKIF_CONNECT:
 	case TAPDISK_MESSAGE_XENBLKIF_DISCONNECT:
 		control_reply_error(reply, req, -EOPNOTSUPP,
@@ -597,7 +606,7 @@ void tapdisk_control_handle_message(const tapdisk_message_t *req,
 {
 	int after = 0;
 
-	/* PAUSE and CLOSE complete from their callback, which may already have run. */
+	/* PAUSE, CLOSE and COLO complete from their callback, which may already have run. */
 	if (control_dispatch(req, reply, &after) != CONTROL_PENDING)
 		reply->complete(reply, after);
 }

@@ -45,9 +45,11 @@ const disk_info_t *tapdisk_disk_types[] = {
 };
 
 extern struct tap_disk tapdisk_aio;
+extern struct tap_disk tapdisk_colo;
 
 const struct tap_disk *tapdisk_disk_drivers[] = {
 	[DISK_TYPE_AIO] = &tapdisk_aio,
+	[DISK_TYPE_COLO] = &tapdisk_colo,
 	[DISK_TYPE_MAX] = NULL,
 };
 

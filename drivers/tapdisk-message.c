@@ -50,6 +50,8 @@ static const struct message_info {
 	[TAPDISK_MESSAGE_EXIT] = { "exit", TAPDISK_MESSAGE_EXIT, 0 },
 	[TAPDISK_MESSAGE_NBD_TCP] = { "nbd tcp", TAPDISK_MESSAGE_NBD_TCP_RSP, 1 },
 	[TAPDISK_MESSAGE_NBD_TCP_RSP] = { "nbd tcp response" },
+	[TAPDISK_MESSAGE_COLO] = { "colo", TAPDISK_MESSAGE_COLO_RSP, 1 },
+	[TAPDISK_MESSAGE_COLO_RSP] = { "colo response" },
 };
 
 static const struct message_info *message_info(int type)
@@ -168,6 +170,10 @@ int tapdisk_message_check_request(const tapdisk_message_t *msg, char *why, size_
 		return message_check_str(msg->u.string.text, sizeof(msg->u.string.text), "address",
 					 1, why, why_size);
 
+	case TAPDISK_MESSAGE_COLO:
+		return message_check_str(msg->u.string.text, sizeof(msg->u.string.text), "command",
+					 1, why, why_size);
+
 	default:
 		/* The other requests carry nothing but the cookie. */
 		return 0;
@@ -209,6 +215,13 @@ int tapdisk_message_check_reply(const tapdisk_message_t *msg, char *why, size_t 
 			return message_reject(why, why_size, -EPROTO,
 					      "stats length %zu exceeds %d bytes",
 					      msg->u.info.length, TAPDISK_MESSAGE_STATS_MAX);
+		return 0;
+
+	case TAPDISK_MESSAGE_COLO_RSP:
+		if (msg->u.info.length > TAPDISK_MESSAGE_COLO_MAX)
+			return message_reject(why, why_size, -EPROTO,
+					      "colo text length %zu exceeds %d bytes",
+					      msg->u.info.length, TAPDISK_MESSAGE_COLO_MAX);
 		return 0;
 
 	case TAPDISK_MESSAGE_NBD_TCP_RSP:

@@ -70,4 +70,11 @@ int tap_ctl_info(pid_t pid, int minor, unsigned long long *sectors, unsigned int
 /* Extension: serve the VBD over NBD on TCP too.  @addr is "host:port". */
 int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, char *bound, size_t bound_size);
 
+/*
+ * Extension: one replication command to a colo VBD ("start primary timeout=2000",
+ * "checkpoint", "failover", "stop", "status"; at most 255 bytes).  On success *@text is the
+ * malloc'd answer ("" for most, "epoch=N" for checkpoint, JSON for status).
+ */
+int tap_ctl_colo(pid_t pid, int minor, const char *command, char **text);
+
 #endif

@@ -154,6 +154,8 @@ enum tapdisk_message_id {
 	TAPDISK_MESSAGE_EXT_BASE = 64,
 	TAPDISK_MESSAGE_NBD_TCP = TAPDISK_MESSAGE_EXT_BASE, /* string: "host:port"; reply string */
 	TAPDISK_MESSAGE_NBD_TCP_RSP,
+	TAPDISK_MESSAGE_COLO, /* string: "start primary", "checkpoint"...; reply info + text */
+	TAPDISK_MESSAGE_COLO_RSP,
 	TAPDISK_MESSAGE_EXT_END,
 };
 
@@ -167,6 +169,9 @@ enum tapdisk_message_id {
 
 /* Upper bound of the text after a STATS_RSP, so a reader never allocates more. */
 #define TAPDISK_MESSAGE_STATS_MAX (1 << 20)
+
+/* The same for the text after a COLO_RSP: "epoch=N" or the status JSON. */
+#define TAPDISK_MESSAGE_COLO_MAX (64 << 10)
 
 const char *tapdisk_message_name(int id);
 

@@ -104,8 +104,15 @@ PYEOF
 vbd_create() {
 	local img=$1
 	shift
+	vbd_create_spec "aio:$img" "$@"
+}
+
+# vbd_create_spec TYPE:PARAMS [flags...]: the same for any disk type (colo:HOST:PORT:/img).
+vbd_create_spec() {
+	local spec=$1
+	shift
 	local dev line
-	dev=$("$TAPCTL" create -a "aio:$img" "$@") || fail "tap-ctl create aio:$img failed"
+	dev=$("$TAPCTL" create -a "$spec" "$@") || fail "tap-ctl create $spec failed"
 	VBD_MINOR=${dev##*-}
 	line=$("$TAPCTL" list -m "$VBD_MINOR") || fail "tap-ctl list -m $VBD_MINOR failed"
 	VBD_PID=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$line")
@@ -113,6 +120,36 @@ vbd_create() {
 	VBD_SOCK="$BLKTAP_CONTROL_DIR/nbd$VBD_PID.$VBD_MINOR"
 	VBD_URI="nbd+unix:///?socket=$VBD_SOCK"
 	[ -S "$VBD_SOCK" ] || fail "no NBD socket at $VBD_SOCK"
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# colo_pair PRIMARY_IMG SECONDARY_IMG [start options...]: a Secondary and a Primary colo VBD
+# replicating over 127.0.0.1, started with the options.  Sets COLO_PORT, and P_PID, P_MINOR,
+# P_URI, P_SOCK, S_PID, S_MINOR, S_URI, S_SOCK.
+colo_pair() {
+	local pimg=$1 simg=$2
+	shift 2
+	COLO_PORT=$(free_port)
+	vbd_create_spec "colo:127.0.0.1:$COLO_PORT:$simg"
+	S_PID=$VBD_PID S_MINOR=$VBD_MINOR S_URI=$VBD_URI S_SOCK=$VBD_SOCK
+	vbd_create_spec "colo:127.0.0.1:$COLO_PORT:$pimg"
+	P_PID=$VBD_PID P_MINOR=$VBD_MINOR P_URI=$VBD_URI P_SOCK=$VBD_SOCK
+	"$TAPCTL" colo -p "$S_PID" -m "$S_MINOR" start secondary "$@" ||
+		fail "start secondary failed"
+	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary "$@" || fail "start primary failed"
+}
+
+# colo_p / colo_s COMMAND...: tap-ctl colo on the Primary / the Secondary of colo_pair.
+colo_p() { "$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" "$@"; }
+colo_s() { "$TAPCTL" colo -p "$S_PID" -m "$S_MINOR" "$@"; }
+
+# json_field JSON KEY: one field of a status line.
+json_field() {
+	"$PY" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
 }
 
 vbd_destroy() {

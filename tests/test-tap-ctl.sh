@@ -52,6 +52,24 @@ err_of unpause -p "$pid" -m "$minor" >/dev/null
 err_of nosuchcommand >/dev/null
 err_of open -m "$minor" -a "aio:$img" >/dev/null
 expect_eq "$("$TAPCTL" list -p 999999999)" "" "list of a pid without a tapdisk"
+
+# colo: usage errors exit 22 with the usage line; a plain aio disk is not a colo disk.
+rc_of() { local rc=0; "$TAPCTL" "$@" >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?; echo "$rc"; }
+expect_eq "$(rc_of colo -p "$pid" -m "$minor")" 22 "colo without a command"
+expect_eq "$(head -c 12 "$TEST_DIR/err")" "usage: colo " "colo usage line"
+expect_eq "$(rc_of colo -m "$minor" status)" 22 "colo without -p"
+expect_eq "$(rc_of colo -p "$pid" status)" 22 "colo without -m"
+expect_eq "$(rc_of colo -p "$pid" -m x status)" 22 "colo with a bad minor"
+expect_eq "$(rc_of colo -p "$pid" -m "$minor" start primary "spill=/$(printf 'p%.0s' {1..250})")" \
+	22 "colo command over 255 bytes"
+expect_eq "$(head -n 1 "$TEST_DIR/err")" \
+	"tap-ctl: colo: the command is too long (at most 255 bytes)" "colo too long"
+expect_eq "$(rc_of colo -h)" 0 "colo -h"
+expect_eq "$(head -c 12 "$TEST_DIR/out")" "usage: colo " "colo -h prints usage"
+expect_eq "$(rc_of colo -p "$pid" -m "$minor" status)" 22 "colo status on an aio disk"
+expect_eq "$(cat "$TEST_DIR/err")" "tap-ctl: colo status: VBD $minor is not a colo disk" \
+	"colo status on an aio disk"
+expect_eq "$(cat "$TEST_DIR/out")" "" "colo status output on error"
 qio -c 'read -P 0x5e 0 64k' >/dev/null || fail "tapdisk stopped serving after bad commands"
 
 # pause shows in the state, unpause clears it; close and open again.
@@ -76,4 +94,4 @@ pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$line")
 "$TAPCTL" destroy -p "$pid" -m "$minor" || fail destroy
 wait_gone "$pid"
 expect_eq "$("$TAPCTL" list)" "" "list after destroy"
-echo "PASS: tap-ctl allocate/spawn/attach/open/list/stats/pause/unpause/close/detach/free/create/destroy"
+echo "PASS: tap-ctl allocate/spawn/attach/open/list/stats/colo/pause/unpause/close/detach/free/create/destroy"

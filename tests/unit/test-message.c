@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,8 +19,12 @@
 
 #include "blktap.h"
 #include "tap-ctl.h"
+#include "tapdisk-control-internal.h"
+#include "tapdisk-log.h"
 #include "tapdisk-message-codec.h"
 #include "tapdisk-message.h"
+#include "tapdisk-server.h"
+#include "tapdisk-vbd.h"
 
 static tapdisk_message_t msg_make(int type, int cookie)
 {
@@ -57,6 +62,8 @@ START_TEST(test_layout)
 	ck_assert_int_eq(TAPDISK_MESSAGE_DISK_INFO_RSP, 29);
 	ck_assert_int_eq(TAPDISK_MESSAGE_NBD_TCP, 64);
 	ck_assert_int_eq(TAPDISK_MESSAGE_NBD_TCP_RSP, 65);
+	ck_assert_int_eq(TAPDISK_MESSAGE_COLO, 66);
+	ck_assert_int_eq(TAPDISK_MESSAGE_COLO_RSP, 67);
 }
 END_TEST
 
@@ -66,6 +73,9 @@ START_TEST(test_names)
 	ck_assert_str_eq(tapdisk_message_name(TAPDISK_MESSAGE_OPEN), "open");
 	ck_assert_str_eq(tapdisk_message_name(TAPDISK_MESSAGE_STATS_RSP), "stats response");
 	ck_assert_str_eq(tapdisk_message_name(TAPDISK_MESSAGE_NBD_TCP), "nbd tcp");
+	ck_assert_str_eq(tapdisk_message_name(TAPDISK_MESSAGE_COLO), "colo");
+	ck_assert_str_eq(tapdisk_message_name(TAPDISK_MESSAGE_COLO_RSP), "colo response");
+	ck_assert_str_eq(tapdisk_message_name(68), "unknown");
 	ck_assert_str_eq(tapdisk_message_name(0), "unknown");
 	ck_assert_str_eq(tapdisk_message_name(31), "unknown");
 	ck_assert_str_eq(tapdisk_message_name(-1), "unknown");
@@ -82,6 +92,9 @@ START_TEST(test_reply_type)
 	ck_assert_int_eq(tapdisk_message_reply_type(TAPDISK_MESSAGE_EXIT), TAPDISK_MESSAGE_EXIT);
 	ck_assert_int_eq(tapdisk_message_reply_type(TAPDISK_MESSAGE_NBD_TCP),
 			 TAPDISK_MESSAGE_NBD_TCP_RSP);
+	ck_assert_int_eq(tapdisk_message_reply_type(TAPDISK_MESSAGE_COLO),
+			 TAPDISK_MESSAGE_COLO_RSP);
+	ck_assert_int_eq(tapdisk_message_reply_type(TAPDISK_MESSAGE_COLO_RSP), -1);
 	ck_assert_int_eq(tapdisk_message_reply_type(TAPDISK_MESSAGE_PID_RSP), -1);
 	ck_assert_int_eq(tapdisk_message_reply_type(0), -1);
 }
@@ -100,7 +113,8 @@ START_TEST(test_request_types)
 		/* Requests with strings need them; an all-zero OPEN has an empty path. */
 		int err = tapdisk_message_check_request(&m, why, sizeof(why));
 
-		if (t == TAPDISK_MESSAGE_OPEN || t == TAPDISK_MESSAGE_NBD_TCP)
+		if (t == TAPDISK_MESSAGE_OPEN || t == TAPDISK_MESSAGE_NBD_TCP ||
+		    t == TAPDISK_MESSAGE_COLO)
 			ck_assert_int_eq(err, -EINVAL);
 		else if (tapdisk_message_is_request(t))
 			ck_assert_int_eq(err, 0);
@@ -198,11 +212,32 @@ START_TEST(test_request_resume_nbd)
 }
 END_TEST
 
+START_TEST(test_request_colo)
+{
+	tapdisk_message_t m = msg_make(TAPDISK_MESSAGE_COLO, 2);
+	char why[256];
+
+	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "command is empty");
+	strcpy(m.u.string.text, "start primary block_size=64K");
+	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), 0);
+	/* The verb is the handler's business: the codec checks only the string. */
+	strcpy(m.u.string.text, "frobnicate");
+	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), 0);
+	memset(m.u.string.text, 's', sizeof(m.u.string.text));
+	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "command is not NUL-terminated");
+	m.u.string.text[sizeof(m.u.string.text) - 1] = '\0';
+	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), 0);
+}
+END_TEST
+
 START_TEST(test_needs_vbd)
 {
 	ck_assert(tapdisk_message_needs_vbd(TAPDISK_MESSAGE_OPEN));
 	ck_assert(tapdisk_message_needs_vbd(TAPDISK_MESSAGE_NBD_TCP));
 	ck_assert(tapdisk_message_needs_vbd(TAPDISK_MESSAGE_DETACH));
+	ck_assert(tapdisk_message_needs_vbd(TAPDISK_MESSAGE_COLO));
 	ck_assert(!tapdisk_message_needs_vbd(TAPDISK_MESSAGE_ATTACH));
 	ck_assert(!tapdisk_message_needs_vbd(TAPDISK_MESSAGE_STATS));
 	ck_assert(!tapdisk_message_needs_vbd(TAPDISK_MESSAGE_LIST));
@@ -248,6 +283,19 @@ START_TEST(test_reply_check)
 	m.u.info.length = TAPDISK_MESSAGE_STATS_MAX + 1;
 	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), -EPROTO);
 	ck_assert_str_eq(why, "stats length 1048577 exceeds 1048576 bytes");
+
+	m = msg_make(TAPDISK_MESSAGE_COLO_RSP, 0);
+	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), 0);
+	m.u.info.length = TAPDISK_MESSAGE_COLO_MAX;
+	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), 0);
+	m.u.info.length = TAPDISK_MESSAGE_COLO_MAX + 1;
+	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), -EPROTO);
+	ck_assert_str_eq(why, "colo text length 65537 exceeds 65536 bytes");
+	m.u.info.length = (size_t)-1;
+	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), -EPROTO);
+	m = msg_make(TAPDISK_MESSAGE_COLO, 0);
+	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), -EPROTO);
+	ck_assert_str_eq(why, "message type 66 is not a reply");
 
 	m = msg_make(TAPDISK_MESSAGE_PID, 0);
 	ck_assert_int_eq(tapdisk_message_check_reply(&m, why, sizeof(why)), -EPROTO);
@@ -624,6 +672,45 @@ START_TEST(test_request_stats)
 }
 END_TEST
 
+START_TEST(test_request_colo_client)
+{
+	struct fake_script s = { .n = 3 };
+	char *text = (char *)"unset", longcmd[300];
+	pthread_t th;
+
+	s.steps[0].replies[0] = msg_make(TAPDISK_MESSAGE_COLO_RSP, 1);
+	s.steps[0].n = 1;
+	s.steps[1].replies[0] = msg_make(TAPDISK_MESSAGE_ERROR, 1);
+	s.steps[1].replies[0].u.response.error = EINVAL;
+	strcpy(s.steps[1].replies[0].u.response.message, "VBD 1 is not a colo disk");
+	s.steps[1].n = 1;
+	/* Announces text that never comes. */
+	s.steps[2].replies[0] = msg_make(TAPDISK_MESSAGE_COLO_RSP, 1);
+	s.steps[2].replies[0].u.info.length = 7;
+	s.steps[2].n = 1;
+	pthread_create(&th, NULL, fake_tapdisk, &s);
+
+	ck_assert_int_eq(tap_ctl_colo(FAKE_ID, 1, "stop", &text), 0);
+	ck_assert_str_eq(text, "");
+	free(text);
+	ck_assert_int_eq(tap_ctl_colo(FAKE_ID, 1, "status", &text), -EINVAL);
+	ck_assert_ptr_null(text);
+	ck_assert_int_eq(tap_ctl_colo(FAKE_ID, 1, "checkpoint", &text), -ECONNRESET);
+	ck_assert_ptr_null(text);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(s.got_type[0], TAPDISK_MESSAGE_COLO);
+	ck_assert_int_eq(s.got_type[2], TAPDISK_MESSAGE_COLO);
+
+	/* Refused before any connection: the fake has hung up by now. */
+	memset(longcmd, 'c', sizeof(longcmd) - 1);
+	longcmd[sizeof(longcmd) - 1] = '\0';
+	ck_assert_int_eq(tap_ctl_colo(FAKE_ID, 1, longcmd, &text), -EINVAL);
+	longcmd[256] = '\0';
+	ck_assert_int_eq(tap_ctl_colo(FAKE_ID, 1, longcmd, &text), -EINVAL);
+	ck_assert_int_eq(tap_ctl_colo(FAKE_ID, 1, "", &text), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_allocate_free)
 {
 	char *name = NULL, *name2 = NULL;
@@ -649,6 +736,206 @@ START_TEST(test_allocate_free)
 }
 END_TEST
 
+/* ---- COLO through the request handler, on a VBD with a plain aio image ---- */
+
+#define HANDLER_IMAGE_SIZE (1 << 20)
+
+static char handler_dir[64], handler_image[160];
+static td_vbd_t *handler_vbd;
+
+struct handler_sink {
+	struct tapdisk_control_reply reply;
+	tapdisk_message_t rsp;
+	int n_replies;
+	int completed;
+	size_t text_len;
+};
+
+static int handler_sink_send(struct tapdisk_control_reply *reply, const void *buf, size_t len)
+{
+	struct handler_sink *sink = (struct handler_sink *)reply;
+
+	ck_assert(!sink->completed);
+	if (sink->n_replies++ == 0) {
+		ck_assert_uint_eq(len, sizeof(sink->rsp));
+		memcpy(&sink->rsp, buf, len);
+	} else {
+		sink->text_len += len;
+	}
+	return 0;
+}
+
+static void handler_sink_complete(struct tapdisk_control_reply *reply, int after)
+{
+	struct handler_sink *sink = (struct handler_sink *)reply;
+
+	ck_assert(!sink->completed);
+	ck_assert_int_eq(after, 0);
+	sink->completed = 1;
+}
+
+static void handler_setup(void)
+{
+	static int initialized;
+	char path[128];
+	int fd;
+
+	strcpy(handler_dir, "/tmp/test-message-colo.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(handler_dir));
+	setenv(BLKTAP_CONTROL_DIR_ENV, handler_dir, 1);
+	snprintf(path, sizeof(path), "%s/disk.img", handler_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, HANDLER_IMAGE_SIZE), 0);
+	close(fd);
+	snprintf(handler_image, sizeof(handler_image), "aio:%s", path);
+
+	if (!initialized) {
+		tlog_set_stderr(0);
+		ck_assert_int_eq(tapdisk_server_init(), 0);
+		initialized = 1;
+	}
+	handler_vbd = tapdisk_vbd_create(0);
+	ck_assert_ptr_nonnull(handler_vbd);
+	tapdisk_server_add_vbd(handler_vbd);
+	ck_assert_int_eq(tapdisk_vbd_open_vdi(handler_vbd, handler_image, TD_OPEN_NO_O_DIRECT, -1),
+			 0);
+}
+
+static void handler_close_done(td_vbd_t *vbd, int err, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+static void handler_teardown(void)
+{
+	char path[128];
+	int i, done = 0;
+
+	ck_assert_int_eq(tapdisk_vbd_close(handler_vbd, handler_close_done, &done), 0);
+	for (i = 0; i < 100 && !done; i++)
+		tapdisk_server_check_state();
+	ck_assert(done);
+	tapdisk_server_remove_vbd(handler_vbd);
+	tapdisk_vbd_free(handler_vbd);
+	snprintf(path, sizeof(path), "%s/disk.img", handler_dir);
+	unlink(path);
+	rmdir(handler_dir);
+}
+
+/* Sends COLO @text to VBD @minor; the request must complete at once with one reply. */
+static tapdisk_message_t colo_handle(int minor, const char *text)
+{
+	struct handler_sink sink = {
+		.reply = { .send = handler_sink_send, .complete = handler_sink_complete },
+	};
+	tapdisk_message_t req = msg_make(TAPDISK_MESSAGE_COLO, minor);
+
+	snprintf(req.u.string.text, sizeof(req.u.string.text), "%s", text);
+	tapdisk_control_handle_message(&req, &sink.reply);
+	ck_assert(sink.completed);
+	ck_assert_int_eq(sink.n_replies, 1);
+	ck_assert_uint_eq(sink.text_len, 0);
+	return sink.rsp;
+}
+
+/* COLO @text to @minor fails with @err and exactly @msg. */
+static void expect_colo_error(int minor, const char *text, int err, const char *msg)
+{
+	tapdisk_message_t rsp = colo_handle(minor, text);
+
+	ck_assert_msg(rsp.type == TAPDISK_MESSAGE_ERROR, "'%s': reply type %u", text, rsp.type);
+	ck_assert_int_eq(rsp.cookie, minor);
+	ck_assert_int_eq(rsp.u.response.error, err);
+	ck_assert_str_eq(rsp.u.response.message, msg);
+}
+
+START_TEST(test_colo_not_colo)
+{
+	static const char *const commands[] = {
+		"status", "checkpoint", "failover", "stop", "start primary", "start secondary",
+		"start secondary ram_limit=2G spill=/tmp/spill timeout=1000 verify=1",
+		/* Blanks are separators, however many. */
+		"  status\t", "start  primary   block_size=64K",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		expect_colo_error(0, commands[i], EINVAL, "VBD 0 is not a colo disk");
+}
+END_TEST
+
+START_TEST(test_colo_no_vbd)
+{
+	expect_colo_error(9, "status", ENOENT, "no VBD with minor 9");
+	expect_colo_error(9, "frobnicate", ENOENT, "no VBD with minor 9");
+}
+END_TEST
+
+START_TEST(test_colo_bad_commands)
+{
+	static const struct {
+		const char *text, *msg;
+	} cases[] = {
+		{ "frobnicate",
+		  "unknown colo command 'frobnicate' (start, checkpoint, failover, stop, status)" },
+		{ "Status",
+		  "unknown colo command 'Status' (start, checkpoint, failover, stop, status)" },
+		{ "   ", "missing colo command (start, checkpoint, failover, stop, status)" },
+		{ "start", "start needs a role: start primary|secondary [key=value ...]" },
+		{ "start  ", "start needs a role: start primary|secondary [key=value ...]" },
+		{ "start tertiary", "unknown role 'tertiary': expected primary or secondary" },
+		{ "start block_size=4096",
+		  "unknown role 'block_size=4096': expected primary or secondary" },
+		{ "start primary block_size=3000",
+		  "block_size=3000: must be a power of two from 512 to 1048576" },
+		{ "start secondary timeout=100 foo=1", "unknown option 'foo'" },
+		{ "start secondary spill=relative", "spill=relative: must be an absolute path" },
+		{ "checkpoint now", "checkpoint takes no arguments (got 'now')" },
+		{ "failover -f", "failover takes no arguments (got '-f')" },
+		{ "stop primary", "stop takes no arguments (got 'primary')" },
+		{ "status json", "status takes no arguments (got 'json')" },
+	};
+	size_t i;
+
+	/* The command is checked before the disk: the same answer on every VBD. */
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_colo_error(0, cases[i].text, EINVAL, cases[i].msg);
+}
+END_TEST
+
+START_TEST(test_colo_malformed)
+{
+	struct handler_sink sink = {
+		.reply = { .send = handler_sink_send, .complete = handler_sink_complete },
+	};
+	tapdisk_message_t req = msg_make(TAPDISK_MESSAGE_COLO, 0);
+
+	expect_colo_error(0, "", EINVAL, "malformed request: command is empty");
+
+	/* 256 bytes and no NUL: refused without reading past the array. */
+	memset(req.u.string.text, 's', sizeof(req.u.string.text));
+	tapdisk_control_handle_message(&req, &sink.reply);
+	ck_assert(sink.completed);
+	ck_assert_int_eq(sink.rsp.type, TAPDISK_MESSAGE_ERROR);
+	ck_assert_int_eq(sink.rsp.u.response.error, EINVAL);
+	ck_assert_str_eq(sink.rsp.u.response.message,
+			 "malformed request: command is not NUL-terminated");
+
+	/* 255 bytes is the longest command: it reaches the parser. */
+	memset(req.u.string.text, 's', sizeof(req.u.string.text) - 1);
+	req.u.string.text[sizeof(req.u.string.text) - 1] = '\0';
+	memset(&sink.rsp, 0, sizeof(sink.rsp));
+	sink.n_replies = sink.completed = 0;
+	tapdisk_control_handle_message(&req, &sink.reply);
+	ck_assert(sink.completed);
+	ck_assert_int_eq(sink.rsp.u.response.error, EINVAL);
+	ck_assert(!strncmp(sink.rsp.u.response.message, "unknown colo command 'sss", 25));
+	ck_assert(tapdisk_message_str_terminated(sink.rsp.u.response.message,
+						 sizeof(sink.rsp.u.response.message)));
+}
+END_TEST
+
 static Suite *message_suite(void)
 {
 	Suite *s = suite_create("message");
@@ -661,6 +948,7 @@ static Suite *message_suite(void)
 	tcase_add_test(tc, test_request_types);
 	tcase_add_test(tc, test_request_open);
 	tcase_add_test(tc, test_request_resume_nbd);
+	tcase_add_test(tc, test_request_colo);
 	tcase_add_test(tc, test_needs_vbd);
 	tcase_add_test(tc, test_reply_check);
 	tcase_add_test(tc, test_split_params);
@@ -684,8 +972,17 @@ static Suite *message_suite(void)
 	tcase_add_test(tc, test_request_wrong_reply);
 	tcase_add_test(tc, test_request_list_pid);
 	tcase_add_test(tc, test_request_stats);
+	tcase_add_test(tc, test_request_colo_client);
 	tcase_add_test(tc, test_allocate_free);
 	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("colo handler");
+	tcase_add_checked_fixture(tc, handler_setup, handler_teardown);
+	tcase_add_test(tc, test_colo_not_colo);
+	tcase_add_test(tc, test_colo_no_vbd);
+	tcase_add_test(tc, test_colo_bad_commands);
+	tcase_add_test(tc, test_colo_malformed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,485 @@
+/*
+ * The colo driver: COLO disk replication as a tapdisk filter, opened as
+ * "colo:HOST:PORT:/path/img".  The image below it is the local disk, served by the aio driver.
+ * Until replication starts this driver passes everything through.  Once started, the Primary
+ * forwards every completed guest write to the Secondary (colo-primary.c), and the Secondary
+ * keeps checkpoint contents and its own VM's writes in a disk buffer (colo-secondary.c).
+ *
+ * This file holds the driver's operations, the replication API of colo.h, and the driver's
+ * own I/O: requests it sends to the disk below through the VBD, so that a pause or close
+ * waits for them as for the guest's.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "colo-internal.h"
+#include "tapdisk-disktype.h"
+#include "tapdisk-driver.h"
+#include "tapdisk-image.h"
+#include "tapdisk-interface.h"
+#include "tapdisk-vbd.h"
+
+int colo_fail(struct colo *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+	va_end(ap);
+	EPRINTF("colo %s:%s: %s", c->host, c->port, c->last_error);
+	return err;
+}
+
+void colo_note(struct colo *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+	va_end(ap);
+}
+
+void colo_set_state(struct colo *c, enum colo_state state)
+{
+	if (c->state == state)
+		return;
+	DPRINTF("colo %s:%s: %s %s -> %s (epoch %llu)", c->host, c->port,
+		colo_role_name(c->role), colo_state_name(c->state), colo_state_name(state),
+		(unsigned long long)c->epoch);
+	c->state = state;
+}
+
+void colo_call_done(struct colo_call *call, int err, uint64_t value)
+{
+	colo_done_t done = call->done;
+	void *arg = call->arg;
+
+	if (!done)
+		return;
+	call->done = NULL;
+	call->arg = NULL;
+	done(arg, err, value);
+}
+
+bool colo_ended(const struct colo *c)
+{
+	return c->state == COLO_STATE_FAILED_OVER || c->state == COLO_STATE_STOPPED;
+}
+
+/* ---- the driver's own I/O ---- */
+
+static void colo_io_vreq_done(td_vbd_request_t *vreq, int err, void *token, int final)
+{
+	struct colo_io *io = token;
+
+	list_del_init(&io->next);
+	io->done(io->c, io, err);
+}
+
+static bool colo_io_is_own(const td_request_t *treq)
+{
+	return treq->vreq && treq->vreq->cb == colo_io_vreq_done;
+}
+
+int colo_io_submit(struct colo *c, struct colo_io *io, int op, uint64_t offset, void *buf,
+		   uint64_t len, colo_io_done_t done, void *priv)
+{
+	int err;
+
+	memset(&io->vreq, 0, sizeof(io->vreq));
+	io->c = c;
+	io->done = done;
+	io->priv = priv;
+	io->iov.base = buf;
+	io->iov.secs = (unsigned int)(len >> SECTOR_SHIFT);
+	io->vreq.op = op;
+	io->vreq.sec = offset >> SECTOR_SHIFT;
+	io->vreq.iov = op == TD_OP_FLUSH ? NULL : &io->iov;
+	io->vreq.iovcnt = op == TD_OP_FLUSH ? 0 : 1;
+	io->vreq.cb = colo_io_vreq_done;
+	io->vreq.token = io;
+	io->vreq.name = "colo";
+	err = tapdisk_vbd_queue_request(c->vbd, &io->vreq);
+	if (err)
+		return colo_fail(c, err, "cannot queue a %s of %llu bytes at %llu: %s",
+				 op == TD_OP_READ ? "read" : op == TD_OP_WRITE ? "write" : "flush",
+				 (unsigned long long)len, (unsigned long long)offset,
+				 strerror(-err));
+	list_add_tail(&io->next, &c->ios);
+	return 0;
+}
+
+/* Requests the VBD still holds (a pause holds new ones) must not outlive the driver. */
+static void colo_io_cancel_all(struct colo *c)
+{
+	struct colo_io *io, *tmp;
+
+	list_for_each_entry_safe(io, tmp, &c->ios, next) {
+		if (io->vreq.list_head) {
+			list_del(&io->vreq.next);
+			io->vreq.list_head = NULL;
+		}
+		list_del_init(&io->next);
+		io->done(c, io, -ENODEV);
+	}
+}
+
+/* ---- driver operations ---- */
+
+/* "HOST:PORT:/path", HOST may be "[v6addr]". */
+static int colo_parse_name(struct colo *c, const char *name)
+{
+	const char *p = name, *end;
+	size_t n;
+
+	if (*p == '[') {
+		end = strchr(p, ']');
+		if (!end || end[1] != ':')
+			goto bad;
+		n = end - p - 1;
+		p++;
+		end++;
+	} else {
+		end = strchr(p, ':');
+		if (!end)
+			goto bad;
+		n = end - p;
+	}
+	if (!n || n >= sizeof(c->host))
+		goto bad;
+	memcpy(c->host, p, n);
+	c->host[n] = '\0';
+	p = end + 1;
+	end = strchr(p, ':');
+	if (!end || end == p || (size_t)(end - p) >= sizeof(c->port))
+		goto bad;
+	memcpy(c->port, p, end - p);
+	c->port[end - p] = '\0';
+	for (const char *q = c->port; *q; q++)
+		if (*q < '0' || *q > '9')
+			goto bad;
+	if (atoi(c->port) < 1 || atoi(c->port) > 65535)
+		goto bad;
+	p = end + 1;
+	if (*p != '/' || strlen(p) >= sizeof(c->path))
+		goto bad;
+	strcpy(c->path, p);
+	return 0;
+bad:
+	EPRINTF("colo: '%s' is not HOST:PORT:/path/to/image (port 1-65535, absolute path)", name);
+	return -EINVAL;
+}
+
+static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryption *encryption,
+		     td_flag_t flags)
+{
+	struct colo *c = driver->data;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	err = colo_parse_name(c, name);
+	if (err)
+		return err;
+	c->driver = driver;
+	c->link.fd = -1;
+	c->p.connect_fd = -1;
+	c->s.listen_fd = -1;
+	c->s.hs_fd = -1;
+	INIT_LIST_HEAD(&c->link.sendq);
+	INIT_LIST_HEAD(&c->p.waiting);
+	INIT_LIST_HEAD(&c->p.unacked);
+	INIT_LIST_HEAD(&c->s.rxq);
+	INIT_LIST_HEAD(&c->s.held);
+	INIT_LIST_HEAD(&c->ios);
+	colo_options_init(&c->opts);
+	DPRINTF("colo: %s, replicating with %s port %s", c->path, c->host, c->port);
+	return 0;
+}
+
+static int colo_close(td_driver_t *driver)
+{
+	struct colo *c = driver->data;
+
+	if (c->role == COLO_ROLE_PRIMARY)
+		colo_primary_close(c);
+	else if (c->role == COLO_ROLE_SECONDARY)
+		colo_secondary_close(c);
+	colo_link_close(c);
+	colo_io_cancel_all(c);
+	colo_fail(c, -ENODEV, "the VBD was closed");
+	colo_call_done(&c->start_call, -ENODEV, 0);
+	colo_call_done(&c->ckpt_call, -ENODEV, 0);
+	colo_call_done(&c->stop_call, -ENODEV, 0);
+	return 0;
+}
+
+static int colo_get_parent_id(td_driver_t *driver, td_disk_id_t *id)
+{
+	struct colo *c = driver->data;
+
+	id->name = strdup(c->path);
+	if (!id->name)
+		return -ENOMEM;
+	id->type = DISK_TYPE_AIO;
+	id->flags = 0;
+	return 0;
+}
+
+static int colo_validate_parent(td_driver_t *driver, td_driver_t *parent, td_flag_t flags)
+{
+	return 0;
+}
+
+static bool colo_secondary_active(const struct colo *c)
+{
+	return c->role == COLO_ROLE_SECONDARY && !colo_ended(c);
+}
+
+static void colo_queue_read(td_driver_t *driver, td_request_t treq)
+{
+	struct colo *c = driver->data;
+
+	if (!colo_io_is_own(&treq) && colo_secondary_active(c))
+		colo_secondary_queue_read(c, treq);
+	else
+		td_forward_request(treq);
+}
+
+static void colo_queue_write(td_driver_t *driver, td_request_t treq)
+{
+	struct colo *c = driver->data;
+
+	if (colo_io_is_own(&treq))
+		td_forward_request(treq);
+	else if (c->role == COLO_ROLE_PRIMARY)
+		colo_primary_queue_write(c, treq);
+	else if (colo_secondary_active(c))
+		colo_secondary_queue_write(c, treq);
+	else
+		td_forward_request(treq);
+}
+
+static void colo_queue_flush(td_driver_t *driver, td_request_t treq)
+{
+	struct colo *c = driver->data;
+
+	/* The Secondary VM's writes live in the buffer, which no flush makes durable. */
+	if (!colo_io_is_own(&treq) && colo_secondary_active(c) &&
+	    c->state != COLO_STATE_FAILING_OVER)
+		td_complete_request(treq, 0);
+	else if (!colo_io_is_own(&treq) && c->state == COLO_STATE_FAILING_OVER)
+		colo_secondary_queue_write(c, treq); /* held with the writes, in order */
+	else
+		td_forward_request(treq);
+}
+
+static void colo_stats(td_driver_t *driver, td_stats_t *st)
+{
+	struct colo *c = driver->data;
+	struct colo_status s;
+
+	colo_get_status(c, &s);
+	tapdisk_stats_field(st, "role", "s", colo_role_name(s.role));
+	tapdisk_stats_field(st, "state", "s", colo_state_name(s.state));
+	tapdisk_stats_field(st, "link", "s", colo_link_name(s.link));
+	tapdisk_stats_field(st, "epoch", "llu", (unsigned long long)s.epoch);
+	tapdisk_stats_field(st, "sent_bytes", "llu", (unsigned long long)s.sent_bytes);
+	tapdisk_stats_field(st, "inflight_bytes", "llu", (unsigned long long)s.inflight_bytes);
+	tapdisk_stats_field(st, "buffer_blocks", "llu", (unsigned long long)s.buffer_blocks);
+	tapdisk_stats_field(st, "dirty_blocks", "llu", (unsigned long long)s.dirty_blocks);
+}
+
+struct tap_disk tapdisk_colo = {
+	.disk_type = "tapdisk_colo",
+	.flags = 0,
+	.private_data_size = sizeof(struct colo),
+	.td_open = colo_open,
+	.td_close = colo_close,
+	.td_queue_read = colo_queue_read,
+	.td_queue_write = colo_queue_write,
+	.td_queue_flush = colo_queue_flush,
+	.td_get_parent_id = colo_get_parent_id,
+	.td_validate_parent = colo_validate_parent,
+	.td_stats = colo_stats,
+};
+
+/* ---- the replication API ---- */
+
+struct colo *colo_from_vbd(td_vbd_t *vbd)
+{
+	td_image_t *image;
+
+	if (!vbd)
+		return NULL;
+	tapdisk_for_each_image(image, &vbd->images) {
+		if (image->type == DISK_TYPE_COLO && image->driver &&
+		    image->driver->ops == &tapdisk_colo) {
+			struct colo *c = image->driver->data;
+
+			c->image = image;
+			c->vbd = vbd;
+			c->disk_size = (uint64_t)image->info.size << SECTOR_SHIFT;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static int colo_refuse_ended(struct colo *c, const char *what)
+{
+	return colo_fail(c, -ESHUTDOWN, "%s: replication has ended (%s); the disk is a plain disk",
+			 what, colo_state_name(c->state));
+}
+
+int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
+	       colo_done_t done, void *arg)
+{
+	int err;
+
+	if (colo_ended(c))
+		return colo_refuse_ended(c, "start");
+	if (c->role != COLO_ROLE_NONE)
+		return colo_fail(c, -EBUSY, "start: already started as %s (%s)",
+				 colo_role_name(c->role), colo_state_name(c->state));
+	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
+		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
+	if (c->disk_size % opts->block_size && role == COLO_ROLE_SECONDARY)
+		DPRINTF("colo: the disk's last %llu bytes are a partial block",
+			(unsigned long long)(c->disk_size % opts->block_size));
+	c->opts = *opts;
+	c->role = role;
+	c->epoch = 1;
+	c->last_error[0] = '\0';
+	c->start_call.done = done;
+	c->start_call.arg = arg;
+	err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
+	if (err) {
+		c->start_call.done = NULL;
+		c->role = COLO_ROLE_NONE;
+		c->state = COLO_STATE_IDLE;
+		c->link_state = COLO_LINK_NONE;
+	}
+	return err;
+}
+
+static int colo_check_role(struct colo *c, enum colo_role role, const char *what)
+{
+	if (colo_ended(c))
+		return colo_refuse_ended(c, what);
+	if (c->role == COLO_ROLE_NONE)
+		return colo_fail(c, -EINVAL, "%s: replication is not started", what);
+	if (c->role != role)
+		return colo_fail(c, -EINVAL, "%s is a %s operation; this VBD is the %s", what,
+				 role == COLO_ROLE_PRIMARY ? "Primary" : "Secondary",
+				 colo_role_name(c->role));
+	return 0;
+}
+
+int colo_prepare_checkpoint(struct colo *c, colo_done_t done, void *arg)
+{
+	int err = colo_check_role(c, COLO_ROLE_PRIMARY, "prepare_checkpoint");
+
+	if (err)
+		return err;
+	if (c->ckpt_call.done)
+		return colo_fail(c, -EBUSY, "prepare_checkpoint: a checkpoint is in progress");
+	c->ckpt_call.done = done;
+	c->ckpt_call.arg = arg;
+	err = colo_primary_prepare(c);
+	if (err)
+		c->ckpt_call.done = NULL;
+	return err;
+}
+
+int colo_do_checkpoint(struct colo *c, colo_done_t done, void *arg)
+{
+	int err = colo_check_role(c, COLO_ROLE_SECONDARY, "do_checkpoint");
+
+	if (err)
+		return err;
+	if (c->ckpt_call.done)
+		return colo_fail(c, -EBUSY, "do_checkpoint: a checkpoint is in progress");
+	if (c->stop_call.done)
+		return colo_fail(c, -EBUSY, "do_checkpoint: a %s is in progress",
+				 c->stop_failover ? "failover" : "stop");
+	c->ckpt_call.done = done;
+	c->ckpt_call.arg = arg;
+	err = colo_secondary_checkpoint(c);
+	if (err)
+		c->ckpt_call.done = NULL;
+	return err;
+}
+
+int colo_get_sent_data_size(struct colo *c, uint64_t *sent, uint64_t *inflight)
+{
+	if (c->role != COLO_ROLE_PRIMARY)
+		return colo_fail(c, -EINVAL, "get_sent_data_size is a Primary operation; this VBD "
+				 "is the %s", colo_role_name(c->role));
+	*sent = c->p.sent_bytes;
+	*inflight = c->p.reserved;
+	return 0;
+}
+
+int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void *arg)
+{
+	const char *what = failover ? "failover" : "stop";
+	int err;
+
+	if (c->state == COLO_STATE_FAILED_OVER || c->state == COLO_STATE_STOPPED) {
+		bool same = failover == (c->state == COLO_STATE_FAILED_OVER);
+
+		return colo_fail(c, same ? -EALREADY : -ESHUTDOWN, "%s: replication has %s",
+				 what, c->state == COLO_STATE_FAILED_OVER ? "already failed over"
+									  : "already stopped");
+	}
+	if (c->role == COLO_ROLE_NONE)
+		return colo_fail(c, -EINVAL, "%s: replication is not started", what);
+	if (c->stop_call.done)
+		return colo_fail(c, -EALREADY, "%s: a %s is already in progress", what,
+				 c->stop_failover ? "failover" : "stop");
+	c->stop_call.done = done;
+	c->stop_call.arg = arg;
+	c->stop_failover = failover;
+	err = c->role == COLO_ROLE_PRIMARY ? colo_primary_stop(c, failover)
+					   : colo_secondary_stop(c, failover);
+	if (err)
+		c->stop_call.done = NULL;
+	return err;
+}
+
+void colo_get_status(struct colo *c, struct colo_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->role = c->role;
+	st->state = c->state;
+	st->link = c->link_state;
+	st->epoch = c->role == COLO_ROLE_NONE ? 0 : c->epoch;
+	st->block_size = c->opts.block_size;
+	st->last_error = c->last_error;
+	if (c->role == COLO_ROLE_PRIMARY) {
+		st->sent_bytes = c->p.sent_bytes;
+		st->inflight_bytes = c->p.reserved;
+		st->dirty_blocks = colo_primary_dirty_blocks(c);
+	}
+	if (c->role == COLO_ROLE_SECONDARY && c->s.buf) {
+		st->buffer_blocks = colo_buffer_blocks(c->s.buf);
+		st->buffer_bytes = colo_buffer_bytes(c->s.buf);
+	}
+}
+
+const char *colo_last_error(struct colo *c)
+{
+	return c->last_error;
+}
+
+long long colo_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

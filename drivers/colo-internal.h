@@ -1,0 +1,211 @@
+/*
+ * The colo driver's private header: one section per file.
+ *
+ *   block-colo.c      the tapdisk driver (open, close, read, write), the API entry points,
+ *                     errors and the driver's own I/O to the disk below it
+ *   colo-net.c        the replication link: sockets, send queue, frame reader, heartbeats
+ *   colo-primary.c    Primary: forward queue, backpressure, checkpoints, dirty blocks
+ *   colo-secondary.c  Secondary: applying forwarded writes, the disk buffer, the Secondary
+ *                     VM's reads and writes, checkpoints, failover
+ *
+ * Everything runs in tapdisk's one event loop: there are no locks.
+ */
+#ifndef _COLO_INTERNAL_H_
+#define _COLO_INTERNAL_H_
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "colo-buffer.h"
+#include "colo-proto.h"
+#include "colo.h"
+#include "list.h"
+#include "scheduler.h"
+#include "tapdisk-server.h"
+#include "tapdisk.h"
+
+#define COLO_ERR_LEN 256
+
+/* ---- colo-net.c ---- */
+
+struct colo_msg;
+typedef void (*colo_msg_sent_t)(struct colo *c, struct colo_msg *m);
+
+/* One frame to send: the encoded header, then @len bytes at @data. */
+struct colo_msg {
+	struct list_head next;
+	struct colo_wire_frame hdr;
+	const void *data;
+	uint32_t len;
+	colo_msg_sent_t sent; /* NULL: free(m) once sent */
+};
+
+struct colo_conn {
+	int fd;
+	event_id_t rd_event, wr_event, timer_event;
+	bool wr_masked, rd_masked;
+	struct colo_reader reader;
+	struct colo_frame_limits limits;
+	struct list_head sendq;
+	size_t head_sent; /* bytes of the first message already written */
+	struct td_deferred flush;
+	long long last_rx_ms, last_tx_ms;
+	char peer[300];
+};
+
+long long colo_now_ms(void);
+/* Takes over a connected socket and starts reading frames and sending heartbeats. */
+int colo_link_up(struct colo *c, int fd);
+/* Closes the link; queued messages are dropped (their sent callbacks do not run). */
+void colo_link_close(struct colo *c);
+/* Queues @m (header encoded here from @f) and sends it at the end of this loop iteration. */
+void colo_link_send(struct colo *c, struct colo_msg *m, const struct colo_frame *f);
+/* A header-only frame (ACK, HEARTBEAT). */
+void colo_link_send_simple(struct colo *c, uint16_t type, uint64_t seq, uint64_t epoch);
+/* Sends ERROR with @err and the message, then closes the link. */
+void colo_link_send_error(struct colo *c, int err, const char *msg);
+/* Stops (or resumes) reading: the receiver's backpressure. */
+void colo_link_pause_reading(struct colo *c, bool pause);
+/* Closes the link after a failure: records why, then tells the role. */
+void colo_link_lost(struct colo *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Socket helpers for the handshake. */
+int colo_socket_nonblock(int fd);
+void colo_socket_tune(int fd);
+
+/* ---- block-colo.c ---- */
+
+struct colo_call {
+	colo_done_t done;
+	void *arg;
+};
+
+struct colo_fwd;
+struct colo_apply;
+
+struct colo {
+	td_driver_t *driver;
+	td_image_t *image; /* known once started */
+	td_vbd_t *vbd;
+	char host[256];
+	char port[16];
+	char path[1024];
+	uint64_t disk_size; /* bytes */
+
+	enum colo_role role;
+	enum colo_state state;
+	enum colo_link link_state;
+	struct colo_options opts;
+	uint64_t epoch;
+	char last_error[COLO_ERR_LEN];
+	uint8_t session_id[16];
+
+	struct colo_conn link;
+
+	/* Pending API calls. */
+	struct colo_call start_call, ckpt_call, stop_call;
+	bool stop_failover;
+
+	/* Primary */
+	struct {
+		uint64_t next_seq;
+		uint64_t acked_seq;
+		uint64_t reserved;   /* bytes of writes queued, in flight locally or unacknowledged */
+		uint64_t sent_bytes; /* since the last prepare_checkpoint */
+		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
+		uint64_t verify_seq;
+		struct list_head waiting; /* guest writes held by backpressure */
+		struct list_head unacked; /* struct colo_fwd, in seq order */
+		uint64_t *dirty[2];       /* since the last checkpoint: [0] now, [1] the epoch before */
+		uint64_t nblocks;
+		int connect_fd;
+		event_id_t connect_event;
+		long long connect_deadline;
+		int phase; /* COLO_CONNECT_* */
+		struct colo_wire_hello_reply reply;
+		size_t reply_have;
+	} p;
+
+	/* Secondary */
+	struct {
+		struct colo_buffer *buf;
+		int listen_fd;
+		event_id_t listen_event;
+		int hs_fd;        /* a connection in its handshake */
+		event_id_t hs_event;
+		long long hs_deadline;
+		size_t hs_have;
+		struct colo_wire_hello hs_hello;
+		uint64_t expect_seq;     /* the next WRITE/EPOCH/VERIFY seq */
+		uint64_t applied_seq;    /* everything up to here is applied */
+		uint64_t acked_seq;      /* last ACK sent */
+		uint64_t marker_epoch;   /* the last epoch whose marker was applied, 0 = none */
+		uint64_t last_rx_marker; /* the last epoch whose marker was received */
+		uint64_t rx_bytes;       /* payload bytes received and not yet applied */
+		struct list_head rxq;    /* struct colo_apply: received, in seq order */
+		int inflight;            /* applies with I/O in flight */
+		int svm_inflight;        /* Secondary VM requests the driver holds */
+		struct list_head held;   /* Secondary VM writes held during failover */
+		struct td_deferred ack;
+		uint32_t *verify_crcs;
+		/* failover write-back */
+		uint64_t *wb_blocks;
+		size_t wb_n, wb_next;
+		int wb_inflight;
+		int wb_err;
+		bool wb_flushing;
+	} s;
+
+	struct list_head ios; /* struct colo_io the VBD has not completed */
+};
+
+/* Records the reason of a failure (logged once here) and returns @err. */
+int colo_fail(struct colo *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Records a reason without logging it: a retry may still succeed. */
+void colo_note(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void colo_set_state(struct colo *c, enum colo_state state);
+void colo_call_done(struct colo_call *call, int err, uint64_t value);
+bool colo_ended(const struct colo *c);
+
+/* The driver's own I/O to the disk below it, through the VBD, so pause and close wait for it. */
+struct colo_io;
+typedef void (*colo_io_done_t)(struct colo *c, struct colo_io *io, int err);
+struct colo_io {
+	td_vbd_request_t vreq;
+	struct td_iovec iov;
+	struct colo *c;
+	colo_io_done_t done;
+	void *priv;
+	struct list_head next; /* in c->ios while queued */
+};
+int colo_io_submit(struct colo *c, struct colo_io *io, int op, uint64_t offset, void *buf,
+		   uint64_t len, colo_io_done_t done, void *priv);
+
+/* ---- colo-primary.c ---- */
+
+int colo_primary_start(struct colo *c);
+void colo_primary_queue_write(struct colo *c, td_request_t treq);
+int colo_primary_prepare(struct colo *c);
+int colo_primary_stop(struct colo *c, bool failover);
+void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload);
+void colo_primary_link_lost(struct colo *c);
+void colo_primary_close(struct colo *c);
+uint64_t colo_primary_dirty_blocks(const struct colo *c);
+void colo_primary_mark_dirty(struct colo *c, uint64_t offset, uint64_t len);
+
+/* ---- colo-secondary.c ---- */
+
+int colo_secondary_start(struct colo *c);
+void colo_secondary_queue_read(struct colo *c, td_request_t treq);
+void colo_secondary_queue_write(struct colo *c, td_request_t treq);
+int colo_secondary_checkpoint(struct colo *c);
+int colo_secondary_stop(struct colo *c, bool failover);
+void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload);
+void colo_secondary_link_lost(struct colo *c);
+void colo_secondary_close(struct colo *c);
+void colo_secondary_writeback_sync(struct colo *c);
+
+/* CRC32C of each COLO_VERIFY_CHUNK of the disk at @path: the optional start check. */
+int colo_disk_crcs(const char *path, uint64_t disk_size, uint32_t **crcs, uint32_t *n);
+
+#endif

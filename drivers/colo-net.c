@@ -1,0 +1,366 @@
+/*
+ * The replication link (docs/colo-protocol.md): one TCP connection between Primary and
+ * Secondary after the handshake.  Frames go out through a queue flushed once per loop
+ * iteration (many frames per sendmsg); frames come in through colo_reader, which names where
+ * the next bytes go so that payloads land in their final buffer.  Heartbeats keep an idle link
+ * provably alive; a link silent for the timeout is declared lost.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "colo-internal.h"
+#include "crc32c.h"
+#include "timeout-math.h"
+
+#define COLO_IOV_MAX 64
+/* Bytes read per wakeup, so one busy link cannot starve the rest of the loop. */
+#define COLO_READ_BUDGET (8U << 20)
+
+int colo_socket_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+void colo_socket_tune(int fd)
+{
+	int one = 1, size = 4 << 20;
+
+	/* Acks and heartbeats are tiny and latency-bound; writes are batched by the queue. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+static void colo_link_read_cb(event_id_t id, char mode, void *priv);
+static void colo_link_write_cb(event_id_t id, char mode, void *priv);
+static void colo_link_timer_cb(event_id_t id, char mode, void *priv);
+static void colo_link_flush(void *arg);
+
+static uint32_t colo_heartbeat_ms(const struct colo *c)
+{
+	uint32_t ms = c->opts.timeout_ms / 4;
+
+	return ms < 25 ? 25 : ms;
+}
+
+int colo_link_up(struct colo *c, int fd)
+{
+	struct colo_conn *l = &c->link;
+	int err;
+
+	l->fd = fd;
+	colo_socket_tune(fd);
+	l->limits.disk_size = c->disk_size;
+	colo_reader_init(&l->reader, &l->limits);
+	tapdisk_deferred_init(&l->flush, colo_link_flush, c);
+	l->head_sent = 0;
+	l->rd_masked = l->wr_masked = false;
+	l->last_rx_ms = l->last_tx_ms = colo_now_ms();
+	l->rd_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD, fd, TV_ZERO,
+						    colo_link_read_cb, c);
+	l->timer_event = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+						       TV_MSECS(colo_heartbeat_ms(c)),
+						       colo_link_timer_cb, c);
+	if (l->rd_event < 0 || l->timer_event < 0) {
+		err = l->rd_event < 0 ? l->rd_event : l->timer_event;
+		if (l->rd_event < 0)
+			l->rd_event = 0;
+		if (l->timer_event < 0)
+			l->timer_event = 0;
+		colo_link_close(c);
+		return colo_fail(c, err, "cannot watch the replication link: %s", strerror(-err));
+	}
+	c->link_state = COLO_LINK_UP;
+	return 0;
+}
+
+void colo_link_close(struct colo *c)
+{
+	struct colo_conn *l = &c->link;
+	struct colo_msg *m, *tmp;
+
+	if (l->fd < 0)
+		return;
+	if (l->rd_event > 0)
+		tapdisk_server_unregister_event(l->rd_event);
+	if (l->wr_event > 0)
+		tapdisk_server_unregister_event(l->wr_event);
+	if (l->timer_event > 0)
+		tapdisk_server_unregister_event(l->timer_event);
+	l->rd_event = l->wr_event = l->timer_event = 0;
+	tapdisk_server_cancel_deferred(&l->flush);
+	list_for_each_entry_safe(m, tmp, &l->sendq, next) {
+		list_del_init(&m->next);
+		if (!m->sent)
+			free(m);
+	}
+	colo_reader_free(&l->reader);
+	close(l->fd);
+	l->fd = -1;
+}
+
+void colo_link_lost(struct colo *c, int err, const char *fmt, ...)
+{
+	char msg[COLO_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	colo_fail(c, err, "replication link to %s lost: %s", c->link.peer, msg);
+	colo_link_close(c);
+	c->link_state = COLO_LINK_LOST;
+	if (c->role == COLO_ROLE_PRIMARY)
+		colo_primary_link_lost(c);
+	else
+		colo_secondary_link_lost(c);
+}
+
+void colo_link_send(struct colo *c, struct colo_msg *m, const struct colo_frame *f)
+{
+	colo_frame_encode(f, &m->hdr);
+	list_add_tail(&m->next, &c->link.sendq);
+	tapdisk_server_defer(&c->link.flush);
+}
+
+void colo_link_send_simple(struct colo *c, uint16_t type, uint64_t seq, uint64_t epoch)
+{
+	struct colo_frame f = { .type = type, .seq = seq, .epoch = epoch };
+	struct colo_msg *m;
+
+	if (c->link.fd < 0)
+		return;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		colo_link_lost(c, -ENOMEM, "out of memory for a %s frame",
+			       colo_frame_type_name(type));
+		return;
+	}
+	colo_link_send(c, m, &f);
+}
+
+void colo_link_send_error(struct colo *c, int err, const char *msg)
+{
+	struct colo_frame f = { .type = COLO_FRAME_ERROR, .offset = (uint64_t)(err < 0 ? -err : err) };
+	size_t len = strnlen(msg, COLO_ERROR_MAX);
+	struct colo_msg *m;
+
+	if (c->link.fd < 0)
+		return;
+	m = calloc(1, sizeof(*m) + len);
+	if (m) {
+		memcpy(m + 1, msg, len);
+		m->data = m + 1;
+		m->len = (uint32_t)len;
+		f.length = (uint32_t)len;
+		f.data_crc = crc32c(0, m->data, len);
+		colo_link_send(c, m, &f);
+		/* Best effort: the peer should learn why before the connection closes. */
+		colo_link_flush(c);
+	}
+}
+
+void colo_link_pause_reading(struct colo *c, bool pause)
+{
+	struct colo_conn *l = &c->link;
+
+	if (l->fd < 0 || l->rd_masked == pause)
+		return;
+	l->rd_masked = pause;
+	tapdisk_server_mask_event(l->rd_event, pause);
+	/* Silence while we do not read is ours, not the peer's. */
+	if (!pause)
+		l->last_rx_ms = colo_now_ms();
+}
+
+static void colo_link_arm_write(struct colo *c, bool on)
+{
+	struct colo_conn *l = &c->link;
+
+	if (!l->wr_event) {
+		if (!on)
+			return;
+		l->wr_event = tapdisk_server_register_event(SCHEDULER_POLL_WRITE_FD, l->fd, TV_ZERO,
+							    colo_link_write_cb, c);
+		if (l->wr_event < 0) {
+			int err = l->wr_event;
+
+			l->wr_event = 0;
+			colo_link_lost(c, err, "cannot watch the socket: %s", strerror(-err));
+			return;
+		}
+		l->wr_masked = false;
+		return;
+	}
+	if (l->wr_masked == on) {
+		tapdisk_server_mask_event(l->wr_event, !on);
+		l->wr_masked = !on;
+	}
+}
+
+/* Sends what the socket takes; a partly sent message stays at the head with its offset. */
+static void colo_link_flush(void *arg)
+{
+	struct colo *c = arg;
+	struct colo_conn *l = &c->link;
+
+	while (l->fd >= 0 && !list_empty(&l->sendq)) {
+		struct iovec iov[COLO_IOV_MAX];
+		struct msghdr mh = { .msg_iov = iov };
+		size_t skip = l->head_sent;
+		struct colo_msg *m, *tmp;
+		int n = 0;
+		ssize_t done;
+
+		list_for_each_entry(m, &l->sendq, next) {
+			const char *hdr = (const char *)&m->hdr;
+
+			if (n + 2 > COLO_IOV_MAX)
+				break;
+			if (skip < COLO_WIRE_FRAME_SIZE) {
+				iov[n].iov_base = (void *)(hdr + skip);
+				iov[n++].iov_len = COLO_WIRE_FRAME_SIZE - skip;
+				skip = 0;
+			} else {
+				skip -= COLO_WIRE_FRAME_SIZE;
+			}
+			if (m->len) {
+				iov[n].iov_base = (char *)m->data + skip;
+				iov[n++].iov_len = m->len - skip;
+			}
+			skip = 0;
+		}
+		mh.msg_iovlen = n;
+		done = sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (done < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				colo_link_arm_write(c, true);
+				return;
+			}
+			colo_link_lost(c, -errno, "send: %s", strerror(errno));
+			return;
+		}
+		l->last_tx_ms = colo_now_ms();
+		done += l->head_sent;
+		list_for_each_entry_safe(m, tmp, &l->sendq, next) {
+			size_t size = COLO_WIRE_FRAME_SIZE + m->len;
+
+			if ((size_t)done < size)
+				break;
+			done -= size;
+			list_del_init(&m->next);
+			if (m->sent)
+				m->sent(c, m);
+			else
+				free(m);
+		}
+		l->head_sent = done;
+	}
+	if (l->fd >= 0)
+		colo_link_arm_write(c, false);
+}
+
+static void colo_link_write_cb(event_id_t id, char mode, void *priv)
+{
+	colo_link_flush(priv);
+}
+
+static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
+{
+	char msg[COLO_ERROR_MAX + 1];
+
+	switch (f->type) {
+	case COLO_FRAME_HEARTBEAT:
+		free(payload);
+		return;
+	case COLO_FRAME_ERROR:
+		memcpy(msg, payload ? payload : "", f->length);
+		msg[f->length] = '\0';
+		for (char *p = msg; *p; p++)
+			if (*p < ' ' || *p > '~')
+				*p = '?';
+		free(payload);
+		colo_link_lost(c, -(int)f->offset, "the %s reported: %s (%s)",
+			       c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary", msg,
+			       strerror((int)f->offset));
+		return;
+	}
+	if (c->role == COLO_ROLE_PRIMARY)
+		colo_primary_frame(c, f, payload);
+	else
+		colo_secondary_frame(c, f, payload);
+}
+
+static void colo_link_read_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+	struct colo_conn *l = &c->link;
+	size_t budget = COLO_READ_BUDGET;
+	char err[COLO_ERR_LEN];
+
+	while (l->fd >= 0 && !l->rd_masked && budget) {
+		struct colo_frame f;
+		void *buf, *payload;
+		size_t len;
+		ssize_t n;
+		int rc;
+
+		colo_reader_next(&l->reader, &buf, &len);
+		n = recv(l->fd, buf, len, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				colo_link_lost(c, -errno, "receive: %s", strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			colo_link_lost(c, -ECONNRESET, "the %s closed the connection",
+				       c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary");
+			return;
+		}
+		budget = (size_t)n < budget ? budget - n : 0;
+		l->last_rx_ms = colo_now_ms();
+		rc = colo_reader_advance(&l->reader, n, err, sizeof(err));
+		if (rc < 0) {
+			colo_link_send_error(c, rc, err);
+			colo_link_lost(c, rc, "bad frame: %s", err);
+			return;
+		}
+		if (rc == 1) {
+			colo_reader_take(&l->reader, &f, &payload);
+			colo_link_frame(c, &f, payload);
+		}
+	}
+}
+
+static void colo_link_timer_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+	struct colo_conn *l = &c->link;
+	long long now = colo_now_ms();
+
+	if (l->fd < 0)
+		return;
+	if (!l->rd_masked && now - l->last_rx_ms > (long long)c->opts.timeout_ms) {
+		colo_link_lost(c, -ETIMEDOUT, "nothing heard for %lld ms (timeout %u ms)",
+			       now - l->last_rx_ms, c->opts.timeout_ms);
+		return;
+	}
+	if (now - l->last_tx_ms >= (long long)colo_heartbeat_ms(c) && list_empty(&l->sendq))
+		colo_link_send_simple(c, COLO_FRAME_HEARTBEAT, 0, c->epoch);
+}

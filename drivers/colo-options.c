@@ -1,0 +1,313 @@
+/*
+ * The options of colo start, the names of roles, states and links, and the status JSON: the
+ * text side of the replication API (include/colo.h), kept apart from the driver so that the
+ * control plane and the unit tests use it without a colo disk.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "colo.h"
+
+#define COLO_BLOCK_SIZE_MIN 512
+#define COLO_BLOCK_SIZE_MAX (1 << 20)
+#define COLO_QUEUE_LIMIT_MIN (1ULL << 20)
+#define COLO_QUEUE_LIMIT_MAX (64ULL << 30)
+#define COLO_RAM_LIMIT_MIN (1ULL << 20)
+#define COLO_TIMEOUT_MIN_MS 100
+#define COLO_TIMEOUT_MAX_MS 600000
+#define COLO_CONNECT_TIMEOUT_MAX_MS 3600000
+
+void colo_options_init(struct colo_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->block_size = 4096;
+	opts->queue_limit = 64ULL << 20;
+	opts->ram_limit = 1ULL << 30;
+	opts->spill_path[0] = '\0';
+	opts->spill_limit = 0;
+	opts->timeout_ms = 5000;
+	opts->connect_timeout_ms = 30000;
+	opts->verify = false;
+}
+
+static int __attribute__((format(printf, 3, 4)))
+options_reject(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/*
+ * Decimal digits only: strtoull would take a sign, blanks and hex, and wrap "-1" to 2^64-1,
+ * which a limit must never silently become.
+ */
+static int options_parse_u64(const char *s, uint64_t *out, const char **end)
+{
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - (*s - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	*end = s;
+	return 0;
+}
+
+/* "4096", "64K", "1M", "2G" (powers of 1024). */
+static int options_parse_size(const char *s, uint64_t *out)
+{
+	const char *end;
+	unsigned int shift;
+	uint64_t v;
+	int err;
+
+	err = options_parse_u64(s, &v, &end);
+	if (err)
+		return err;
+	switch (*end) {
+	case '\0':
+		shift = 0;
+		break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (shift && end[1])
+		return -EINVAL;
+	if (v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+/* Milliseconds, as a plain number: a unit suffix would invite "5s" meaning 5 ms. */
+static int options_parse_ms(const char *s, uint64_t *out)
+{
+	const char *end;
+	int err;
+
+	err = options_parse_u64(s, out, &end);
+	if (err)
+		return err;
+	return *end ? -EINVAL : 0;
+}
+
+int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen)
+{
+	const char *eq = strchr(kv, '=');
+	const char *val;
+	size_t klen;
+	uint64_t v;
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+
+	klen = eq ? (size_t)(eq - kv) : strlen(kv);
+#define KEY_IS(name) (klen == strlen(name) && !strncmp(kv, name, klen))
+	if (!KEY_IS("block_size") && !KEY_IS("queue_limit") && !KEY_IS("ram_limit") &&
+	    !KEY_IS("spill") && !KEY_IS("spill_limit") && !KEY_IS("timeout") &&
+	    !KEY_IS("connect_timeout") && !KEY_IS("verify"))
+		return options_reject(err, errlen, "unknown option '%.*s'", (int)klen, kv);
+	if (!eq || !eq[1])
+		return options_reject(err, errlen, "%.*s: missing value (expected %.*s=VALUE)",
+				      (int)klen, kv, (int)klen, kv);
+	val = eq + 1;
+
+	if (KEY_IS("spill")) {
+		if (val[0] != '/')
+			return options_reject(err, errlen, "%s: must be an absolute path", kv);
+		if (strlen(val) >= sizeof(opts->spill_path))
+			return options_reject(err, errlen,
+					      "spill=...: path must be shorter than %zu bytes",
+					      sizeof(opts->spill_path));
+		strcpy(opts->spill_path, val);
+		return 0;
+	}
+
+	if (KEY_IS("timeout") || KEY_IS("connect_timeout") || KEY_IS("verify")) {
+		r = options_parse_ms(val, &v);
+		if (r)
+			return options_reject(err, errlen, "%s: not a number", kv);
+		if (KEY_IS("verify")) {
+			if (v > 1)
+				return options_reject(err, errlen, "%s: must be 0 or 1", kv);
+			opts->verify = v;
+		} else if (KEY_IS("timeout")) {
+			if (v < COLO_TIMEOUT_MIN_MS || v > COLO_TIMEOUT_MAX_MS)
+				return options_reject(err, errlen, "%s: must be from %d to %d ms",
+						      kv, COLO_TIMEOUT_MIN_MS, COLO_TIMEOUT_MAX_MS);
+			opts->timeout_ms = v;
+		} else {
+			if (v > COLO_CONNECT_TIMEOUT_MAX_MS)
+				return options_reject(err, errlen, "%s: must be from 0 to %d ms",
+						      kv, COLO_CONNECT_TIMEOUT_MAX_MS);
+			opts->connect_timeout_ms = v;
+		}
+		return 0;
+	}
+
+	r = options_parse_size(val, &v);
+	if (r == -ERANGE)
+		return options_reject(err, errlen, "%s: too large", kv);
+	if (r)
+		return options_reject(err, errlen,
+				      "%s: not a size (a number with an optional K, M or G suffix)",
+				      kv);
+
+	if (KEY_IS("block_size")) {
+		if (v < COLO_BLOCK_SIZE_MIN || v > COLO_BLOCK_SIZE_MAX || (v & (v - 1)))
+			return options_reject(err, errlen,
+					      "%s: must be a power of two from %d to %d", kv,
+					      COLO_BLOCK_SIZE_MIN, COLO_BLOCK_SIZE_MAX);
+		opts->block_size = v;
+	} else if (KEY_IS("queue_limit")) {
+		if (v < COLO_QUEUE_LIMIT_MIN || v > COLO_QUEUE_LIMIT_MAX)
+			return options_reject(err, errlen,
+					      "%s: must be from 1M (%llu) to 64G (%llu) bytes", kv,
+					      COLO_QUEUE_LIMIT_MIN, COLO_QUEUE_LIMIT_MAX);
+		opts->queue_limit = v;
+	} else if (KEY_IS("ram_limit")) {
+		if (v < COLO_RAM_LIMIT_MIN)
+			return options_reject(err, errlen, "%s: must be at least 1M (%llu) bytes",
+					      kv, COLO_RAM_LIMIT_MIN);
+		opts->ram_limit = v;
+	} else {
+		opts->spill_limit = v;
+	}
+	return 0;
+#undef KEY_IS
+}
+
+const char *colo_role_name(enum colo_role role)
+{
+	switch (role) {
+	case COLO_ROLE_NONE:
+		return "none";
+	case COLO_ROLE_PRIMARY:
+		return "primary";
+	case COLO_ROLE_SECONDARY:
+		return "secondary";
+	}
+	return "unknown";
+}
+
+const char *colo_state_name(enum colo_state state)
+{
+	switch (state) {
+	case COLO_STATE_IDLE:
+		return "idle";
+	case COLO_STATE_CONNECTING:
+		return "connecting";
+	case COLO_STATE_RUNNING:
+		return "running";
+	case COLO_STATE_BROKEN:
+		return "broken";
+	case COLO_STATE_FAILING_OVER:
+		return "failing-over";
+	case COLO_STATE_FAILED_OVER:
+		return "failed-over";
+	case COLO_STATE_STOPPED:
+		return "stopped";
+	}
+	return "unknown";
+}
+
+const char *colo_link_name(enum colo_link link)
+{
+	switch (link) {
+	case COLO_LINK_NONE:
+		return "none";
+	case COLO_LINK_CONNECTING:
+		return "connecting";
+	case COLO_LINK_LISTENING:
+		return "listening";
+	case COLO_LINK_UP:
+		return "up";
+	case COLO_LINK_LOST:
+		return "lost";
+	}
+	return "unknown";
+}
+
+/* Appends to a buffer that may be too small, counting every byte as snprintf does. */
+struct json_out {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+json_printf(struct json_out *o, const char *fmt, ...)
+{
+	size_t room = o->len < o->size ? o->size - o->len : 0;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += n;
+}
+
+/* last_error is free text from the driver: it may hold quotes, backslashes or newlines. */
+static void json_string(struct json_out *o, const char *s)
+{
+	const unsigned char *p;
+
+	json_printf(o, "\"");
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			json_printf(o, "\\%c", *p);
+		else if (*p < 0x20)
+			json_printf(o, "\\u%04x", *p);
+		else
+			json_printf(o, "%c", *p);
+	}
+	json_printf(o, "\"");
+}
+
+int colo_status_json(const struct colo_status *st, char *buf, size_t size)
+{
+	struct json_out o = { buf, size, 0 };
+
+	if (size)
+		buf[0] = '\0';
+	json_printf(&o, "{\"role\":\"%s\",\"state\":\"%s\",\"epoch\":%" PRIu64,
+		    colo_role_name(st->role), colo_state_name(st->state), st->epoch);
+	json_printf(&o, ",\"sent_bytes\":%" PRIu64 ",\"inflight_bytes\":%" PRIu64, st->sent_bytes,
+		    st->inflight_bytes);
+	json_printf(&o, ",\"buffer_blocks\":%" PRIu64 ",\"buffer_bytes\":%" PRIu64,
+		    st->buffer_blocks, st->buffer_bytes);
+	json_printf(&o, ",\"dirty_blocks\":%" PRIu64 ",\"block_size\":%" PRIu32, st->dirty_blocks,
+		    st->block_size);
+	json_printf(&o, ",\"link\":\"%s\",\"last_error\":", colo_link_name(st->link));
+	json_string(&o, st->last_error ? st->last_error : "");
+	json_printf(&o, "}");
+	return o.len > INT32_MAX ? -1 : (int)o.len;
+}

@@ -1,0 +1,623 @@
+/*
+ * The Primary: a guest write completes once the local disk has it; then a copy is queued and
+ * forwarded, in the order the writes completed, to the Secondary.  The queue counts every
+ * byte from the local write's start to the Secondary's acknowledgement and is bounded by
+ * queue_limit: past it, new guest writes wait (backpressure), and nothing is ever dropped
+ * while the link lives.  A checkpoint is an epoch marker in the same stream: once the
+ * Secondary acknowledges it, every write before it is on the Secondary.
+ *
+ * Every written block is also marked dirty, so that after a lost Secondary or a failover the
+ * blocks changed since the last checkpoint are known (for the resync that comes later).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "colo-internal.h"
+#include "crc32c.h"
+#include "tapdisk-interface.h"
+#include "timeout-math.h"
+
+#define COLO_CONNECT_RETRY_MS 200
+
+/* Where a start is: waiting to retry, connecting, or waiting for the hello reply. */
+enum { COLO_CONNECT_RETRY, COLO_CONNECT_CONNECTING, COLO_CONNECT_REPLY };
+
+/* One forwarded frame: a write (with its data) or an epoch marker or the verify list. */
+struct colo_fwd {
+	struct colo_msg msg;
+	struct list_head list; /* in p.unacked, seq order; not yet linked before the local write */
+	struct colo *c;
+	td_request_t treq; /* the guest's request until its local write completes */
+	struct colo_frame f;
+	char data[];
+};
+
+/* A guest write held by backpressure. */
+struct colo_wait {
+	struct list_head next;
+	td_request_t treq;
+};
+
+static void colo_primary_issue(struct colo *c, td_request_t treq);
+
+/* ---- dirty blocks ---- */
+
+void colo_primary_mark_dirty(struct colo *c, uint64_t offset, uint64_t len)
+{
+	uint64_t b, last;
+
+	if (!c->p.dirty[0] || !len)
+		return;
+	b = offset / c->opts.block_size;
+	last = (offset + len - 1) / c->opts.block_size;
+	for (; b <= last && b < c->p.nblocks; b++)
+		c->p.dirty[0][b / 64] |= 1ULL << (b % 64);
+}
+
+uint64_t colo_primary_dirty_blocks(const struct colo *c)
+{
+	uint64_t n = 0;
+
+	if (!c->p.dirty[0])
+		return 0;
+	for (uint64_t i = 0; i < (c->p.nblocks + 63) / 64; i++)
+		n += __builtin_popcountll(c->p.dirty[0][i] | c->p.dirty[1][i]);
+	return n;
+}
+
+/* A checkpoint completed: what the epoch before it wrote is on both sides now. */
+static void colo_primary_dirty_rotate(struct colo *c)
+{
+	uint64_t *old = c->p.dirty[1];
+
+	memset(old, 0, (c->p.nblocks + 63) / 64 * sizeof(uint64_t));
+	c->p.dirty[1] = c->p.dirty[0];
+	c->p.dirty[0] = old;
+}
+
+/* ---- the forward queue ---- */
+
+static void colo_fwd_sent(struct colo *c, struct colo_msg *m)
+{
+	/* Stays in p.unacked, where the acknowledgement frees it. */
+}
+
+static void colo_primary_send(struct colo *c, struct colo_fwd *fwd)
+{
+	fwd->f.seq = c->p.next_seq++;
+	fwd->msg.data = fwd->f.length ? fwd->data : NULL;
+	fwd->msg.len = fwd->f.length;
+	fwd->msg.sent = colo_fwd_sent;
+	colo_link_send(c, &fwd->msg, &fwd->f);
+}
+
+static bool colo_primary_forwarding(const struct colo *c)
+{
+	return c->state == COLO_STATE_CONNECTING || c->state == COLO_STATE_RUNNING;
+}
+
+/* Appends a frame; it is sent now if the link is up, else when it comes up. */
+static void colo_primary_enqueue(struct colo *c, struct colo_fwd *fwd)
+{
+	list_add_tail(&fwd->list, &c->p.unacked);
+	INIT_LIST_HEAD(&fwd->msg.next);
+	fwd->f.seq = 0;
+	if (c->link_state == COLO_LINK_UP)
+		colo_primary_send(c, fwd);
+}
+
+static void colo_primary_release(struct colo *c, struct colo_fwd *fwd)
+{
+	c->p.reserved -= fwd->f.length;
+	list_del(&fwd->list);
+	free(fwd);
+}
+
+/* Issues held writes while the queue has room, in their order. */
+static void colo_primary_kick_waiting(struct colo *c)
+{
+	while (!list_empty(&c->p.waiting)) {
+		struct colo_wait *w = list_first_entry(&c->p.waiting, struct colo_wait, next);
+		uint64_t len = (uint64_t)w->treq.secs << SECTOR_SHIFT;
+		td_request_t treq = w->treq;
+
+		if (colo_primary_forwarding(c) && c->p.reserved &&
+		    c->p.reserved + len > c->opts.queue_limit)
+			return;
+		list_del(&w->next);
+		free(w);
+		colo_primary_issue(c, treq);
+	}
+}
+
+/* Drops everything queued: the link is gone or replication ended. */
+static void colo_primary_drop_queue(struct colo *c)
+{
+	struct colo_fwd *fwd, *tmp;
+
+	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list)
+		colo_primary_release(c, fwd);
+	c->p.verify_seq = 0;
+	c->p.ckpt_seq = 0;
+}
+
+static void colo_primary_local_done(td_request_t clone, int err)
+{
+	struct colo_fwd *fwd = clone.cb_data;
+	struct colo *c = fwd->c;
+	td_request_t treq = fwd->treq;
+	uint64_t len = fwd->f.length;
+
+	if (err || !colo_primary_forwarding(c)) {
+		/* A failed local write is not forwarded: the Secondary must not get ahead. */
+		c->p.reserved -= len;
+		if (!err)
+			colo_primary_mark_dirty(c, fwd->f.offset, len);
+		free(fwd);
+	} else {
+		memcpy(fwd->data, treq.buf, len);
+		fwd->f.epoch = c->epoch;
+		fwd->f.data_crc = crc32c(0, fwd->data, len);
+		colo_primary_mark_dirty(c, fwd->f.offset, len);
+		c->p.sent_bytes += len;
+		colo_primary_enqueue(c, fwd);
+	}
+	td_complete_request(treq, err);
+	colo_primary_kick_waiting(c);
+}
+
+static void colo_primary_issue(struct colo *c, td_request_t treq)
+{
+	uint64_t len = (uint64_t)treq.secs << SECTOR_SHIFT;
+	struct colo_fwd *fwd;
+	td_request_t clone;
+
+	if (!colo_primary_forwarding(c)) {
+		colo_primary_mark_dirty(c, treq.sec << SECTOR_SHIFT, len);
+		td_forward_request(treq);
+		return;
+	}
+	fwd = malloc(sizeof(*fwd) + len);
+	if (!fwd) {
+		td_complete_request(treq, -EBUSY); /* retried by the VBD */
+		return;
+	}
+	memset(fwd, 0, sizeof(*fwd));
+	fwd->c = c;
+	fwd->treq = treq;
+	fwd->f.type = COLO_FRAME_WRITE;
+	fwd->f.offset = treq.sec << SECTOR_SHIFT;
+	fwd->f.length = (uint32_t)len;
+	INIT_LIST_HEAD(&fwd->list);
+	c->p.reserved += len;
+	clone = treq;
+	clone.cb = colo_primary_local_done;
+	clone.cb_data = fwd;
+	td_forward_request(clone);
+}
+
+void colo_primary_queue_write(struct colo *c, td_request_t treq)
+{
+	uint64_t len = (uint64_t)treq.secs << SECTOR_SHIFT;
+	struct colo_wait *w;
+
+	if (colo_primary_forwarding(c) &&
+	    (!list_empty(&c->p.waiting) ||
+	     (c->p.reserved && c->p.reserved + len > c->opts.queue_limit))) {
+		w = malloc(sizeof(*w));
+		if (!w) {
+			td_complete_request(treq, -EBUSY);
+			return;
+		}
+		w->treq = treq;
+		list_add_tail(&w->next, &c->p.waiting);
+		return;
+	}
+	colo_primary_issue(c, treq);
+}
+
+/* ---- frames from the Secondary ---- */
+
+static void colo_primary_acked(struct colo *c, uint64_t seq)
+{
+	struct colo_fwd *fwd, *tmp;
+
+	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list) {
+		if (!fwd->f.seq || fwd->f.seq > seq)
+			break;
+		colo_primary_release(c, fwd);
+	}
+	c->p.acked_seq = seq;
+	if (c->p.verify_seq && seq >= c->p.verify_seq) {
+		c->p.verify_seq = 0;
+		DPRINTF("colo %s:%s: the Secondary's disk matches ours", c->host, c->port);
+		colo_call_done(&c->start_call, 0, 0);
+	}
+	if (c->p.ckpt_seq && seq >= c->p.ckpt_seq) {
+		c->p.ckpt_seq = 0;
+		colo_primary_dirty_rotate(c);
+		colo_call_done(&c->ckpt_call, 0, c->epoch);
+	}
+	colo_primary_kick_waiting(c);
+}
+
+void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload)
+{
+	free(payload);
+	if (f->type != COLO_FRAME_ACK) {
+		colo_link_send_error(c, -EPROTO, "unexpected frame from the Secondary");
+		colo_link_lost(c, -EPROTO, "unexpected %s frame from the Secondary",
+			       colo_frame_type_name(f->type));
+		return;
+	}
+	if (f->seq < c->p.acked_seq || f->seq >= c->p.next_seq) {
+		colo_link_send_error(c, -EPROTO, "acknowledgement out of range");
+		colo_link_lost(c, -EPROTO, "ACK of seq %llu, but %llu..%llu are outstanding",
+			       (unsigned long long)f->seq, (unsigned long long)c->p.acked_seq + 1,
+			       (unsigned long long)c->p.next_seq - 1);
+		return;
+	}
+	colo_primary_acked(c, f->seq);
+}
+
+/* The Secondary is gone: keep serving the guest, remember what changed. */
+void colo_primary_link_lost(struct colo *c)
+{
+	int err = -ENOTCONN;
+
+	colo_primary_drop_queue(c);
+	if (c->start_call.done) {
+		/* Lost before the start finished (the verify step): the start fails. */
+		c->state = COLO_STATE_IDLE;
+		c->role = COLO_ROLE_NONE;
+		c->link_state = COLO_LINK_NONE;
+		colo_call_done(&c->start_call, err, 0);
+	} else {
+		colo_set_state(c, COLO_STATE_BROKEN);
+	}
+	colo_call_done(&c->ckpt_call, err, 0);
+	colo_primary_kick_waiting(c);
+}
+
+/* ---- start: connect, handshake, optional verify ---- */
+
+static void colo_primary_connect_cb(event_id_t id, char mode, void *priv);
+
+static void colo_primary_connect_cleanup(struct colo *c)
+{
+	if (c->p.connect_event > 0)
+		tapdisk_server_unregister_event(c->p.connect_event);
+	c->p.connect_event = 0;
+	if (c->p.connect_fd >= 0)
+		close(c->p.connect_fd);
+	c->p.connect_fd = -1;
+	c->p.reply_have = 0;
+}
+
+static void colo_primary_start_failed(struct colo *c, int err)
+{
+	colo_primary_connect_cleanup(c);
+	colo_link_close(c);
+	colo_primary_drop_queue(c);
+	c->state = COLO_STATE_IDLE;
+	c->role = COLO_ROLE_NONE;
+	c->link_state = COLO_LINK_NONE;
+	colo_call_done(&c->start_call, err, 0);
+	colo_primary_kick_waiting(c);
+}
+
+static int colo_primary_wait(struct colo *c, char mode, int ms)
+{
+	if (c->p.connect_event > 0)
+		tapdisk_server_unregister_event(c->p.connect_event);
+	c->p.connect_event = tapdisk_server_register_event(
+		mode | SCHEDULER_POLL_TIMEOUT, mode ? c->p.connect_fd : -1,
+		TV_MSECS(ms > 0 ? ms : 1), colo_primary_connect_cb, c);
+	if (c->p.connect_event < 0) {
+		int err = c->p.connect_event;
+
+		c->p.connect_event = 0;
+		return colo_fail(c, err, "start: cannot watch the connection: %s", strerror(-err));
+	}
+	return 0;
+}
+
+static int colo_primary_remaining_ms(const struct colo *c)
+{
+	long long left = c->p.connect_deadline - colo_now_ms();
+
+	return left < 0 ? 0 : (int)left;
+}
+
+/* Starts one connection attempt; 0 with an event armed, or -errno. */
+static int colo_primary_try_connect(struct colo *c)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	int fd, rc;
+
+	rc = getaddrinfo(c->host, c->port, &hints, &res);
+	if (rc)
+		return colo_fail(c, -EHOSTUNREACH, "start: cannot resolve %s: %s", c->host,
+				 gai_strerror(rc));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		freeaddrinfo(res);
+		return colo_fail(c, -errno, "start: socket: %s", strerror(errno));
+	}
+	rc = connect(fd, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	if (rc && errno != EINPROGRESS) {
+		rc = -errno;
+		close(fd);
+		/* Refused now: try again shortly, the Secondary may not listen yet. */
+		c->p.connect_fd = -1;
+		colo_note(c, "connect to %s:%s: %s", c->host,
+			 c->port, strerror(-rc));
+		c->p.phase = COLO_CONNECT_RETRY;
+		return colo_primary_wait(c, 0, COLO_CONNECT_RETRY_MS);
+	}
+	c->p.connect_fd = fd;
+	c->p.phase = COLO_CONNECT_CONNECTING;
+	return colo_primary_wait(c, SCHEDULER_POLL_WRITE_FD, colo_primary_remaining_ms(c));
+}
+
+static int colo_primary_send_hello(struct colo *c)
+{
+	struct colo_hello h = {
+		.version = COLO_PROTO_VERSION,
+		.flags = c->opts.verify ? COLO_HELLO_VERIFY : 0,
+		.disk_size = c->disk_size,
+		.block_size = c->opts.block_size,
+		.auth_type = COLO_AUTH_NONE,
+	};
+	struct colo_wire_hello w;
+	ssize_t n;
+
+	memcpy(h.session_id, c->session_id, sizeof(h.session_id));
+	colo_hello_encode(&h, &w);
+	/* A fresh socket's buffer always takes 80 bytes. */
+	n = send(c->p.connect_fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n != (ssize_t)sizeof(w))
+		return colo_fail(c, n < 0 ? -errno : -EIO, "start: sending the hello to %s:%s: %s",
+				 c->host, c->port, n < 0 ? strerror(errno) : "short write");
+	c->p.reply_have = 0;
+	c->p.phase = COLO_CONNECT_REPLY;
+	return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
+}
+
+static int colo_primary_verify(struct colo *c)
+{
+	struct colo_fwd *fwd;
+	uint32_t *crcs, n;
+	int err;
+
+	err = colo_disk_crcs(c->path, c->disk_size, &crcs, &n);
+	if (err)
+		return colo_fail(c, err, "start: cannot checksum %s: %s", c->path,
+				 strerror(-err));
+	fwd = calloc(1, sizeof(*fwd) + (size_t)n * 4);
+	if (!fwd) {
+		free(crcs);
+		return colo_fail(c, -ENOMEM, "start: out of memory");
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t be = htobe32(crcs[i]);
+
+		memcpy(fwd->data + (size_t)i * 4, &be, 4);
+	}
+	free(crcs);
+	fwd->c = c;
+	fwd->f.type = COLO_FRAME_VERIFY;
+	fwd->f.epoch = c->epoch;
+	fwd->f.length = n * 4;
+	fwd->f.data_crc = crc32c(0, fwd->data, fwd->f.length);
+	list_add(&fwd->list, &c->p.unacked); /* before any write queued while connecting */
+	colo_primary_send(c, fwd);
+	c->p.verify_seq = fwd->f.seq;
+	/* Its length is not a write: keep the byte accounting of writes exact. */
+	c->p.reserved += fwd->f.length;
+	return 0;
+}
+
+/* The handshake succeeded: the link is up and what was queued meanwhile goes out. */
+static int colo_primary_link_ready(struct colo *c)
+{
+	struct colo_fwd *fwd;
+	int fd = c->p.connect_fd, err;
+
+	c->p.connect_fd = -1;
+	colo_primary_connect_cleanup(c);
+	snprintf(c->link.peer, sizeof(c->link.peer), "%s:%s", c->host, c->port);
+	err = colo_link_up(c, fd);
+	if (err)
+		return err;
+	if (c->opts.verify) {
+		err = colo_primary_verify(c);
+		if (err)
+			return err;
+	}
+	list_for_each_entry(fwd, &c->p.unacked, list)
+		if (!fwd->f.seq)
+			colo_primary_send(c, fwd);
+	colo_set_state(c, COLO_STATE_RUNNING);
+	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
+	if (!c->opts.verify)
+		colo_call_done(&c->start_call, 0, 0);
+	return 0;
+}
+
+static int colo_primary_read_reply(struct colo *c)
+{
+	struct colo_wire_hello_reply w;
+	struct colo_hello_reply r;
+	char err[COLO_ERR_LEN];
+	ssize_t n;
+	int rc;
+
+	/* The reply is small and comes at once; hs_have counts what arrived of it. */
+	n = recv(c->p.connect_fd, (char *)&c->p.reply + c->p.reply_have,
+		 sizeof(w) - c->p.reply_have, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
+	if (n <= 0)
+		return colo_fail(c, n < 0 ? -errno : -ECONNRESET,
+				 "start: the Secondary at %s:%s closed the connection during the "
+				 "handshake%s%s", c->host, c->port, n < 0 ? ": " : "",
+				 n < 0 ? strerror(errno) : "");
+	c->p.reply_have += n;
+	if (c->p.reply_have < sizeof(w))
+		return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
+	memcpy(&w, &c->p.reply, sizeof(w));
+	rc = colo_hello_reply_decode(&w, &r, err, sizeof(err));
+	if (rc)
+		return colo_fail(c, rc, "start: bad handshake reply from %s:%s: %s", c->host,
+				 c->port, err);
+	if (r.status)
+		return colo_fail(c, -r.status, "start: the Secondary refused: %s", r.message);
+	if (memcmp(r.session_id, c->session_id, sizeof(r.session_id)))
+		return colo_fail(c, -EPROTO, "start: the Secondary answered another session");
+	return colo_primary_link_ready(c);
+}
+
+static void colo_primary_connect_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+	int err, soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	switch (c->p.phase) {
+	case COLO_CONNECT_RETRY:
+		if (!colo_primary_remaining_ms(c)) {
+			colo_fail(c, -ETIMEDOUT, "start: no Secondary at %s:%s within %u ms (%s)",
+				  c->host, c->port, c->opts.connect_timeout_ms, c->last_error);
+			colo_primary_start_failed(c, -ETIMEDOUT);
+			return;
+		}
+		err = colo_primary_try_connect(c);
+		break;
+	case COLO_CONNECT_CONNECTING:
+		if (!(mode & SCHEDULER_POLL_WRITE_FD)) {
+			colo_note(c, "connect to %s:%s: %s",
+				 c->host, c->port, strerror(ETIMEDOUT));
+			soerr = ETIMEDOUT;
+		} else {
+			getsockopt(c->p.connect_fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+		}
+		if (soerr) {
+			colo_note(c, "connect to %s:%s: %s",
+				 c->host, c->port, strerror(soerr));
+			close(c->p.connect_fd);
+			c->p.connect_fd = -1;
+			c->p.phase = COLO_CONNECT_RETRY;
+			err = colo_primary_wait(c, 0, COLO_CONNECT_RETRY_MS);
+		} else {
+			err = colo_primary_send_hello(c);
+		}
+		break;
+	default:
+		if (mode & SCHEDULER_POLL_READ_FD)
+			err = colo_primary_read_reply(c);
+		else
+			err = colo_fail(c, -ETIMEDOUT, "start: %s:%s did not answer the handshake "
+					"within %u ms", c->host, c->port, c->opts.timeout_ms);
+		break;
+	}
+	if (err)
+		colo_primary_start_failed(c, err);
+}
+
+int colo_primary_start(struct colo *c)
+{
+	int err;
+
+	c->p.nblocks = (c->disk_size + c->opts.block_size - 1) / c->opts.block_size;
+	for (int i = 0; i < 2; i++) {
+		if (!c->p.dirty[i])
+			c->p.dirty[i] = calloc((c->p.nblocks + 63) / 64 + 1, sizeof(uint64_t));
+		if (!c->p.dirty[i])
+			return colo_fail(c, -ENOMEM, "start: out of memory for the dirty map");
+	}
+	if (getrandom(c->session_id, sizeof(c->session_id), 0) != sizeof(c->session_id))
+		return colo_fail(c, -errno, "start: no random session id: %s", strerror(errno));
+	c->p.next_seq = 1;
+	c->p.acked_seq = 0;
+	c->p.sent_bytes = 0;
+	c->p.connect_deadline = colo_now_ms() + c->opts.connect_timeout_ms;
+	c->p.phase = COLO_CONNECT_RETRY;
+	c->state = COLO_STATE_CONNECTING;
+	c->link_state = COLO_LINK_CONNECTING;
+	err = colo_primary_try_connect(c);
+	if (err) {
+		colo_primary_connect_cleanup(c);
+		return err;
+	}
+	DPRINTF("colo %s:%s: connecting to the Secondary", c->host, c->port);
+	return 0;
+}
+
+int colo_primary_prepare(struct colo *c)
+{
+	struct colo_fwd *fwd;
+
+	if (c->state != COLO_STATE_RUNNING || c->p.verify_seq)
+		return colo_fail(c, -ENOTCONN, "prepare_checkpoint: not replicating (%s, link %s)",
+				 colo_state_name(c->state), colo_link_name(c->link_state));
+	fwd = calloc(1, sizeof(*fwd));
+	if (!fwd)
+		return colo_fail(c, -ENOMEM, "prepare_checkpoint: out of memory");
+	fwd->c = c;
+	fwd->f.type = COLO_FRAME_EPOCH;
+	fwd->f.epoch = c->epoch;
+	/* Writes completing from now on belong to the next epoch. */
+	c->epoch++;
+	c->p.sent_bytes = 0;
+	colo_primary_enqueue(c, fwd);
+	c->p.ckpt_seq = fwd->f.seq;
+	return 0;
+}
+
+int colo_primary_stop(struct colo *c, bool failover)
+{
+	colo_primary_connect_cleanup(c);
+	colo_link_close(c);
+	colo_primary_drop_queue(c);
+	if (c->link_state != COLO_LINK_LOST)
+		c->link_state = COLO_LINK_NONE;
+	if (c->start_call.done) {
+		colo_fail(c, -ECANCELED, "start: cancelled by %s", failover ? "failover" : "stop");
+		colo_call_done(&c->start_call, -ECANCELED, 0);
+	}
+	if (c->ckpt_call.done) {
+		colo_fail(c, -ECANCELED, "prepare_checkpoint: cancelled by %s",
+			  failover ? "failover" : "stop");
+		colo_call_done(&c->ckpt_call, -ECANCELED, 0);
+	}
+	colo_set_state(c, failover ? COLO_STATE_FAILED_OVER : COLO_STATE_STOPPED);
+	colo_primary_kick_waiting(c);
+	colo_call_done(&c->stop_call, 0, 0);
+	return 0;
+}
+
+void colo_primary_close(struct colo *c)
+{
+	struct colo_wait *w, *tmp;
+
+	colo_primary_connect_cleanup(c);
+	colo_link_close(c);
+	colo_primary_drop_queue(c);
+	/* The VBD drained before closing, so nothing waits here; be safe anyway. */
+	list_for_each_entry_safe(w, tmp, &c->p.waiting, next) {
+		list_del(&w->next);
+		td_complete_request(w->treq, -EIO);
+		free(w);
+	}
+	free(c->p.dirty[0]);
+	free(c->p.dirty[1]);
+	c->p.dirty[0] = c->p.dirty[1] = NULL;
+}

@@ -1,0 +1,1103 @@
+/*
+ * The Secondary.  Invariant: a block that is not in the disk buffer holds its checkpoint
+ * contents on the disk.
+ *
+ *  - A forwarded write first saves the current contents of every block it touches that the
+ *    buffer does not hold (never overwriting the buffer), then goes to the disk.  Writes that
+ *    share a block run one after another, in the Primary's order; others run concurrently.
+ *  - The Secondary VM's writes go only to the buffer; a partial block is filled from the disk.
+ *  - The Secondary VM's reads come from the disk, then every block the buffer holds is laid
+ *    over them at completion.  Because a forwarded write saves the old block in the buffer
+ *    before it writes the disk, a read racing it still returns checkpoint contents.
+ *  - An epoch marker is applied once every write before it is; later frames wait until
+ *    do_checkpoint for that epoch has dropped the buffer.
+ *  - Failover writes the buffer back in disk order, flushes, and the disk becomes plain.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "colo-internal.h"
+#include "crc32c.h"
+#include "tapdisk-interface.h"
+#include "timeout-math.h"
+
+/* Forwarded writes considered for concurrent application: bounds the overlap checks. */
+#define COLO_APPLY_WINDOW 64
+#define COLO_WB_RUN (1U << 20)
+#define COLO_WB_DEPTH 8
+
+struct colo_apply {
+	struct list_head next; /* in s.rxq */
+	struct colo *c;
+	struct colo_frame f;
+	void *data;
+	int stage;
+	uint64_t b0, b1; /* blocks touched */
+	void *cow;
+	uint64_t cow_off, cow_len;
+	struct colo_io io;
+};
+
+enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
+
+static void colo_secondary_pump(struct colo *c);
+static void colo_secondary_finish_stop(struct colo *c);
+
+static uint64_t colo_bs(const struct colo *c)
+{
+	return c->opts.block_size;
+}
+
+static void *colo_alloc_aligned(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, len ? (len + 4095) & ~(size_t)4095 : 4096))
+		return NULL;
+	return p;
+}
+
+static void colo_apply_free(struct colo *c, struct colo_apply *a)
+{
+	c->s.rx_bytes -= a->f.length;
+	list_del(&a->next);
+	free(a->data);
+	free(a->cow);
+	free(a);
+}
+
+/* The Secondary cannot keep its invariant: tell the Primary and stop applying. */
+static void colo_secondary_fatal(struct colo *c, int err)
+{
+	colo_link_send_error(c, err, c->last_error);
+	colo_link_close(c);
+	c->link_state = COLO_LINK_LOST;
+	colo_secondary_link_lost(c);
+}
+
+/* ---- applying forwarded writes ---- */
+
+static void colo_apply_write_done(struct colo *c, struct colo_io *io, int err)
+{
+	struct colo_apply *a = io->priv;
+
+	c->s.inflight--;
+	a->stage = APPLY_DONE;
+	if (err && err != -ENODEV) {
+		colo_fail(c, err, "writing %u bytes at %llu to the disk failed: %s", a->f.length,
+			  (unsigned long long)a->f.offset, strerror(-err));
+		colo_secondary_fatal(c, err);
+	}
+	if (err != -ENODEV)
+		colo_secondary_pump(c);
+}
+
+static int colo_apply_write(struct colo *c, struct colo_apply *a)
+{
+	a->stage = APPLY_WRITING;
+	return colo_io_submit(c, &a->io, TD_OP_WRITE, a->f.offset, a->data, a->f.length,
+			      colo_apply_write_done, a);
+}
+
+static void colo_apply_cow_done(struct colo *c, struct colo_io *io, int err)
+{
+	struct colo_apply *a = io->priv;
+	uint64_t bs = colo_bs(c);
+
+	if (err == -ENODEV) {
+		c->s.inflight--;
+		return;
+	}
+	if (!err) {
+		for (uint64_t b = a->b0; b <= a->b1 && !err; b++) {
+			int rc = colo_buffer_put(c->s.buf, b,
+						 (char *)a->cow + (b - a->b0) * bs, false);
+
+			if (rc < 0)
+				err = colo_fail(c, rc, "cannot save block %llu in the disk buffer: "
+						"%s", (unsigned long long)b, strerror(-rc));
+		}
+	} else {
+		colo_fail(c, err, "reading %llu bytes at %llu for the disk buffer failed: %s",
+			  (unsigned long long)a->cow_len, (unsigned long long)a->cow_off,
+			  strerror(-err));
+	}
+	free(a->cow);
+	a->cow = NULL;
+	if (!err)
+		err = colo_apply_write(c, a);
+	if (err) {
+		/* Nothing of this write reached the disk. */
+		c->s.inflight--;
+		a->stage = APPLY_DONE;
+		colo_secondary_fatal(c, err);
+		colo_secondary_pump(c);
+	}
+}
+
+static int colo_apply_start(struct colo *c, struct colo_apply *a)
+{
+	uint64_t bs = colo_bs(c);
+	bool missing = false;
+
+	c->s.inflight++;
+	for (uint64_t b = a->b0; b <= a->b1 && !missing; b++)
+		missing = !colo_buffer_contains(c->s.buf, b);
+	if (!missing)
+		return colo_apply_write(c, a);
+	/* Whole blocks, clipped at the disk's end; the buffer pads a short last block. */
+	a->cow_off = a->b0 * bs;
+	a->cow_len = (a->b1 - a->b0 + 1) * bs;
+	a->cow = colo_alloc_aligned(a->cow_len);
+	if (!a->cow)
+		return colo_fail(c, -ENOMEM, "out of memory for the disk buffer");
+	memset(a->cow, 0, a->cow_len);
+	a->stage = APPLY_COW;
+	return colo_io_submit(c, &a->io, TD_OP_READ, a->cow_off,
+			      a->cow, a->cow_off + a->cow_len > c->disk_size
+				      ? c->disk_size - a->cow_off
+				      : a->cow_len,
+			      colo_apply_cow_done, a);
+}
+
+static bool colo_apply_overlaps(const struct colo_apply *x, const struct colo_apply *y)
+{
+	return x->f.type == COLO_FRAME_WRITE && y->f.type == COLO_FRAME_WRITE &&
+	       x->b0 <= y->b1 && y->b0 <= x->b1;
+}
+
+static void colo_secondary_send_ack(void *arg)
+{
+	struct colo *c = arg;
+
+	if (c->s.applied_seq > c->s.acked_seq && c->link.fd >= 0) {
+		c->s.acked_seq = c->s.applied_seq;
+		colo_link_send_simple(c, COLO_FRAME_ACK, c->s.acked_seq, c->epoch);
+	}
+}
+
+/* Compares the Primary's chunk checksums with ours; 0 or -errno with the reason recorded. */
+static int colo_secondary_verify(struct colo *c, struct colo_apply *a)
+{
+	uint32_t *crcs, n;
+	int err;
+
+	err = colo_disk_crcs(c->path, c->disk_size, &crcs, &n);
+	if (err)
+		return colo_fail(c, err, "verify: cannot checksum %s: %s", c->path, strerror(-err));
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t be;
+
+		memcpy(&be, (char *)a->data + (size_t)i * 4, 4);
+		if (be32toh(be) != crcs[i]) {
+			free(crcs);
+			return colo_fail(c, -EILSEQ, "verify: the disks differ in the %u-byte chunk "
+					 "at byte offset %llu", COLO_VERIFY_CHUNK,
+					 (unsigned long long)i * COLO_VERIFY_CHUNK);
+		}
+	}
+	free(crcs);
+	DPRINTF("colo %s:%s: verify: both disks match (%u chunks)", c->host, c->port, n);
+	return 0;
+}
+
+/* A marker is applied: the epoch's writes are all on the disk. */
+static void colo_secondary_marker(struct colo *c, struct colo_apply *a)
+{
+	c->s.marker_epoch = a->f.epoch;
+	DPRINTF("colo %s:%s: epoch %llu complete", c->host, c->port,
+		(unsigned long long)a->f.epoch);
+	if (c->ckpt_call.done)
+		colo_secondary_checkpoint(c);
+}
+
+/* Starts what may start, retires what finished, in order. */
+static void colo_secondary_pump(struct colo *c)
+{
+	struct colo_apply *a, *tmp, *e;
+	bool advanced = false;
+	int window = 0;
+
+	for (;;) {
+		/* Retire from the head. */
+		while (!list_empty(&c->s.rxq)) {
+			a = list_first_entry(&c->s.rxq, struct colo_apply, next);
+			if (a->f.type == COLO_FRAME_WRITE) {
+				if (a->stage != APPLY_DONE)
+					break;
+			} else if (c->state != COLO_STATE_RUNNING ||
+				   c->s.marker_epoch == c->epoch) {
+				break; /* held until do_checkpoint */
+			} else if (a->f.type == COLO_FRAME_VERIFY) {
+				int err = colo_secondary_verify(c, a);
+
+				if (err) {
+					colo_secondary_fatal(c, err);
+					return;
+				}
+			} else {
+				colo_secondary_marker(c, a);
+			}
+			c->s.applied_seq = a->f.seq;
+			advanced = true;
+			colo_apply_free(c, a);
+			if (c->state != COLO_STATE_RUNNING && c->state != COLO_STATE_BROKEN)
+				break;
+		}
+		break;
+	}
+	if (advanced)
+		tapdisk_server_defer(&c->s.ack);
+	if (c->link.fd >= 0 && c->s.rx_bytes <= c->opts.queue_limit)
+		colo_link_pause_reading(c, false);
+
+	if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch)
+		goto out;
+	/* Start writes that overlap nothing before them, up to the first marker. */
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
+		bool blocked = false;
+
+		if (a->f.type != COLO_FRAME_WRITE || ++window > COLO_APPLY_WINDOW)
+			break;
+		if (a->stage != APPLY_WAITING)
+			continue;
+		list_for_each_entry(e, &c->s.rxq, next) {
+			if (e == a)
+				break;
+			if (e->stage != APPLY_DONE && colo_apply_overlaps(e, a)) {
+				blocked = true;
+				break;
+			}
+		}
+		if (blocked)
+			continue;
+		if (colo_apply_start(c, a)) {
+			c->s.inflight--;
+			a->stage = APPLY_DONE;
+			colo_secondary_fatal(c, -EIO);
+			goto out;
+		}
+	}
+out:
+	if (c->stop_call.done && !c->ckpt_call.done)
+		colo_secondary_finish_stop(c);
+}
+
+void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload)
+{
+	struct colo_apply *a;
+	uint64_t want_epoch;
+
+	if (f->type != COLO_FRAME_WRITE && f->type != COLO_FRAME_EPOCH &&
+	    f->type != COLO_FRAME_VERIFY) {
+		free(payload);
+		colo_fail(c, -EPROTO, "unexpected %s frame from the Primary",
+			  colo_frame_type_name(f->type));
+		colo_secondary_fatal(c, -EPROTO);
+		return;
+	}
+	/* Writes and markers of epoch N follow the marker of N - 1. */
+	want_epoch = c->s.last_rx_marker + 1;
+	if (f->seq != c->s.expect_seq ||
+	    (f->type != COLO_FRAME_VERIFY && f->epoch != want_epoch) ||
+	    (f->type == COLO_FRAME_VERIFY && f->seq != 1)) {
+		free(payload);
+		colo_fail(c, -EPROTO, "%s frame seq %llu epoch %llu out of order (expected seq %llu "
+			  "epoch %llu)", colo_frame_type_name(f->type),
+			  (unsigned long long)f->seq, (unsigned long long)f->epoch,
+			  (unsigned long long)c->s.expect_seq, (unsigned long long)want_epoch);
+		colo_secondary_fatal(c, -EPROTO);
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		free(payload);
+		colo_fail(c, -ENOMEM, "out of memory for a received frame");
+		colo_secondary_fatal(c, -ENOMEM);
+		return;
+	}
+	c->s.expect_seq++;
+	if (f->type == COLO_FRAME_EPOCH)
+		c->s.last_rx_marker = f->epoch;
+	a->c = c;
+	a->f = *f;
+	a->data = payload;
+	a->stage = APPLY_WAITING;
+	if (f->type == COLO_FRAME_WRITE) {
+		a->b0 = f->offset / colo_bs(c);
+		a->b1 = (f->offset + f->length - 1) / colo_bs(c);
+	}
+	list_add_tail(&a->next, &c->s.rxq);
+	c->s.rx_bytes += f->length;
+	if (c->s.rx_bytes > c->opts.queue_limit)
+		colo_link_pause_reading(c, true);
+	colo_secondary_pump(c);
+}
+
+/* Frames not yet applied are dropped: their epoch never completes. */
+static void colo_secondary_drop_unapplied(struct colo *c)
+{
+	struct colo_apply *a, *tmp;
+
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
+		if (a->stage == APPLY_WAITING)
+			colo_apply_free(c, a);
+}
+
+void colo_secondary_link_lost(struct colo *c)
+{
+	colo_secondary_drop_unapplied(c);
+	if (c->state == COLO_STATE_RUNNING || c->state == COLO_STATE_CONNECTING)
+		colo_set_state(c, COLO_STATE_BROKEN);
+	/* A checkpoint waiting for its marker never gets it. */
+	if (c->ckpt_call.done && c->s.marker_epoch != c->epoch) {
+		colo_fail(c, -ENOTCONN, "do_checkpoint: the Primary is lost before the end of "
+			  "epoch %llu", (unsigned long long)c->epoch);
+		colo_call_done(&c->ckpt_call, -ENOTCONN, 0);
+		if (c->stop_call.done)
+			colo_secondary_pump(c);
+	}
+}
+
+/* ---- the Secondary VM's reads ---- */
+
+struct colo_svm_req {
+	td_request_t treq;
+	struct colo *c;
+	int pending;
+	int err;
+	void *fill[2];
+	uint64_t fill_block[2];
+	struct list_head next; /* in s.held during failover */
+};
+
+/* Lays the buffer's blocks over what the disk returned. */
+static int colo_overlay(struct colo *c, char *buf, uint64_t off, uint64_t len)
+{
+	uint64_t bs = colo_bs(c), b, last;
+	char *tmp = NULL;
+	int err = 0;
+
+	if (!colo_buffer_blocks(c->s.buf))
+		return 0;
+	last = (off + len - 1) / bs;
+	for (b = off / bs; b <= last; b++) {
+		uint64_t start = b * bs, from = off > start ? off : start;
+		uint64_t to = off + len < start + bs ? off + len : start + bs;
+		const char *src = colo_buffer_ram_ptr(c->s.buf, b);
+
+		if (!src) {
+			int rc;
+
+			if (!colo_buffer_contains(c->s.buf, b))
+				continue;
+			if (!tmp && !(tmp = malloc(bs)))
+				return -ENOMEM;
+			rc = colo_buffer_get(c->s.buf, b, tmp);
+			if (rc < 0) {
+				err = rc;
+				break;
+			}
+			src = tmp;
+		}
+		memcpy(buf + (from - off), src + (from - start), to - from);
+	}
+	free(tmp);
+	return err;
+}
+
+static void colo_svm_read_done(td_request_t clone, int err)
+{
+	struct colo_svm_req *r = clone.cb_data;
+	struct colo *c = r->c;
+	td_request_t treq = r->treq;
+
+	if (!err && c->s.buf)
+		err = colo_overlay(c, treq.buf, treq.sec << SECTOR_SHIFT,
+				   (uint64_t)treq.secs << SECTOR_SHIFT);
+	c->s.svm_inflight--;
+	free(r);
+	td_complete_request(treq, err);
+}
+
+void colo_secondary_queue_read(struct colo *c, td_request_t treq)
+{
+	struct colo_svm_req *r = calloc(1, sizeof(*r));
+	td_request_t clone = treq;
+
+	if (!r) {
+		td_complete_request(treq, -EBUSY);
+		return;
+	}
+	r->treq = treq;
+	r->c = c;
+	c->s.svm_inflight++;
+	clone.cb = colo_svm_read_done;
+	clone.cb_data = r;
+	td_forward_request(clone);
+}
+
+/* ---- the Secondary VM's writes ---- */
+
+static void colo_svm_write_finish(struct colo_svm_req *r)
+{
+	struct colo *c = r->c;
+	td_request_t treq = r->treq;
+	int err = r->err;
+
+	if (--r->pending)
+		return;
+	c->s.svm_inflight--;
+	free(r->fill[0]);
+	free(r->fill[1]);
+	free(r);
+	td_complete_request(treq, err);
+}
+
+/* Stores the part of the write that falls in block @b; @blk is the block's old contents. */
+static int colo_svm_store(struct colo *c, const td_request_t *treq, uint64_t b, char *blk)
+{
+	uint64_t bs = colo_bs(c), off = treq->sec << SECTOR_SHIFT;
+	uint64_t len = (uint64_t)treq->secs << SECTOR_SHIFT, start = b * bs;
+	uint64_t from = off > start ? off : start, to = off + len < start + bs ? off + len : start + bs;
+	const char *src = (const char *)treq->buf + (from - off);
+	int rc;
+
+	if (colo_buffer_contains(c->s.buf, b))
+		rc = colo_buffer_update(c->s.buf, b, (uint32_t)(from - start), src,
+					(uint32_t)(to - from));
+	else if (blk) {
+		memcpy(blk + (from - start), src, to - from);
+		rc = colo_buffer_put(c->s.buf, b, blk, false);
+	} else {
+		rc = colo_buffer_put(c->s.buf, b, src, true);
+	}
+	if (rc < 0)
+		return colo_fail(c, rc, "Secondary VM write: block %llu does not fit in the disk "
+				 "buffer: %s", (unsigned long long)b, strerror(-rc));
+	return 0;
+}
+
+struct colo_fill {
+	struct colo_io io;
+	struct colo_svm_req *r;
+	uint64_t block;
+	char *blk;
+};
+
+static void colo_svm_fill_done(struct colo *c, struct colo_io *io, int err)
+{
+	struct colo_fill *f = io->priv;
+	struct colo_svm_req *r = f->r;
+
+	if (!err)
+		err = colo_svm_store(c, &r->treq, f->block, f->blk);
+	if (err && !r->err)
+		r->err = err;
+	free(f->blk);
+	free(f);
+	colo_svm_write_finish(r);
+}
+
+/* A partial block not in the buffer: read it from the disk first. */
+static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
+{
+	uint64_t bs = colo_bs(c), start = b * bs;
+	struct colo_fill *f = calloc(1, sizeof(*f));
+	int err;
+
+	if (!f)
+		return -ENOMEM;
+	f->blk = colo_alloc_aligned(bs);
+	if (!f->blk) {
+		free(f);
+		return -ENOMEM;
+	}
+	memset(f->blk, 0, bs);
+	f->r = r;
+	f->block = b;
+	r->pending++;
+	err = colo_io_submit(c, &f->io, TD_OP_READ, start, f->blk,
+			     start + bs > c->disk_size ? c->disk_size - start : bs,
+			     colo_svm_fill_done, f);
+	if (err) {
+		r->pending--;
+		free(f->blk);
+		free(f);
+	}
+	return err;
+}
+
+static void colo_svm_write(struct colo *c, td_request_t treq)
+{
+	uint64_t bs = colo_bs(c), off = treq.sec << SECTOR_SHIFT;
+	uint64_t len = (uint64_t)treq.secs << SECTOR_SHIFT, b, last = (off + len - 1) / bs;
+	struct colo_svm_req *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		td_complete_request(treq, -EBUSY);
+		return;
+	}
+	r->treq = treq;
+	r->c = c;
+	r->pending = 1;
+	c->s.svm_inflight++;
+	for (b = off / bs; b <= last && !r->err; b++) {
+		uint64_t start = b * bs, end = start + bs;
+		bool whole = off <= start && (off + len >= end || off + len >= c->disk_size);
+
+		if (whole || colo_buffer_contains(c->s.buf, b)) {
+			if (whole && end > c->disk_size) {
+				/* The disk's short last block: pad what lies past the end. */
+				char *blk = calloc(1, bs);
+
+				r->err = blk ? colo_svm_store(c, &treq, b, blk) : -ENOMEM;
+				free(blk);
+			} else {
+				r->err = colo_svm_store(c, &treq, b, NULL);
+			}
+		} else {
+			r->err = colo_svm_fill(c, r, b);
+		}
+	}
+	colo_svm_write_finish(r);
+}
+
+void colo_secondary_queue_write(struct colo *c, td_request_t treq)
+{
+	struct colo_svm_req *r;
+
+	if (c->state != COLO_STATE_FAILING_OVER) {
+		colo_svm_write(c, treq);
+		return;
+	}
+	/* The buffer is being written back: hold the write until the disk is plain. */
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		td_complete_request(treq, -EBUSY);
+		return;
+	}
+	r->treq = treq;
+	list_add_tail(&r->next, &c->s.held);
+}
+
+static void colo_secondary_release_held(struct colo *c)
+{
+	struct colo_svm_req *r, *tmp;
+
+	list_for_each_entry_safe(r, tmp, &c->s.held, next) {
+		td_request_t treq = r->treq;
+
+		list_del(&r->next);
+		free(r);
+		if (treq.op == TD_OP_FLUSH)
+			td_forward_request(treq);
+		else if (colo_ended(c))
+			td_forward_request(treq);
+		else
+			colo_svm_write(c, treq);
+	}
+}
+
+/* ---- checkpoint ---- */
+
+int colo_secondary_checkpoint(struct colo *c)
+{
+	uint64_t n;
+
+	if (c->state != COLO_STATE_RUNNING && c->state != COLO_STATE_BROKEN &&
+	    c->state != COLO_STATE_CONNECTING)
+		return colo_fail(c, -EINVAL, "do_checkpoint: not replicating (%s)",
+				 colo_state_name(c->state));
+	if (c->s.marker_epoch != c->epoch) {
+		if (c->link_state != COLO_LINK_UP && c->link_state != COLO_LINK_LISTENING)
+			return colo_fail(c, -ENOTCONN, "do_checkpoint: the Primary is lost and "
+					 "epoch %llu never ended", (unsigned long long)c->epoch);
+		return 0; /* colo_secondary_marker calls again */
+	}
+	n = colo_buffer_blocks(c->s.buf);
+	colo_buffer_drop(c->s.buf);
+	c->epoch++;
+	DPRINTF("colo %s:%s: checkpoint: dropped %llu blocks, now epoch %llu", c->host, c->port,
+		(unsigned long long)n, (unsigned long long)c->epoch);
+	colo_call_done(&c->ckpt_call, 0, c->epoch);
+	colo_secondary_pump(c);
+	return 0;
+}
+
+/* ---- failover and stop ---- */
+
+struct colo_wb {
+	struct colo_io io;
+	void *bounce;
+};
+
+static void colo_wb_next(struct colo *c);
+
+static void colo_secondary_failover_done(struct colo *c, int err)
+{
+	if (err) {
+		/* The buffer is intact: the failover can be asked again. */
+		colo_set_state(c, COLO_STATE_BROKEN);
+	} else {
+		colo_buffer_drop(c->s.buf);
+		colo_set_state(c, COLO_STATE_FAILED_OVER);
+		DPRINTF("colo %s:%s: failover complete: the disk holds the last checkpoint and the "
+			"Secondary VM's writes", c->host, c->port);
+	}
+	free(c->s.wb_blocks);
+	c->s.wb_blocks = NULL;
+	colo_secondary_release_held(c);
+	colo_call_done(&c->stop_call, err, 0);
+}
+
+static void colo_wb_flush_done(struct colo *c, struct colo_io *io, int err)
+{
+	free(io);
+	if (err == -ENODEV)
+		return;
+	if (err)
+		colo_fail(c, err, "failover: flushing the disk failed: %s", strerror(-err));
+	colo_secondary_failover_done(c, err);
+}
+
+static void colo_wb_write_done(struct colo *c, struct colo_io *io, int err)
+{
+	struct colo_wb *wb = io->priv;
+
+	free(wb->bounce);
+	free(wb);
+	c->s.wb_inflight--;
+	if (err == -ENODEV)
+		return;
+	if (err && !c->s.wb_err)
+		c->s.wb_err = colo_fail(c, err, "failover: writing the buffer back failed: %s",
+					strerror(-err));
+	colo_wb_next(c);
+}
+
+/* Keeps COLO_WB_DEPTH runs of adjacent blocks in flight, lowest block first. */
+static void colo_wb_next(struct colo *c)
+{
+	uint64_t bs = colo_bs(c);
+
+	while (!c->s.wb_err && c->s.wb_next < c->s.wb_n && c->s.wb_inflight < COLO_WB_DEPTH) {
+		size_t i = c->s.wb_next, n = 1;
+		uint64_t first = c->s.wb_blocks[i], off = first * bs, len;
+		const char *ram = colo_buffer_ram_ptr(c->s.buf, first);
+		bool direct = ram != NULL;
+		struct colo_wb *wb;
+		int err = 0;
+
+		while (i + n < c->s.wb_n && c->s.wb_blocks[i + n] == first + n &&
+		       (n + 1) * bs <= COLO_WB_RUN) {
+			if (direct && colo_buffer_ram_ptr(c->s.buf, first + n) != ram + n * bs)
+				direct = false;
+			n++;
+		}
+		len = n * bs;
+		if (off + len > c->disk_size)
+			len = c->disk_size - off;
+		wb = calloc(1, sizeof(*wb));
+		if (!wb) {
+			c->s.wb_err = colo_fail(c, -ENOMEM, "failover: out of memory");
+			break;
+		}
+		if (!direct) {
+			wb->bounce = colo_alloc_aligned(n * bs);
+			for (size_t k = 0; wb->bounce && k < n && !err; k++) {
+				int rc = colo_buffer_get(c->s.buf, first + k,
+							 (char *)wb->bounce + k * bs);
+
+				if (rc != 1)
+					err = rc < 0 ? rc : -EIO;
+			}
+			if (!wb->bounce || err) {
+				free(wb->bounce);
+				free(wb);
+				c->s.wb_err = colo_fail(c, err ? err : -ENOMEM,
+							"failover: cannot read the buffer: %s",
+							strerror(err ? -err : ENOMEM));
+				break;
+			}
+		}
+		c->s.wb_next += n;
+		c->s.wb_inflight++;
+		err = colo_io_submit(c, &wb->io, TD_OP_WRITE, off,
+				     direct ? (void *)ram : wb->bounce, len, colo_wb_write_done, wb);
+		if (err) {
+			c->s.wb_inflight--;
+			free(wb->bounce);
+			free(wb);
+			c->s.wb_err = err;
+			break;
+		}
+	}
+	if (c->s.wb_inflight)
+		return;
+	if (c->s.wb_err) {
+		colo_secondary_failover_done(c, c->s.wb_err);
+		return;
+	}
+	if (c->s.wb_next == c->s.wb_n) {
+		struct colo_io *io = calloc(1, sizeof(*io));
+		int err = io ? colo_io_submit(c, io, TD_OP_FLUSH, 0, NULL, 0, colo_wb_flush_done, io)
+			     : colo_fail(c, -ENOMEM, "failover: out of memory");
+
+		if (err) {
+			free(io);
+			colo_secondary_failover_done(c, err);
+		}
+	}
+}
+
+static void colo_secondary_close_sockets(struct colo *c)
+{
+	if (c->s.listen_event > 0)
+		tapdisk_server_unregister_event(c->s.listen_event);
+	if (c->s.hs_event > 0)
+		tapdisk_server_unregister_event(c->s.hs_event);
+	c->s.listen_event = c->s.hs_event = 0;
+	if (c->s.listen_fd >= 0)
+		close(c->s.listen_fd);
+	if (c->s.hs_fd >= 0)
+		close(c->s.hs_fd);
+	c->s.listen_fd = c->s.hs_fd = -1;
+	colo_link_close(c);
+	tapdisk_server_cancel_deferred(&c->s.ack);
+}
+
+/* Runs once no forwarded write is in flight and no checkpoint is pending. */
+static void colo_secondary_finish_stop(struct colo *c)
+{
+	int err;
+
+	if (c->s.inflight || c->state == COLO_STATE_FAILING_OVER || c->ckpt_call.done)
+		return;
+	colo_secondary_drop_unapplied(c);
+	if (!list_empty(&c->s.rxq))
+		return;
+	if (!c->stop_failover) {
+		colo_buffer_drop(c->s.buf);
+		colo_set_state(c, COLO_STATE_STOPPED);
+		colo_call_done(&c->stop_call, 0, 0);
+		return;
+	}
+	colo_set_state(c, COLO_STATE_FAILING_OVER);
+	c->s.wb_err = 0;
+	c->s.wb_next = 0;
+	c->s.wb_inflight = 0;
+	err = colo_buffer_sorted(c->s.buf, &c->s.wb_blocks, &c->s.wb_n);
+	if (err) {
+		colo_fail(c, err, "failover: out of memory");
+		colo_secondary_failover_done(c, err);
+		return;
+	}
+	DPRINTF("colo %s:%s: failover: writing %zu blocks back", c->host, c->port, c->s.wb_n);
+	colo_wb_next(c);
+}
+
+int colo_secondary_stop(struct colo *c, bool failover)
+{
+	/* A checkpoint in progress finishes first (it runs when its marker arrives). */
+	if (!c->ckpt_call.done) {
+		colo_secondary_close_sockets(c);
+		if (c->link_state != COLO_LINK_LOST)
+			c->link_state = COLO_LINK_NONE;
+	}
+	colo_secondary_finish_stop(c);
+	return 0;
+}
+
+void colo_secondary_close(struct colo *c)
+{
+	struct colo_apply *a, *tmp;
+
+	colo_secondary_close_sockets(c);
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
+		colo_apply_free(c, a);
+	colo_secondary_release_held(c);
+	if (c->s.buf && colo_buffer_blocks(c->s.buf) && !colo_ended(c))
+		colo_secondary_writeback_sync(c);
+	if (c->s.buf)
+		colo_buffer_destroy(c->s.buf);
+	c->s.buf = NULL;
+	free(c->s.wb_blocks);
+	c->s.wb_blocks = NULL;
+}
+
+/* ---- start: listen, handshake ---- */
+
+static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv);
+
+static void colo_secondary_hs_close(struct colo *c)
+{
+	if (c->s.hs_event > 0)
+		tapdisk_server_unregister_event(c->s.hs_event);
+	c->s.hs_event = 0;
+	if (c->s.hs_fd >= 0)
+		close(c->s.hs_fd);
+	c->s.hs_fd = -1;
+}
+
+static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+	int fd;
+
+	fd = accept4(c->s.listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	if (c->s.hs_fd >= 0 || c->link.fd >= 0 || c->state != COLO_STATE_CONNECTING) {
+		EPRINTF("colo %s:%s: refused a connection from %s:%s: a Primary is already being "
+			"served", c->host, c->port, host, serv);
+		close(fd);
+		return;
+	}
+	c->s.hs_fd = fd;
+	c->s.hs_have = 0;
+	snprintf(c->link.peer, sizeof(c->link.peer), "%s:%s", host, serv);
+	c->s.hs_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD | SCHEDULER_POLL_TIMEOUT,
+						      fd, TV_MSECS(c->opts.timeout_ms),
+						      colo_secondary_hs_cb, c);
+	if (c->s.hs_event < 0) {
+		c->s.hs_event = 0;
+		colo_secondary_hs_close(c);
+	}
+}
+
+/* Checks the Primary's hello against our disk; 0, or a positive errno with the reason. */
+static int colo_secondary_check_hello(struct colo *c, struct colo_hello *h, char *msg,
+				      size_t len)
+{
+	int rc = colo_hello_decode(&c->s.hs_hello, h, msg, len);
+
+	if (rc)
+		return -rc;
+	if (h->disk_size != c->disk_size) {
+		snprintf(msg, len, "disk size mismatch: the Primary's disk is %llu bytes, the "
+			 "Secondary's %llu", (unsigned long long)h->disk_size,
+			 (unsigned long long)c->disk_size);
+		return EINVAL;
+	}
+	if (h->block_size != c->opts.block_size) {
+		snprintf(msg, len, "block size mismatch: the Primary uses %u bytes, the Secondary "
+			 "%u", h->block_size, c->opts.block_size);
+		return EINVAL;
+	}
+	return 0;
+}
+
+static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+	struct colo_wire_hello_reply w;
+	struct colo_hello_reply r = { .version = COLO_PROTO_VERSION };
+	struct colo_hello h;
+	ssize_t n;
+	int fd;
+
+	if (!(mode & SCHEDULER_POLL_READ_FD)) {
+		EPRINTF("colo %s:%s: %s sent no hello within %u ms", c->host, c->port,
+			c->link.peer, c->opts.timeout_ms);
+		colo_secondary_hs_close(c);
+		return;
+	}
+	n = recv(c->s.hs_fd, (char *)&c->s.hs_hello + c->s.hs_have,
+		 sizeof(c->s.hs_hello) - c->s.hs_have, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		EPRINTF("colo %s:%s: %s closed the connection during the handshake", c->host,
+			c->port, c->link.peer);
+		colo_secondary_hs_close(c);
+		return;
+	}
+	c->s.hs_have += n;
+	if (c->s.hs_have < sizeof(c->s.hs_hello))
+		return;
+	r.status = colo_secondary_check_hello(c, &h, r.message, sizeof(r.message));
+	memcpy(r.session_id, h.session_id, sizeof(r.session_id));
+	colo_hello_reply_encode(&r, &w);
+	if (send(c->s.hs_fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(w) ||
+	    r.status) {
+		if (r.status)
+			colo_fail(c, -r.status, "refused the Primary at %s: %s", c->link.peer,
+				  r.message);
+		colo_secondary_hs_close(c);
+		return;
+	}
+	fd = c->s.hs_fd;
+	c->s.hs_fd = -1;
+	colo_secondary_hs_close(c);
+	/* One Primary per replication run: nobody else may connect now. */
+	if (c->s.listen_event > 0)
+		tapdisk_server_unregister_event(c->s.listen_event);
+	c->s.listen_event = 0;
+	close(c->s.listen_fd);
+	c->s.listen_fd = -1;
+	memcpy(c->session_id, h.session_id, sizeof(c->session_id));
+	if (colo_link_up(c, fd)) {
+		c->link_state = COLO_LINK_LOST;
+		colo_secondary_link_lost(c);
+		return;
+	}
+	c->last_error[0] = '\0';
+	colo_set_state(c, COLO_STATE_RUNNING);
+	DPRINTF("colo %s:%s: replicating from the Primary at %s", c->host, c->port, c->link.peer);
+}
+
+static int colo_secondary_listen(struct colo *c)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	int fd, one = 1, rc;
+
+	rc = getaddrinfo(c->host, c->port, &hints, &res);
+	if (rc)
+		return colo_fail(c, -EADDRNOTAVAIL, "start: cannot resolve %s: %s", c->host,
+				 gai_strerror(rc));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(res);
+		return colo_fail(c, rc, "start: socket: %s", strerror(-rc));
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4)) {
+		rc = -errno;
+		freeaddrinfo(res);
+		close(fd);
+		return colo_fail(c, rc, "start: cannot listen on %s:%s: %s", c->host, c->port,
+				 strerror(-rc));
+	}
+	freeaddrinfo(res);
+	c->s.listen_fd = fd;
+	c->s.listen_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD, fd, TV_ZERO,
+							  colo_secondary_accept_cb, c);
+	if (c->s.listen_event < 0) {
+		rc = c->s.listen_event;
+		c->s.listen_event = 0;
+		close(fd);
+		c->s.listen_fd = -1;
+		return colo_fail(c, rc, "start: cannot watch the socket: %s", strerror(-rc));
+	}
+	return 0;
+}
+
+int colo_secondary_start(struct colo *c)
+{
+	struct colo_buffer_config cfg = {
+		.block_size = c->opts.block_size,
+		.ram_limit = c->opts.ram_limit,
+		.spill_path = c->opts.spill_path,
+		.spill_limit = c->opts.spill_limit,
+	};
+	int err;
+
+	err = colo_buffer_create(&cfg, &c->s.buf);
+	if (err)
+		return colo_fail(c, err, "start: cannot create the disk buffer: %s",
+				 strerror(-err));
+	err = colo_secondary_listen(c);
+	if (err) {
+		colo_buffer_destroy(c->s.buf);
+		c->s.buf = NULL;
+		return err;
+	}
+	tapdisk_deferred_init(&c->s.ack, colo_secondary_send_ack, c);
+	c->s.expect_seq = 1;
+	c->s.applied_seq = c->s.acked_seq = 0;
+	c->s.marker_epoch = 0;
+	c->s.last_rx_marker = 0;
+	c->state = COLO_STATE_CONNECTING;
+	c->link_state = COLO_LINK_LISTENING;
+	DPRINTF("colo %s:%s: waiting for the Primary", c->host, c->port);
+	colo_call_done(&c->start_call, 0, 0);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+/* Closing mid-replication: write the buffer back so the disk holds the last checkpoint. */
+void colo_secondary_writeback_sync(struct colo *c)
+{
+	uint64_t *blocks, bs = colo_bs(c);
+	size_t n;
+	char *blk;
+	int fd;
+
+	if (colo_buffer_sorted(c->s.buf, &blocks, &n))
+		return;
+	blk = malloc(bs);
+	fd = open(c->path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || !blk) {
+		EPRINTF("colo %s:%s: close: cannot write the buffer back to %s: %s", c->host,
+			c->port, c->path, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t off = blocks[i] * bs, len = off + bs > c->disk_size ? c->disk_size - off : bs;
+
+		if (colo_buffer_get(c->s.buf, blocks[i], blk) != 1 ||
+		    pwrite(fd, blk, len, (off_t)off) != (ssize_t)len) {
+			EPRINTF("colo %s:%s: close: writing block %llu back failed", c->host,
+				c->port, (unsigned long long)blocks[i]);
+			goto out;
+		}
+	}
+	if (fdatasync(fd))
+		EPRINTF("colo %s:%s: close: fdatasync: %s", c->host, c->port, strerror(errno));
+	else
+		DPRINTF("colo %s:%s: close: wrote %zu buffered blocks back: the disk holds the last "
+			"checkpoint", c->host, c->port, n);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(blk);
+	free(blocks);
+}
+
+int colo_disk_crcs(const char *path, uint64_t disk_size, uint32_t **crcs, uint32_t *n)
+{
+	uint32_t count = (uint32_t)((disk_size + COLO_VERIFY_CHUNK - 1) / COLO_VERIFY_CHUNK);
+	uint32_t *out = calloc(count ? count : 1, sizeof(*out));
+	char *buf = malloc(COLO_VERIFY_CHUNK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0 || !out || !buf) {
+		err = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t off = (uint64_t)i * COLO_VERIFY_CHUNK;
+		size_t len = disk_size - off < COLO_VERIFY_CHUNK ? disk_size - off : COLO_VERIFY_CHUNK;
+		ssize_t got = pread(fd, buf, len, (off_t)off);
+
+		if (got != (ssize_t)len) {
+			err = got < 0 ? -errno : -EIO;
+			goto out;
+		}
+		out[i] = crc32c(0, buf, len);
+	}
+	*crcs = out;
+	*n = count;
+	out = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(out);
+	return err;
+}

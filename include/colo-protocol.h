@@ -1,0 +1,68 @@
+/*
+ * The replication link's wire format (docs/colo-protocol.md).  All integers are big-endian on
+ * the wire; these structs are the wire layout and are converted only by colo-proto.c.
+ */
+#ifndef _COLO_PROTOCOL_H_
+#define _COLO_PROTOCOL_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define COLO_PROTO_MAGIC 0x424c4b434f4c4f31ULL /* "BLKCOLO1" */
+#define COLO_PROTO_VERSION 1
+#define COLO_FRAME_MAGIC 0x434f4c46U /* "COLF" */
+
+#define COLO_AUTH_NONE 0
+
+/* Handshake: the Primary sends a hello, the Secondary answers with a hello_reply. */
+struct colo_wire_hello {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t flags;       /* COLO_HELLO_* */
+	uint64_t disk_size;   /* bytes */
+	uint32_t block_size;  /* bytes */
+	uint32_t auth_type;   /* COLO_AUTH_NONE; room for authentication */
+	uint8_t session_id[16];
+	uint32_t auth_len;    /* bytes of authentication data after the hello: 0 for AUTH_NONE */
+	uint32_t reserved[7]; /* zero */
+} __attribute__((packed));
+
+#define COLO_HELLO_VERIFY 0x1 /* the Primary sends a VERIFY frame first */
+
+struct colo_wire_hello_reply {
+	uint64_t magic;
+	uint32_t version;
+	int32_t status;       /* 0, or a positive errno: the Secondary refused */
+	uint8_t session_id[16];
+	char message[128];    /* why it refused, NUL-terminated */
+} __attribute__((packed));
+
+enum colo_frame_type {
+	COLO_FRAME_WRITE = 1,     /* Primary → Secondary: data to apply */
+	COLO_FRAME_EPOCH = 2,     /* Primary → Secondary: the epoch ends here */
+	COLO_FRAME_ACK = 3,       /* Secondary → Primary: everything up to seq is applied */
+	COLO_FRAME_HEARTBEAT = 4, /* both ways, on an idle link */
+	COLO_FRAME_ERROR = 5,     /* both ways: the sender gives up; payload is a message */
+	COLO_FRAME_VERIFY = 6,    /* Primary → Secondary: CRC32C per 1 MiB chunk of the disk */
+};
+
+struct colo_wire_frame {
+	uint32_t magic;
+	uint16_t type;
+	uint16_t flags;    /* zero */
+	uint64_t seq;      /* WRITE, EPOCH, VERIFY: 1, 2, 3 ...; ACK: the last applied */
+	uint64_t epoch;
+	uint64_t offset;   /* WRITE: byte offset; ERROR: errno */
+	uint32_t length;   /* payload bytes after the header */
+	uint32_t data_crc; /* CRC32C of the payload */
+	uint32_t hdr_crc;  /* CRC32C of the header up to here */
+	uint32_t reserved; /* zero */
+} __attribute__((packed));
+
+#define COLO_WIRE_FRAME_SIZE 48
+#define COLO_WRITE_MAX (64U << 20)
+#define COLO_ERROR_MAX 1024U
+#define COLO_VERIFY_CHUNK (1U << 20)
+#define COLO_VERIFY_MAX (64U << 20) /* the CRC list of a disk up to 16 PiB */
+
+#endif

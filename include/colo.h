@@ -1,0 +1,105 @@
+/*
+ * The replication API of the colo driver: what a toolstack (tap-ctl, the xenstore watcher)
+ * asks of one colo VBD.  The operations follow the blkcolo design: start, prepare_checkpoint
+ * (Primary), do_checkpoint (Secondary), get_sent_data_size and stop_replication.
+ *
+ * Every call runs in tapdisk's event loop.  A call that returns a negative errno was refused
+ * and changed nothing; colo_last_error() then says why in one line.  A call that returns 0 was
+ * accepted: its callback runs exactly once, possibly before the call returns.
+ */
+#ifndef _COLO_H_
+#define _COLO_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tapdisk.h"
+
+struct colo;
+
+enum colo_role {
+	COLO_ROLE_NONE = 0, /* not started: a plain pass-through disk */
+	COLO_ROLE_PRIMARY,
+	COLO_ROLE_SECONDARY,
+};
+
+enum colo_state {
+	COLO_STATE_IDLE = 0,      /* never started */
+	COLO_STATE_CONNECTING,    /* Primary: connecting; Secondary: waiting for the Primary */
+	COLO_STATE_RUNNING,       /* replicating */
+	COLO_STATE_BROKEN,        /* the link failed: Primary tracks dirty blocks, Secondary keeps its buffer */
+	COLO_STATE_FAILING_OVER,  /* Secondary: writing the buffer back */
+	COLO_STATE_FAILED_OVER,   /* replication ended by failover: a plain disk */
+	COLO_STATE_STOPPED,       /* replication ended by stop: a plain disk */
+};
+
+enum colo_link {
+	COLO_LINK_NONE = 0,
+	COLO_LINK_CONNECTING, /* Primary */
+	COLO_LINK_LISTENING,  /* Secondary */
+	COLO_LINK_UP,
+	COLO_LINK_LOST,
+};
+
+/* Options of start; colo_options_init gives the defaults. */
+struct colo_options {
+	uint32_t block_size;          /* buffer and dirty-tracking granularity, bytes (4096) */
+	uint64_t queue_limit;         /* Primary: bytes queued or unacknowledged (64 MiB) */
+	uint64_t ram_limit;           /* Secondary: buffer bytes held in RAM (1 GiB) */
+	char spill_path[256];         /* Secondary: file for the buffer beyond ram_limit ("" = none) */
+	uint64_t spill_limit;         /* Secondary: bytes in the spill file (0 = until the disk is full) */
+	uint32_t timeout_ms;          /* a silent link is dead after this long (5000) */
+	uint32_t connect_timeout_ms;  /* Primary: keep retrying the connection this long (30000) */
+	bool verify;                  /* compare both disks by checksums at start */
+};
+
+struct colo_status {
+	enum colo_role role;
+	enum colo_state state;
+	enum colo_link link;
+	uint64_t epoch;          /* the epoch being written now; a checkpoint ends it */
+	uint64_t sent_bytes;     /* Primary: write bytes forwarded since the last checkpoint */
+	uint64_t inflight_bytes; /* Primary: write bytes queued or sent and not yet acknowledged */
+	uint64_t buffer_blocks;  /* Secondary: blocks in the disk buffer */
+	uint64_t buffer_bytes;   /* Secondary: bytes of block data in the disk buffer */
+	uint64_t dirty_blocks;   /* Primary: blocks written since the last checkpoint */
+	uint32_t block_size;
+	const char *last_error;  /* "" when none */
+};
+
+/* Called once when an accepted operation ends: 0, or a negative errno (see colo_last_error). */
+typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
+
+void colo_options_init(struct colo_options *opts);
+/* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
+ * connect_timeout, verify); sizes take K, M and G suffixes.  Returns 0 or -EINVAL. */
+int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
+
+/* The colo driver of @vbd's chain, or NULL if @vbd has none (or is not open). */
+struct colo *colo_from_vbd(td_vbd_t *vbd);
+
+/* Secondary: done once listening (value 0).  Primary: done once the handshake succeeded. */
+int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
+	       colo_done_t done, void *arg);
+/* Primary: done, with the new epoch as value, once every write completed before the call is
+ * applied on the Secondary and acknowledged. */
+int colo_prepare_checkpoint(struct colo *c, colo_done_t done, void *arg);
+/* Secondary: done, with the new epoch as value, once the buffer is dropped; waits for the
+ * Primary's epoch marker first.  A failover asked for meanwhile runs after it. */
+int colo_do_checkpoint(struct colo *c, colo_done_t done, void *arg);
+/* Primary: bytes forwarded since the last checkpoint and bytes not yet acknowledged. */
+int colo_get_sent_data_size(struct colo *c, uint64_t *sent, uint64_t *inflight);
+/* failover: Secondary writes its buffer back durably; Primary keeps serving and tracks dirty
+ * blocks.  !failover (stop): the Secondary drops its buffer.  Either way replication ends. */
+int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void *arg);
+void colo_get_status(struct colo *c, struct colo_status *st);
+const char *colo_last_error(struct colo *c);
+
+const char *colo_role_name(enum colo_role role);
+const char *colo_state_name(enum colo_state state);
+const char *colo_link_name(enum colo_link link);
+/* Writes @st as one JSON object; returns the length as snprintf does. */
+int colo_status_json(const struct colo_status *st, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "SKIP: being written"; exit 77
