@@ -191,9 +191,9 @@ static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryp
 	c->s.hs_fd = -1;
 	INIT_LIST_HEAD(&c->link.sendq);
 	INIT_LIST_HEAD(&c->p.waiting);
+	INIT_LIST_HEAD(&c->p.local);
 	INIT_LIST_HEAD(&c->p.unacked);
 	INIT_LIST_HEAD(&c->s.rxq);
-	INIT_LIST_HEAD(&c->s.held);
 	INIT_LIST_HEAD(&c->ios);
 	colo_options_init(&c->opts);
 	DPRINTF("colo: %s, replicating with %s port %s", c->path, c->host, c->port);
@@ -272,7 +272,7 @@ static void colo_queue_flush(td_driver_t *driver, td_request_t treq)
 	    c->state != COLO_STATE_FAILING_OVER)
 		td_complete_request(treq, 0);
 	else if (!colo_io_is_own(&treq) && c->state == COLO_STATE_FAILING_OVER)
-		colo_secondary_queue_write(c, treq); /* held with the writes, in order */
+		td_complete_request(treq, -EBUSY); /* retried once the disk is plain */
 	else
 		td_forward_request(treq);
 }

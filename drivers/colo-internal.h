@@ -114,7 +114,8 @@ struct colo {
 		uint64_t sent_bytes; /* since the last prepare_checkpoint */
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
 		uint64_t verify_seq;
-		struct list_head waiting; /* guest writes held by backpressure */
+		struct list_head waiting; /* guest writes held by backpressure or an overlap */
+		struct list_head local;   /* struct colo_fwd whose local write is in flight */
 		struct list_head unacked; /* struct colo_fwd, in seq order */
 		uint64_t *dirty[2];       /* since the last checkpoint: [0] now, [1] the epoch before */
 		uint64_t nblocks;
@@ -144,8 +145,6 @@ struct colo {
 		uint64_t rx_bytes;       /* payload bytes received and not yet applied */
 		struct list_head rxq;    /* struct colo_apply: received, in seq order */
 		int inflight;            /* applies with I/O in flight */
-		int svm_inflight;        /* Secondary VM requests the driver holds */
-		struct list_head held;   /* Secondary VM writes held during failover */
 		struct td_deferred ack;
 		uint32_t *verify_crcs;
 		/* failover write-back */

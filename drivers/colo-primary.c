@@ -31,7 +31,8 @@ enum { COLO_CONNECT_RETRY, COLO_CONNECT_CONNECTING, COLO_CONNECT_REPLY };
 /* One forwarded frame: a write (with its data) or an epoch marker or the verify list. */
 struct colo_fwd {
 	struct colo_msg msg;
-	struct list_head list; /* in p.unacked, seq order; not yet linked before the local write */
+	struct list_head list;  /* in p.unacked, seq order, once the local write completed */
+	struct list_head local; /* in p.local while the local write is in flight */
 	struct colo *c;
 	td_request_t treq; /* the guest's request until its local write completes */
 	struct colo_frame f;
@@ -119,16 +120,34 @@ static void colo_primary_release(struct colo *c, struct colo_fwd *fwd)
 	free(fwd);
 }
 
-/* Issues held writes while the queue has room, in their order. */
+/*
+ * A write must wait when the queue is full, or when it overlaps a local write in flight: the
+ * local disk would order the two arbitrarily, and the Secondary applies them in completion
+ * order, so overlapping writes are serialised to keep both disks equal.
+ */
+static bool colo_primary_must_wait(const struct colo *c, const td_request_t *treq)
+{
+	uint64_t len = (uint64_t)treq->secs << SECTOR_SHIFT, off = treq->sec << SECTOR_SHIFT;
+	const struct colo_fwd *fwd;
+
+	if (!colo_primary_forwarding(c))
+		return false;
+	if (c->p.reserved && c->p.reserved + len > c->opts.queue_limit)
+		return true;
+	list_for_each_entry(fwd, &c->p.local, local)
+		if (fwd->f.offset < off + len && off < fwd->f.offset + fwd->f.length)
+			return true;
+	return false;
+}
+
+/* Issues held writes while they may go, in their order. */
 static void colo_primary_kick_waiting(struct colo *c)
 {
 	while (!list_empty(&c->p.waiting)) {
 		struct colo_wait *w = list_first_entry(&c->p.waiting, struct colo_wait, next);
-		uint64_t len = (uint64_t)w->treq.secs << SECTOR_SHIFT;
 		td_request_t treq = w->treq;
 
-		if (colo_primary_forwarding(c) && c->p.reserved &&
-		    c->p.reserved + len > c->opts.queue_limit)
+		if (colo_primary_must_wait(c, &treq))
 			return;
 		list_del(&w->next);
 		free(w);
@@ -154,6 +173,7 @@ static void colo_primary_local_done(td_request_t clone, int err)
 	td_request_t treq = fwd->treq;
 	uint64_t len = fwd->f.length;
 
+	list_del_init(&fwd->local);
 	if (err || !colo_primary_forwarding(c)) {
 		/* A failed local write is not forwarded: the Secondary must not get ahead. */
 		c->p.reserved -= len;
@@ -195,6 +215,7 @@ static void colo_primary_issue(struct colo *c, td_request_t treq)
 	fwd->f.offset = treq.sec << SECTOR_SHIFT;
 	fwd->f.length = (uint32_t)len;
 	INIT_LIST_HEAD(&fwd->list);
+	list_add_tail(&fwd->local, &c->p.local);
 	c->p.reserved += len;
 	clone = treq;
 	clone.cb = colo_primary_local_done;
@@ -204,12 +225,10 @@ static void colo_primary_issue(struct colo *c, td_request_t treq)
 
 void colo_primary_queue_write(struct colo *c, td_request_t treq)
 {
-	uint64_t len = (uint64_t)treq.secs << SECTOR_SHIFT;
 	struct colo_wait *w;
 
 	if (colo_primary_forwarding(c) &&
-	    (!list_empty(&c->p.waiting) ||
-	     (c->p.reserved && c->p.reserved + len > c->opts.queue_limit))) {
+	    (!list_empty(&c->p.waiting) || colo_primary_must_wait(c, &treq))) {
 		w = malloc(sizeof(*w));
 		if (!w) {
 			td_complete_request(treq, -EBUSY);
@@ -406,6 +425,7 @@ static int colo_primary_verify(struct colo *c)
 		free(crcs);
 		return colo_fail(c, -ENOMEM, "start: out of memory");
 	}
+	INIT_LIST_HEAD(&fwd->local);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t be = htobe32(crcs[i]);
 
@@ -571,6 +591,7 @@ int colo_primary_prepare(struct colo *c)
 	fwd = calloc(1, sizeof(*fwd));
 	if (!fwd)
 		return colo_fail(c, -ENOMEM, "prepare_checkpoint: out of memory");
+	INIT_LIST_HEAD(&fwd->local);
 	fwd->c = c;
 	fwd->f.type = COLO_FRAME_EPOCH;
 	fwd->f.epoch = c->epoch;

@@ -214,8 +214,6 @@ static void colo_secondary_marker(struct colo *c, struct colo_apply *a)
 	c->s.marker_epoch = a->f.epoch;
 	DPRINTF("colo %s:%s: epoch %llu complete", c->host, c->port,
 		(unsigned long long)a->f.epoch);
-	if (c->ckpt_call.done)
-		colo_secondary_checkpoint(c);
 }
 
 /* Starts what may start, retires what finished, in order. */
@@ -225,40 +223,40 @@ static void colo_secondary_pump(struct colo *c)
 	bool advanced = false;
 	int window = 0;
 
-	for (;;) {
-		/* Retire from the head. */
-		while (!list_empty(&c->s.rxq)) {
-			a = list_first_entry(&c->s.rxq, struct colo_apply, next);
-			if (a->f.type == COLO_FRAME_WRITE) {
-				if (a->stage != APPLY_DONE)
-					break;
-			} else if (c->state != COLO_STATE_RUNNING ||
-				   c->s.marker_epoch == c->epoch) {
-				break; /* held until do_checkpoint */
-			} else if (a->f.type == COLO_FRAME_VERIFY) {
-				int err = colo_secondary_verify(c, a);
-
-				if (err) {
-					colo_secondary_fatal(c, err);
-					return;
-				}
-			} else {
-				colo_secondary_marker(c, a);
-			}
-			c->s.applied_seq = a->f.seq;
-			advanced = true;
-			colo_apply_free(c, a);
-			if (c->state != COLO_STATE_RUNNING && c->state != COLO_STATE_BROKEN)
+	/* Retire from the head, in order. */
+	while (!list_empty(&c->s.rxq)) {
+		a = list_first_entry(&c->s.rxq, struct colo_apply, next);
+		if (a->f.type == COLO_FRAME_WRITE) {
+			if (a->stage != APPLY_DONE)
 				break;
+		} else if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch) {
+			break; /* held until do_checkpoint */
+		} else if (a->f.type == COLO_FRAME_VERIFY) {
+			int err = colo_secondary_verify(c, a);
+
+			if (err) {
+				colo_secondary_fatal(c, err);
+				return;
+			}
+		} else {
+			colo_secondary_marker(c, a);
 		}
-		break;
+		c->s.applied_seq = a->f.seq;
+		advanced = true;
+		colo_apply_free(c, a);
 	}
 	if (advanced)
 		tapdisk_server_defer(&c->s.ack);
 	if (c->link.fd >= 0 && c->s.rx_bytes <= c->opts.queue_limit)
 		colo_link_pause_reading(c, false);
-
-	if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch)
+	/* A checkpoint was waiting for this marker (it pumps again). */
+	if (c->ckpt_call.done && c->s.marker_epoch == c->epoch) {
+		colo_secondary_checkpoint(c);
+		return;
+	}
+	/* Nothing new starts once a stop is asked for, unless a checkpoint still needs it. */
+	if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch ||
+	    (c->stop_call.done && !c->ckpt_call.done))
 		goto out;
 	/* Start writes that overlap nothing before them, up to the first marker. */
 	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
@@ -375,7 +373,6 @@ struct colo_svm_req {
 	int err;
 	void *fill[2];
 	uint64_t fill_block[2];
-	struct list_head next; /* in s.held during failover */
 };
 
 /* Lays the buffer's blocks over what the disk returned. */
@@ -422,7 +419,6 @@ static void colo_svm_read_done(td_request_t clone, int err)
 	if (!err && c->s.buf)
 		err = colo_overlay(c, treq.buf, treq.sec << SECTOR_SHIFT,
 				   (uint64_t)treq.secs << SECTOR_SHIFT);
-	c->s.svm_inflight--;
 	free(r);
 	td_complete_request(treq, err);
 }
@@ -438,7 +434,6 @@ void colo_secondary_queue_read(struct colo *c, td_request_t treq)
 	}
 	r->treq = treq;
 	r->c = c;
-	c->s.svm_inflight++;
 	clone.cb = colo_svm_read_done;
 	clone.cb_data = r;
 	td_forward_request(clone);
@@ -448,13 +443,11 @@ void colo_secondary_queue_read(struct colo *c, td_request_t treq)
 
 static void colo_svm_write_finish(struct colo_svm_req *r)
 {
-	struct colo *c = r->c;
 	td_request_t treq = r->treq;
 	int err = r->err;
 
 	if (--r->pending)
 		return;
-	c->s.svm_inflight--;
 	free(r->fill[0]);
 	free(r->fill[1]);
 	free(r);
@@ -486,19 +479,18 @@ static int colo_svm_store(struct colo *c, const td_request_t *treq, uint64_t b, 
 }
 
 struct colo_fill {
-	struct colo_io io;
 	struct colo_svm_req *r;
 	uint64_t block;
 	char *blk;
 };
 
-static void colo_svm_fill_done(struct colo *c, struct colo_io *io, int err)
+static void colo_svm_fill_done(td_request_t clone, int err)
 {
-	struct colo_fill *f = io->priv;
+	struct colo_fill *f = clone.cb_data;
 	struct colo_svm_req *r = f->r;
 
 	if (!err)
-		err = colo_svm_store(c, &r->treq, f->block, f->blk);
+		err = colo_svm_store(r->c, &r->treq, f->block, f->blk);
 	if (err && !r->err)
 		r->err = err;
 	free(f->blk);
@@ -506,12 +498,15 @@ static void colo_svm_fill_done(struct colo *c, struct colo_io *io, int err)
 	colo_svm_write_finish(r);
 }
 
-/* A partial block not in the buffer: read it from the disk first. */
+/*
+ * A partial block not in the buffer: read it from the disk first.  The read is a piece of the
+ * guest's own request, so a pause waits for it and never holds it back.
+ */
 static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
 {
 	uint64_t bs = colo_bs(c), start = b * bs;
 	struct colo_fill *f = calloc(1, sizeof(*f));
-	int err;
+	td_request_t clone = r->treq;
 
 	if (!f)
 		return -ENOMEM;
@@ -524,15 +519,14 @@ static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
 	f->r = r;
 	f->block = b;
 	r->pending++;
-	err = colo_io_submit(c, &f->io, TD_OP_READ, start, f->blk,
-			     start + bs > c->disk_size ? c->disk_size - start : bs,
-			     colo_svm_fill_done, f);
-	if (err) {
-		r->pending--;
-		free(f->blk);
-		free(f);
-	}
-	return err;
+	clone.op = TD_OP_READ;
+	clone.sec = start >> SECTOR_SHIFT;
+	clone.secs = (int)((start + bs > c->disk_size ? c->disk_size - start : bs) >> SECTOR_SHIFT);
+	clone.buf = f->blk;
+	clone.cb = colo_svm_fill_done;
+	clone.cb_data = f;
+	td_forward_request(clone);
+	return 0;
 }
 
 static void colo_svm_write(struct colo *c, td_request_t treq)
@@ -548,7 +542,6 @@ static void colo_svm_write(struct colo *c, td_request_t treq)
 	r->treq = treq;
 	r->c = c;
 	r->pending = 1;
-	c->s.svm_inflight++;
 	for (b = off / bs; b <= last && !r->err; b++) {
 		uint64_t start = b * bs, end = start + bs;
 		bool whole = off <= start && (off + len >= end || off + len >= c->disk_size);
@@ -572,38 +565,15 @@ static void colo_svm_write(struct colo *c, td_request_t treq)
 
 void colo_secondary_queue_write(struct colo *c, td_request_t treq)
 {
-	struct colo_svm_req *r;
-
-	if (c->state != COLO_STATE_FAILING_OVER) {
-		colo_svm_write(c, treq);
-		return;
-	}
-	/* The buffer is being written back: hold the write until the disk is plain. */
-	r = calloc(1, sizeof(*r));
-	if (!r) {
+	/*
+	 * The buffer is being written back: the VBD retries the write (or flush) with backoff
+	 * until the disk is plain.  Holding it here instead would stall a pause.
+	 */
+	if (c->state == COLO_STATE_FAILING_OVER) {
 		td_complete_request(treq, -EBUSY);
 		return;
 	}
-	r->treq = treq;
-	list_add_tail(&r->next, &c->s.held);
-}
-
-static void colo_secondary_release_held(struct colo *c)
-{
-	struct colo_svm_req *r, *tmp;
-
-	list_for_each_entry_safe(r, tmp, &c->s.held, next) {
-		td_request_t treq = r->treq;
-
-		list_del(&r->next);
-		free(r);
-		if (treq.op == TD_OP_FLUSH)
-			td_forward_request(treq);
-		else if (colo_ended(c))
-			td_forward_request(treq);
-		else
-			colo_svm_write(c, treq);
-	}
+	colo_svm_write(c, treq);
 }
 
 /* ---- checkpoint ---- */
@@ -654,7 +624,6 @@ static void colo_secondary_failover_done(struct colo *c, int err)
 	}
 	free(c->s.wb_blocks);
 	c->s.wb_blocks = NULL;
-	colo_secondary_release_held(c);
 	colo_call_done(&c->stop_call, err, 0);
 }
 
@@ -779,9 +748,14 @@ static void colo_secondary_finish_stop(struct colo *c)
 {
 	int err;
 
-	if (c->s.inflight || c->state == COLO_STATE_FAILING_OVER || c->ckpt_call.done)
+	if (c->state == COLO_STATE_FAILING_OVER || c->ckpt_call.done)
 		return;
+	colo_secondary_close_sockets(c);
+	if (c->link_state != COLO_LINK_LOST)
+		c->link_state = COLO_LINK_NONE;
 	colo_secondary_drop_unapplied(c);
+	if (c->s.inflight)
+		return;
 	if (!list_empty(&c->s.rxq))
 		return;
 	if (!c->stop_failover) {
@@ -807,11 +781,6 @@ static void colo_secondary_finish_stop(struct colo *c)
 int colo_secondary_stop(struct colo *c, bool failover)
 {
 	/* A checkpoint in progress finishes first (it runs when its marker arrives). */
-	if (!c->ckpt_call.done) {
-		colo_secondary_close_sockets(c);
-		if (c->link_state != COLO_LINK_LOST)
-			c->link_state = COLO_LINK_NONE;
-	}
 	colo_secondary_finish_stop(c);
 	return 0;
 }
@@ -823,7 +792,6 @@ void colo_secondary_close(struct colo *c)
 	colo_secondary_close_sockets(c);
 	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
 		colo_apply_free(c, a);
-	colo_secondary_release_held(c);
 	if (c->s.buf && colo_buffer_blocks(c->s.buf) && !colo_ended(c))
 		colo_secondary_writeback_sync(c);
 	if (c->s.buf)
