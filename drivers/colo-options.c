@@ -3,6 +3,7 @@
  * text side of the replication API (include/colo.h), kept apart from the driver so that the
  * control plane and the unit tests use it without a colo disk.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -131,7 +132,7 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 #define KEY_IS(name) (klen == strlen(name) && !strncmp(kv, name, klen))
 	if (!KEY_IS("block_size") && !KEY_IS("queue_limit") && !KEY_IS("ram_limit") &&
 	    !KEY_IS("spill") && !KEY_IS("spill_limit") && !KEY_IS("timeout") &&
-	    !KEY_IS("connect_timeout") && !KEY_IS("verify"))
+	    !KEY_IS("connect_timeout") && !KEY_IS("verify") && !KEY_IS("peer"))
 		return options_reject(err, errlen, "unknown option '%.*s'", (int)klen, kv);
 	if (!eq || !eq[1])
 		return options_reject(err, errlen, "%.*s: missing value (expected %.*s=VALUE)",
@@ -146,6 +147,17 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 					      "spill=...: path must be shorter than %zu bytes",
 					      sizeof(opts->spill_path));
 		strcpy(opts->spill_path, val);
+		return 0;
+	}
+
+	if (KEY_IS("peer")) {
+		unsigned char addr[sizeof(struct in6_addr)];
+
+		if (strlen(val) >= sizeof(opts->peer) || (inet_pton(AF_INET, val, addr) != 1 &&
+							   inet_pton(AF_INET6, val, addr) != 1))
+			return options_reject(err, errlen, "%s: not a numeric IPv4 or IPv6 address",
+					      kv);
+		strcpy(opts->peer, val);
 		return 0;
 	}
 

@@ -815,6 +815,31 @@ static void colo_secondary_hs_close(struct colo *c)
 	c->s.hs_fd = -1;
 }
 
+/* peer=ADDR: the only address a Primary may connect from (IPv4 also as ::ffff:a.b.c.d). */
+static bool colo_peer_allowed(const struct colo *c, const struct sockaddr_storage *ss)
+{
+	unsigned char want[16], got[16];
+	int family;
+
+	if (!c->opts.peer[0])
+		return true;
+	family = inet_pton(AF_INET, c->opts.peer, want) == 1 ? AF_INET : AF_INET6;
+	if (family == AF_INET6 && inet_pton(AF_INET6, c->opts.peer, want) != 1)
+		return false;
+	if (ss->ss_family == AF_INET) {
+		memcpy(got, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return family == AF_INET && !memcmp(got, want, 4);
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		if (family == AF_INET)
+			return IN6_IS_ADDR_V4MAPPED(a) && !memcmp(&a->s6_addr[12], want, 4);
+		return !memcmp(a->s6_addr, want, 16);
+	}
+	return false;
+}
+
 static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
 {
 	struct colo *c = priv;
@@ -828,6 +853,21 @@ static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
 		return;
 	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
 		    NI_NUMERICHOST | NI_NUMERICSERV);
+	/* The peer is checked before a byte of it is read. */
+	if (!colo_peer_allowed(c, &ss)) {
+		struct colo_hello_reply r = { .version = COLO_PROTO_VERSION, .status = EACCES };
+		struct colo_wire_hello_reply w;
+
+		colo_fail(c, -EACCES, "refused a connection from %s: only %s may be the Primary",
+			  host, c->opts.peer);
+		snprintf(r.message, sizeof(r.message), "address %.46s is not this Secondary's "
+			 "Primary", host);
+		colo_hello_reply_encode(&r, &w);
+		if (send(fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			DPRINTF("colo: could not tell %s why: %s", host, strerror(errno));
+		close(fd);
+		return;
+	}
 	if (c->s.hs_fd >= 0 || c->link.fd >= 0 || c->state != COLO_STATE_CONNECTING) {
 		EPRINTF("colo %s:%s: refused a connection from %s:%s: a Primary is already being "
 			"served", c->host, c->port, host, serv);

@@ -52,6 +52,7 @@ struct colo_options {
 	uint32_t timeout_ms;          /* a silent link is dead after this long (5000) */
 	uint32_t connect_timeout_ms;  /* Primary: keep retrying the connection this long (30000) */
 	bool verify;                  /* compare both disks by checksums at start */
+	char peer[64];                /* Secondary: accept the Primary only from this address */
 };
 
 struct colo_status {
@@ -73,7 +74,7 @@ typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
 
 void colo_options_init(struct colo_options *opts);
 /* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
- * connect_timeout, verify); sizes take K, M and G suffixes.  Returns 0 or -EINVAL. */
+ * connect_timeout, verify, peer); sizes take K, M and G suffixes.  Returns 0 or -EINVAL. */
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
 
 /* The colo driver of @vbd's chain, or NULL if @vbd has none (or is not open). */

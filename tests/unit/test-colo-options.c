@@ -193,6 +193,21 @@ START_TEST(test_verify)
 }
 END_TEST
 
+START_TEST(test_peer)
+{
+	ck_assert_str_eq(opts.peer, "");
+	ck_assert_int_eq(parse("peer=192.0.2.7"), 0);
+	ck_assert_str_eq(opts.peer, "192.0.2.7");
+	ck_assert_int_eq(parse("peer=2001:db8::1"), 0);
+	ck_assert_str_eq(opts.peer, "2001:db8::1");
+
+	expect_error("peer=primary.example", "peer=primary.example: not a numeric IPv4 or IPv6 address");
+	expect_error("peer=192.0.2.256", "peer=192.0.2.256: not a numeric IPv4 or IPv6 address");
+	expect_error("peer=", "peer: missing value (expected peer=VALUE)");
+	ck_assert_str_eq(opts.peer, "2001:db8::1");
+}
+END_TEST
+
 START_TEST(test_unknown)
 {
 	expect_error("foo", "unknown option 'foo'");
@@ -342,6 +357,7 @@ static Suite *colo_options_suite(void)
 	tcase_add_test(tc, test_spill);
 	tcase_add_test(tc, test_timeouts);
 	tcase_add_test(tc, test_verify);
+	tcase_add_test(tc, test_peer);
 	tcase_add_test(tc, test_unknown);
 	suite_add_tcase(s, tc);
 
