@@ -50,6 +50,12 @@ static bool colo_all_zero(const void *buf, size_t len)
 	return true;
 }
 
+/* VERIFY carries one CRC32C per COLO_VERIFY_CHUNK of the disk, the last chunk short. */
+static uint64_t colo_verify_length(uint64_t disk_size)
+{
+	return 4 * (disk_size / COLO_VERIFY_CHUNK + !!(disk_size % COLO_VERIFY_CHUNK));
+}
+
 /* ---- hello ---- */
 
 void colo_hello_encode(const struct colo_hello *h, struct colo_wire_hello *w)
@@ -107,6 +113,11 @@ int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, cha
 		return colo_fail(err, errlen, -EINVAL,
 				 "disk size %" PRIu64 ": not a non-zero multiple of 512",
 				 h->disk_size);
+	/* Refused here rather than by the VERIFY frame that could never pass. */
+	if ((h->flags & COLO_HELLO_VERIFY) && colo_verify_length(h->disk_size) > COLO_VERIFY_MAX)
+		return colo_fail(err, errlen, -EINVAL,
+				 "disk size %" PRIu64 ": too big to verify (at most %" PRIu64 ")",
+				 h->disk_size, (uint64_t)COLO_VERIFY_MAX / 4 * COLO_VERIFY_CHUNK);
 	return 0;
 }
 
@@ -185,12 +196,6 @@ void colo_frame_encode(const struct colo_frame *f, struct colo_wire_frame *w)
 	w->length = htobe32(f->length);
 	w->data_crc = htobe32(f->data_crc);
 	w->hdr_crc = htobe32(colo_frame_hdr_crc(w));
-}
-
-/* VERIFY carries one CRC32C per COLO_VERIFY_CHUNK of the disk, the last chunk short. */
-static uint64_t colo_verify_length(uint64_t disk_size)
-{
-	return 4 * (disk_size / COLO_VERIFY_CHUNK + !!(disk_size % COLO_VERIFY_CHUNK));
 }
 
 static int colo_check_no_payload(const struct colo_frame *f, char *err, size_t errlen)

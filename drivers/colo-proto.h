@@ -57,8 +57,9 @@ struct colo_frame_limits {
  *   -EPROTONOSUPPORT  another protocol version
  *   -EOPNOTSUPP       an authentication type we do not know
  *   -EBADMSG          header or payload checksum mismatch
- *   -EINVAL           a size or offset out of its range (block and disk size, WRITE
- *                     alignment and length, VERIFY length, ERROR errno)
+ *   -EINVAL           a size or offset out of its range (block and disk size, a disk over
+ *                     16 TiB with COLO_HELLO_VERIFY, WRITE alignment and length, VERIFY
+ *                     length, ERROR errno)
  *   -E2BIG            a payload over its maximum (COLO_WRITE_MAX, COLO_ERROR_MAX,
  *                     COLO_VERIFY_MAX)
  *   -ERANGE           a WRITE past the end of the disk
@@ -120,7 +121,8 @@ void colo_reader_next(struct colo_reader *r, void **buf, size_t *len);
 /*
  * Reports that @n bytes (at most the last colo_reader_next's @len) arrived.  Returns 1 when a
  * whole frame with a checked payload is ready, 0 when more is needed, or a negative errno on a
- * bad frame (see above; again on every later call).
+ * bad frame (see above; again on every later call).  More than was asked for, or bytes while
+ * a frame waits to be taken, are the caller's bug: -EINVAL, and the reader is unchanged.
  */
 int colo_reader_advance(struct colo_reader *r, size_t n, char *err, size_t errlen);
 /*

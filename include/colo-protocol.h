@@ -63,6 +63,6 @@ struct colo_wire_frame {
 #define COLO_WRITE_MAX (64U << 20)
 #define COLO_ERROR_MAX 1024U
 #define COLO_VERIFY_CHUNK (1U << 20)
-#define COLO_VERIFY_MAX (64U << 20) /* the CRC list of a disk up to 16 PiB */
+#define COLO_VERIFY_MAX (64U << 20) /* the CRC list of a disk up to 16 TiB */
 
 #endif

@@ -245,6 +245,16 @@ START_TEST(test_hello_rejects)
 	h.disk_size = DISK_SIZE + 1000;
 	ck_hello_rejects(h, -EINVAL, "disk size 1073742824: not a non-zero multiple of 512");
 
+	/* Verifying needs a CRC list no longer than COLO_VERIFY_MAX: 16 TiB of disk. */
+	h = good_hello();
+	h.disk_size = 16ull << 40;
+	ck_assert_int_eq(hello_decode(&h, err), 0);
+	h.disk_size += 512;
+	ck_hello_rejects(h, -EINVAL,
+			 "disk size 17592186044928: too big to verify (at most 17592186044416)");
+	h.flags = 0;
+	ck_assert_int_eq(hello_decode(&h, err), 0);
+
 	/* The decoded values stay for the refusal's message. */
 	h = good_hello();
 	h.version = 7;
@@ -399,6 +409,36 @@ START_TEST(test_frame_layout)
 	ck_assert_uint_eq(b[42], (crc >> 8) & 0xff);
 	ck_assert_uint_eq(b[43], crc & 0xff);
 	ck_assert_int_eq(memcmp(b + 44, "\0\0\0\0", 4), 0);
+}
+END_TEST
+
+/* The example of docs/colo-protocol.md, byte for byte. */
+START_TEST(test_frame_doc_example)
+{
+	/* clang-format off */
+	static const uint8_t want[48] = {
+		0x43, 0x4f, 0x4c, 0x46, 0x00, 0x01, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00,
+		0x00, 0x00, 0x10, 0x00, 0x94, 0x37, 0x41, 0x93,
+		0x60, 0x24, 0xbb, 0x67, 0x00, 0x00, 0x00, 0x00,
+	};
+	/* clang-format on */
+	struct colo_frame f = frame(COLO_FRAME_WRITE, 1, MiB, 4096), out;
+	struct colo_wire_frame w;
+	uint8_t data[4096];
+	char err[128];
+
+	memset(data, 0xab, sizeof(data));
+	f.epoch = 1;
+	f.data_crc = crc32c(0, data, sizeof(data));
+	ck_assert_uint_eq(f.data_crc, 0x94374193);
+	colo_frame_encode(&f, &w);
+	ck_assert_int_eq(memcmp(&w, want, sizeof(want)), 0);
+	memcpy(&w, want, sizeof(w));
+	ck_assert_int_eq(colo_frame_decode(&w, &lim, &out, err, sizeof(err)), 0);
+	ck_assert_int_eq(colo_frame_check_payload(&out, data, err, sizeof(err)), 0);
 }
 END_TEST
 
@@ -868,6 +908,8 @@ START_TEST(test_reader_error_payload_terminated)
 	colo_reader_next(&r, &buf, &len);
 	ck_assert_uint_eq(len, 0);
 	ck_assert_int_eq(colo_reader_advance(&r, 0, err, sizeof(err)), 1);
+	ck_assert_int_eq(colo_reader_advance(&r, 1, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "bytes before the ready frame was taken");
 	colo_reader_take(&r, &out, &payload);
 	ck_assert_uint_eq(out.offset, EIO);
 	ck_assert_str_eq(payload, "abcde");
@@ -1008,6 +1050,7 @@ static Suite *colo_proto_suite(void)
 
 	tc = tcase_create("frame");
 	tcase_add_test(tc, test_frame_layout);
+	tcase_add_test(tc, test_frame_doc_example);
 	tcase_add_test(tc, test_frame_round_trip);
 	tcase_add_test(tc, test_frame_header_rejects);
 	tcase_add_test(tc, test_frame_byte_flips);
