@@ -56,6 +56,8 @@ struct colo_conn {
 long long colo_now_ms(void);
 /* Takes over a connected socket and starts reading frames and sending heartbeats. */
 int colo_link_up(struct colo *c, int fd);
+/* Sends what the socket takes now, without waiting for the end of the loop iteration. */
+void colo_link_flush_now(struct colo *c);
 /* Closes the link; queued messages are dropped (their sent callbacks do not run). */
 void colo_link_close(struct colo *c);
 /* Queues @m (header encoded here from @f) and sends it at the end of this loop iteration. */

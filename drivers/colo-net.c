@@ -48,6 +48,11 @@ static void colo_link_write_cb(event_id_t id, char mode, void *priv);
 static void colo_link_timer_cb(event_id_t id, char mode, void *priv);
 static void colo_link_flush(void *arg);
 
+void colo_link_flush_now(struct colo *c)
+{
+	colo_link_flush(c);
+}
+
 static uint32_t colo_heartbeat_ms(const struct colo *c)
 {
 	uint32_t ms = c->opts.timeout_ms / 4;

@@ -739,8 +739,11 @@ static void colo_secondary_close_sockets(struct colo *c)
 	if (c->s.hs_fd >= 0)
 		close(c->s.hs_fd);
 	c->s.listen_fd = c->s.hs_fd = -1;
-	colo_link_close(c);
+	/* The Primary may be waiting for the ack of a marker we applied: send it first. */
 	tapdisk_server_cancel_deferred(&c->s.ack);
+	colo_secondary_send_ack(c);
+	colo_link_flush_now(c);
+	colo_link_close(c);
 }
 
 /* Runs once no forwarded write is in flight and no checkpoint is pending. */
