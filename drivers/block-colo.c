@@ -208,6 +208,10 @@ static int colo_close(td_driver_t *driver)
 		colo_primary_close(c);
 	else if (c->role == COLO_ROLE_SECONDARY)
 		colo_secondary_close(c);
+	/* A failed start leaves the role none with the dirty maps kept for a retry. */
+	free(c->p.dirty[0]);
+	free(c->p.dirty[1]);
+	c->p.dirty[0] = c->p.dirty[1] = NULL;
 	colo_link_close(c);
 	colo_io_cancel_all(c);
 	colo_fail(c, -ENODEV, "the VBD was closed");

@@ -148,6 +148,7 @@ struct colo {
 		struct list_head rxq;    /* struct colo_apply: received, in seq order */
 		int inflight;            /* applies with I/O in flight */
 		struct td_deferred ack;
+		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits on it */
 		uint32_t *verify_crcs;
 		/* failover write-back */
 		uint64_t *wb_blocks;
@@ -189,7 +190,7 @@ void colo_primary_queue_write(struct colo *c, td_request_t treq);
 int colo_primary_prepare(struct colo *c);
 int colo_primary_stop(struct colo *c, bool failover);
 void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload);
-void colo_primary_link_lost(struct colo *c);
+void colo_primary_link_lost(struct colo *c, int err);
 void colo_primary_close(struct colo *c);
 uint64_t colo_primary_dirty_blocks(const struct colo *c);
 void colo_primary_mark_dirty(struct colo *c, uint64_t offset, uint64_t len);

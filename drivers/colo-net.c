@@ -128,7 +128,7 @@ void colo_link_lost(struct colo *c, int err, const char *fmt, ...)
 	colo_link_close(c);
 	c->link_state = COLO_LINK_LOST;
 	if (c->role == COLO_ROLE_PRIMARY)
-		colo_primary_link_lost(c);
+		colo_primary_link_lost(c, err);
 	else
 		colo_secondary_link_lost(c);
 }

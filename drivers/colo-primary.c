@@ -286,10 +286,8 @@ void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload)
 }
 
 /* The Secondary is gone: keep serving the guest, remember what changed. */
-void colo_primary_link_lost(struct colo *c)
+void colo_primary_link_lost(struct colo *c, int err)
 {
-	int err = -ENOTCONN;
-
 	colo_primary_drop_queue(c);
 	if (c->start_call.done) {
 		/* Lost before the start finished (the verify step): the start fails. */
@@ -465,6 +463,7 @@ static int colo_primary_link_ready(struct colo *c)
 	list_for_each_entry(fwd, &c->p.unacked, list)
 		if (!fwd->f.seq)
 			colo_primary_send(c, fwd);
+	c->last_error[0] = '\0'; /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
 	if (!c->opts.verify)
@@ -514,8 +513,11 @@ static void colo_primary_connect_cb(event_id_t id, char mode, void *priv)
 	switch (c->p.phase) {
 	case COLO_CONNECT_RETRY:
 		if (!colo_primary_remaining_ms(c)) {
+			char why[COLO_ERR_LEN];
+
+			snprintf(why, sizeof(why), "%s", c->last_error);
 			colo_fail(c, -ETIMEDOUT, "start: no Secondary at %s:%s within %u ms (%s)",
-				  c->host, c->port, c->opts.connect_timeout_ms, c->last_error);
+				  c->host, c->port, c->opts.connect_timeout_ms, why);
 			colo_primary_start_failed(c, -ETIMEDOUT);
 			return;
 		}
@@ -638,7 +640,4 @@ void colo_primary_close(struct colo *c)
 		td_complete_request(w->treq, -EIO);
 		free(w);
 	}
-	free(c->p.dirty[0]);
-	free(c->p.dirty[1]);
-	c->p.dirty[0] = c->p.dirty[1] = NULL;
 }

@@ -49,6 +49,7 @@ enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
 
 static void colo_secondary_pump(struct colo *c);
 static void colo_secondary_finish_stop(struct colo *c);
+static void colo_secondary_cancel_ckpt_timer(struct colo *c);
 
 static uint64_t colo_bs(const struct colo *c)
 {
@@ -358,6 +359,7 @@ void colo_secondary_link_lost(struct colo *c)
 	if (c->ckpt_call.done && c->s.marker_epoch != c->epoch) {
 		colo_fail(c, -ENOTCONN, "do_checkpoint: the Primary is lost before the end of "
 			  "epoch %llu", (unsigned long long)c->epoch);
+		colo_secondary_cancel_ckpt_timer(c);
 		colo_call_done(&c->ckpt_call, -ENOTCONN, 0);
 		if (c->stop_call.done)
 			colo_secondary_pump(c);
@@ -592,6 +594,7 @@ int colo_secondary_checkpoint(struct colo *c)
 					 "epoch %llu never ended", (unsigned long long)c->epoch);
 		return 0; /* colo_secondary_marker calls again */
 	}
+	colo_secondary_cancel_ckpt_timer(c);
 	n = colo_buffer_blocks(c->s.buf);
 	colo_buffer_drop(c->s.buf);
 	c->epoch++;
@@ -781,9 +784,42 @@ static void colo_secondary_finish_stop(struct colo *c)
 	colo_wb_next(c);
 }
 
+static void colo_secondary_cancel_ckpt_timer(struct colo *c)
+{
+	if (c->s.ckpt_timer > 0)
+		tapdisk_server_unregister_event(c->s.ckpt_timer);
+	c->s.ckpt_timer = 0;
+}
+
+/* The marker a checkpoint waits for did not come in time: the failover or stop goes on. */
+static void colo_secondary_ckpt_timeout(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+
+	colo_secondary_cancel_ckpt_timer(c);
+	if (!c->ckpt_call.done)
+		return;
+	colo_fail(c, -ETIMEDOUT, "do_checkpoint: the end of epoch %llu did not come within %u ms "
+		  "of the %s; the last checkpoint stays", (unsigned long long)c->epoch,
+		  c->opts.timeout_ms, c->stop_failover ? "failover" : "stop");
+	colo_call_done(&c->ckpt_call, -ETIMEDOUT, 0);
+	colo_secondary_pump(c);
+}
+
 int colo_secondary_stop(struct colo *c, bool failover)
 {
-	/* A checkpoint in progress finishes first (it runs when its marker arrives). */
+	/*
+	 * A checkpoint waiting for its marker finishes first (rule: a failover asked for during
+	 * a checkpoint runs after it), but waits at most the link timeout: a Primary that never
+	 * ends the epoch must not block the failover.
+	 */
+	if (c->ckpt_call.done && !c->s.ckpt_timer) {
+		c->s.ckpt_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+								TV_MSECS(c->opts.timeout_ms),
+								colo_secondary_ckpt_timeout, c);
+		if (c->s.ckpt_timer < 0)
+			c->s.ckpt_timer = 0;
+	}
 	colo_secondary_finish_stop(c);
 	return 0;
 }
@@ -793,6 +829,7 @@ void colo_secondary_close(struct colo *c)
 	struct colo_apply *a, *tmp;
 
 	colo_secondary_close_sockets(c);
+	colo_secondary_cancel_ckpt_timer(c);
 	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
 		colo_apply_free(c, a);
 	if (c->s.buf && colo_buffer_blocks(c->s.buf) && !colo_ended(c))

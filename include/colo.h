@@ -64,7 +64,7 @@ struct colo_status {
 	uint64_t inflight_bytes; /* Primary: write bytes queued or sent and not yet acknowledged */
 	uint64_t buffer_blocks;  /* Secondary: blocks in the disk buffer */
 	uint64_t buffer_bytes;   /* Secondary: bytes of block data in the disk buffer */
-	uint64_t dirty_blocks;   /* Primary: blocks written since the last checkpoint */
+	uint64_t dirty_blocks;   /* Primary: blocks written in this epoch and the one before */
 	uint32_t block_size;
 	const char *last_error;  /* "" when none */
 };
