@@ -47,9 +47,8 @@ void colo_set_state(struct colo *c, enum colo_state state)
 {
 	if (c->state == state)
 		return;
-	DPRINTF("colo %s:%s: %s %s -> %s (epoch %llu)", c->host, c->port,
-		colo_role_name(c->role), colo_state_name(c->state), colo_state_name(state),
-		(unsigned long long)c->epoch);
+	DPRINTF("colo %s:%s: %s %s -> %s (epoch %llu)", c->host, c->port, colo_role_name(c->role),
+		colo_state_name(c->state), colo_state_name(state), (unsigned long long)c->epoch);
 	c->state = state;
 }
 
@@ -106,7 +105,9 @@ int colo_io_submit(struct colo *c, struct colo_io *io, int op, uint64_t offset, 
 	err = tapdisk_vbd_queue_request(c->vbd, &io->vreq);
 	if (err)
 		return colo_fail(c, err, "cannot queue a %s of %llu bytes at %llu: %s",
-				 op == TD_OP_READ ? "read" : op == TD_OP_WRITE ? "write" : "flush",
+				 op == TD_OP_READ    ? "read"
+				 : op == TD_OP_WRITE ? "write"
+						     : "flush",
 				 (unsigned long long)len, (unsigned long long)offset,
 				 strerror(-err));
 	list_add_tail(&io->next, &c->ios);
@@ -118,7 +119,8 @@ static void colo_io_cancel_all(struct colo *c)
 {
 	struct colo_io *io, *tmp;
 
-	list_for_each_entry_safe(io, tmp, &c->ios, next) {
+	list_for_each_entry_safe(io, tmp, &c->ios, next)
+	{
 		if (io->vreq.list_head) {
 			list_del(&io->vreq.next);
 			io->vreq.list_head = NULL;
@@ -319,7 +321,8 @@ struct colo *colo_from_vbd(td_vbd_t *vbd)
 
 	if (!vbd)
 		return NULL;
-	tapdisk_for_each_image(image, &vbd->images) {
+	tapdisk_for_each_image(image, &vbd->images)
+	{
 		if (image->type == DISK_TYPE_COLO && image->driver &&
 		    image->driver->ops == &tapdisk_colo) {
 			struct colo *c = image->driver->data;
@@ -421,8 +424,10 @@ int colo_do_checkpoint(struct colo *c, colo_done_t done, void *arg)
 int colo_get_sent_data_size(struct colo *c, uint64_t *sent, uint64_t *inflight)
 {
 	if (c->role != COLO_ROLE_PRIMARY)
-		return colo_fail(c, -EINVAL, "get_sent_data_size is a Primary operation; this VBD "
-				 "is the %s", colo_role_name(c->role));
+		return colo_fail(c, -EINVAL,
+				 "get_sent_data_size is a Primary operation; this VBD "
+				 "is the %s",
+				 colo_role_name(c->role));
 	*sent = c->p.sent_bytes;
 	*inflight = c->p.reserved;
 	return 0;
@@ -436,9 +441,9 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 	if (c->state == COLO_STATE_FAILED_OVER || c->state == COLO_STATE_STOPPED) {
 		bool same = failover == (c->state == COLO_STATE_FAILED_OVER);
 
-		return colo_fail(c, same ? -EALREADY : -ESHUTDOWN, "%s: replication has %s",
-				 what, c->state == COLO_STATE_FAILED_OVER ? "already failed over"
-									  : "already stopped");
+		return colo_fail(c, same ? -EALREADY : -ESHUTDOWN, "%s: replication has %s", what,
+				 c->state == COLO_STATE_FAILED_OVER ? "already failed over"
+								    : "already stopped");
 	}
 	if (c->role == COLO_ROLE_NONE)
 		return colo_fail(c, -EINVAL, "%s: replication is not started", what);

@@ -112,14 +112,14 @@ struct colo {
 	struct {
 		uint64_t next_seq;
 		uint64_t acked_seq;
-		uint64_t reserved;   /* bytes of writes queued, in flight locally or unacknowledged */
+		uint64_t reserved; /* bytes of writes queued, in flight locally or unacknowledged */
 		uint64_t sent_bytes; /* since the last prepare_checkpoint */
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
 		uint64_t verify_seq;
 		struct list_head waiting; /* guest writes held by backpressure or an overlap */
-		struct list_head local;   /* struct colo_fwd whose local write is in flight */
+		struct list_head local;	  /* struct colo_fwd whose local write is in flight */
 		struct list_head unacked; /* struct colo_fwd, in seq order */
-		uint64_t *dirty[2];       /* since the last checkpoint: [0] now, [1] the epoch before */
+		uint64_t *dirty[2]; /* since the last checkpoint: [0] now, [1] the epoch before */
 		uint64_t nblocks;
 		int connect_fd;
 		event_id_t connect_event;
@@ -134,21 +134,22 @@ struct colo {
 		struct colo_buffer *buf;
 		int listen_fd;
 		event_id_t listen_event;
-		int hs_fd;        /* a connection in its handshake */
+		int hs_fd; /* a connection in its handshake */
 		event_id_t hs_event;
 		long long hs_deadline;
 		size_t hs_have;
 		struct colo_wire_hello hs_hello;
-		uint64_t expect_seq;     /* the next WRITE/EPOCH/VERIFY seq */
-		uint64_t applied_seq;    /* everything up to here is applied */
-		uint64_t acked_seq;      /* last ACK sent */
-		uint64_t marker_epoch;   /* the last epoch whose marker was applied, 0 = none */
+		uint64_t expect_seq;	 /* the next WRITE/EPOCH/VERIFY seq */
+		uint64_t applied_seq;	 /* everything up to here is applied */
+		uint64_t acked_seq;	 /* last ACK sent */
+		uint64_t marker_epoch;	 /* the last epoch whose marker was applied, 0 = none */
 		uint64_t last_rx_marker; /* the last epoch whose marker was received */
-		uint64_t rx_bytes;       /* payload bytes received and not yet applied */
-		struct list_head rxq;    /* struct colo_apply: received, in seq order */
-		int inflight;            /* applies with I/O in flight */
+		uint64_t rx_bytes;	 /* payload bytes received and not yet applied */
+		struct list_head rxq;	 /* struct colo_apply: received, in seq order */
+		int inflight;		 /* applies with I/O in flight */
 		struct td_deferred ack;
-		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits on it */
+		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits
+					  on it */
 		uint32_t *verify_crcs;
 		/* failover write-back */
 		uint64_t *wb_blocks;

@@ -75,9 +75,8 @@ int colo_link_up(struct colo *c, int fd)
 	l->last_rx_ms = l->last_tx_ms = colo_now_ms();
 	l->rd_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD, fd, TV_ZERO,
 						    colo_link_read_cb, c);
-	l->timer_event = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
-						       TV_MSECS(colo_heartbeat_ms(c)),
-						       colo_link_timer_cb, c);
+	l->timer_event = tapdisk_server_register_event(
+		SCHEDULER_POLL_TIMEOUT, -1, TV_MSECS(colo_heartbeat_ms(c)), colo_link_timer_cb, c);
 	if (l->rd_event < 0 || l->timer_event < 0) {
 		err = l->rd_event < 0 ? l->rd_event : l->timer_event;
 		if (l->rd_event < 0)
@@ -106,7 +105,8 @@ void colo_link_close(struct colo *c)
 		tapdisk_server_unregister_event(l->timer_event);
 	l->rd_event = l->wr_event = l->timer_event = 0;
 	tapdisk_server_cancel_deferred(&l->flush);
-	list_for_each_entry_safe(m, tmp, &l->sendq, next) {
+	list_for_each_entry_safe(m, tmp, &l->sendq, next)
+	{
 		list_del_init(&m->next);
 		if (!m->sent)
 			free(m);
@@ -142,7 +142,7 @@ void colo_link_send(struct colo *c, struct colo_msg *m, const struct colo_frame 
 
 void colo_link_send_simple(struct colo *c, uint16_t type, uint64_t seq, uint64_t epoch)
 {
-	struct colo_frame f = { .type = type, .seq = seq, .epoch = epoch };
+	struct colo_frame f = {.type = type, .seq = seq, .epoch = epoch};
 	struct colo_msg *m;
 
 	if (c->link.fd < 0)
@@ -158,7 +158,8 @@ void colo_link_send_simple(struct colo *c, uint16_t type, uint64_t seq, uint64_t
 
 void colo_link_send_error(struct colo *c, int err, const char *msg)
 {
-	struct colo_frame f = { .type = COLO_FRAME_ERROR, .offset = (uint64_t)(err < 0 ? -err : err) };
+	struct colo_frame f = {.type = COLO_FRAME_ERROR,
+			       .offset = (uint64_t)(err < 0 ? -err : err)};
 	size_t len = strnlen(msg, COLO_ERROR_MAX);
 	struct colo_msg *m;
 
@@ -223,13 +224,14 @@ static void colo_link_flush(void *arg)
 
 	while (l->fd >= 0 && !list_empty(&l->sendq)) {
 		struct iovec iov[COLO_IOV_MAX];
-		struct msghdr mh = { .msg_iov = iov };
+		struct msghdr mh = {.msg_iov = iov};
 		size_t skip = l->head_sent;
 		struct colo_msg *m, *tmp;
 		int n = 0;
 		ssize_t done;
 
-		list_for_each_entry(m, &l->sendq, next) {
+		list_for_each_entry(m, &l->sendq, next)
+		{
 			const char *hdr = (const char *)&m->hdr;
 
 			if (n + 2 > COLO_IOV_MAX)
@@ -261,7 +263,8 @@ static void colo_link_flush(void *arg)
 		}
 		l->last_tx_ms = colo_now_ms();
 		done += l->head_sent;
-		list_for_each_entry_safe(m, tmp, &l->sendq, next) {
+		list_for_each_entry_safe(m, tmp, &l->sendq, next)
+		{
 			size_t size = COLO_WIRE_FRAME_SIZE + m->len;
 
 			if ((size_t)done < size)

@@ -31,7 +31,7 @@ enum { COLO_CONNECT_RETRY, COLO_CONNECT_CONNECTING, COLO_CONNECT_REPLY };
 /* One forwarded frame: a write (with its data) or an epoch marker or the verify list. */
 struct colo_fwd {
 	struct colo_msg msg;
-	struct list_head list;  /* in p.unacked, seq order, once the local write completed */
+	struct list_head list;	/* in p.unacked, seq order, once the local write completed */
 	struct list_head local; /* in p.local while the local write is in flight */
 	struct colo *c;
 	td_request_t treq; /* the guest's request until its local write completes */
@@ -134,9 +134,9 @@ static bool colo_primary_must_wait(const struct colo *c, const td_request_t *tre
 		return false;
 	if (c->p.reserved && c->p.reserved + len > c->opts.queue_limit)
 		return true;
-	list_for_each_entry(fwd, &c->p.local, local)
-		if (fwd->f.offset < off + len && off < fwd->f.offset + fwd->f.length)
-			return true;
+	list_for_each_entry(fwd, &c->p.local,
+			    local) if (fwd->f.offset < off + len &&
+				       off < fwd->f.offset + fwd->f.length) return true;
 	return false;
 }
 
@@ -160,8 +160,7 @@ static void colo_primary_drop_queue(struct colo *c)
 {
 	struct colo_fwd *fwd, *tmp;
 
-	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list)
-		colo_primary_release(c, fwd);
+	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list) colo_primary_release(c, fwd);
 	c->p.verify_seq = 0;
 	c->p.ckpt_seq = 0;
 }
@@ -247,7 +246,8 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 {
 	struct colo_fwd *fwd, *tmp;
 
-	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list) {
+	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list)
+	{
 		if (!fwd->f.seq || fwd->f.seq > seq)
 			break;
 		colo_primary_release(c, fwd);
@@ -355,7 +355,7 @@ static int colo_primary_remaining_ms(const struct colo *c)
 /* Starts one connection attempt; 0 with an event armed, or -errno. */
 static int colo_primary_try_connect(struct colo *c)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
 	int fd, rc;
 
 	rc = getaddrinfo(c->host, c->port, &hints, &res);
@@ -374,8 +374,7 @@ static int colo_primary_try_connect(struct colo *c)
 		close(fd);
 		/* Refused now: try again shortly, the Secondary may not listen yet. */
 		c->p.connect_fd = -1;
-		colo_note(c, "connect to %s:%s: %s", c->host,
-			 c->port, strerror(-rc));
+		colo_note(c, "connect to %s:%s: %s", c->host, c->port, strerror(-rc));
 		c->p.phase = COLO_CONNECT_RETRY;
 		return colo_primary_wait(c, 0, COLO_CONNECT_RETRY_MS);
 	}
@@ -416,8 +415,7 @@ static int colo_primary_verify(struct colo *c)
 
 	err = colo_disk_crcs(c->path, c->disk_size, &crcs, &n);
 	if (err)
-		return colo_fail(c, err, "start: cannot checksum %s: %s", c->path,
-				 strerror(-err));
+		return colo_fail(c, err, "start: cannot checksum %s: %s", c->path, strerror(-err));
 	fwd = calloc(1, sizeof(*fwd) + (size_t)n * 4);
 	if (!fwd) {
 		free(crcs);
@@ -460,9 +458,7 @@ static int colo_primary_link_ready(struct colo *c)
 		if (err)
 			return err;
 	}
-	list_for_each_entry(fwd, &c->p.unacked, list)
-		if (!fwd->f.seq)
-			colo_primary_send(c, fwd);
+	list_for_each_entry(fwd, &c->p.unacked, list) if (!fwd->f.seq) colo_primary_send(c, fwd);
 	c->last_error[0] = '\0'; /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
@@ -487,8 +483,8 @@ static int colo_primary_read_reply(struct colo *c)
 	if (n <= 0)
 		return colo_fail(c, n < 0 ? -errno : -ECONNRESET,
 				 "start: the Secondary at %s:%s closed the connection during the "
-				 "handshake%s%s", c->host, c->port, n < 0 ? ": " : "",
-				 n < 0 ? strerror(errno) : "");
+				 "handshake%s%s",
+				 c->host, c->port, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
 	c->p.reply_have += n;
 	if (c->p.reply_have < sizeof(w))
 		return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
@@ -525,15 +521,13 @@ static void colo_primary_connect_cb(event_id_t id, char mode, void *priv)
 		break;
 	case COLO_CONNECT_CONNECTING:
 		if (!(mode & SCHEDULER_POLL_WRITE_FD)) {
-			colo_note(c, "connect to %s:%s: %s",
-				 c->host, c->port, strerror(ETIMEDOUT));
+			colo_note(c, "connect to %s:%s: %s", c->host, c->port, strerror(ETIMEDOUT));
 			soerr = ETIMEDOUT;
 		} else {
 			getsockopt(c->p.connect_fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
 		}
 		if (soerr) {
-			colo_note(c, "connect to %s:%s: %s",
-				 c->host, c->port, strerror(soerr));
+			colo_note(c, "connect to %s:%s: %s", c->host, c->port, strerror(soerr));
 			close(c->p.connect_fd);
 			c->p.connect_fd = -1;
 			c->p.phase = COLO_CONNECT_RETRY;
@@ -546,8 +540,10 @@ static void colo_primary_connect_cb(event_id_t id, char mode, void *priv)
 		if (mode & SCHEDULER_POLL_READ_FD)
 			err = colo_primary_read_reply(c);
 		else
-			err = colo_fail(c, -ETIMEDOUT, "start: %s:%s did not answer the handshake "
-					"within %u ms", c->host, c->port, c->opts.timeout_ms);
+			err = colo_fail(c, -ETIMEDOUT,
+					"start: %s:%s did not answer the handshake "
+					"within %u ms",
+					c->host, c->port, c->opts.timeout_ms);
 		break;
 	}
 	if (err)
@@ -635,7 +631,8 @@ void colo_primary_close(struct colo *c)
 	colo_link_close(c);
 	colo_primary_drop_queue(c);
 	/* The VBD drained before closing, so nothing waits here; be safe anyway. */
-	list_for_each_entry_safe(w, tmp, &c->p.waiting, next) {
+	list_for_each_entry_safe(w, tmp, &c->p.waiting, next)
+	{
 		list_del(&w->next);
 		td_complete_request(w->treq, -EIO);
 		free(w);

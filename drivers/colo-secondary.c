@@ -118,12 +118,14 @@ static void colo_apply_cow_done(struct colo *c, struct colo_io *io, int err)
 	}
 	if (!err) {
 		for (uint64_t b = a->b0; b <= a->b1 && !err; b++) {
-			int rc = colo_buffer_put(c->s.buf, b,
-						 (char *)a->cow + (b - a->b0) * bs, false);
+			int rc = colo_buffer_put(c->s.buf, b, (char *)a->cow + (b - a->b0) * bs,
+						 false);
 
 			if (rc < 0)
-				err = colo_fail(c, rc, "cannot save block %llu in the disk buffer: "
-						"%s", (unsigned long long)b, strerror(-rc));
+				err = colo_fail(c, rc,
+						"cannot save block %llu in the disk buffer: "
+						"%s",
+						(unsigned long long)b, strerror(-rc));
 		}
 	} else {
 		colo_fail(c, err, "reading %llu bytes at %llu for the disk buffer failed: %s",
@@ -161,17 +163,16 @@ static int colo_apply_start(struct colo *c, struct colo_apply *a)
 		return colo_fail(c, -ENOMEM, "out of memory for the disk buffer");
 	memset(a->cow, 0, a->cow_len);
 	a->stage = APPLY_COW;
-	return colo_io_submit(c, &a->io, TD_OP_READ, a->cow_off,
-			      a->cow, a->cow_off + a->cow_len > c->disk_size
-				      ? c->disk_size - a->cow_off
-				      : a->cow_len,
+	return colo_io_submit(c, &a->io, TD_OP_READ, a->cow_off, a->cow,
+			      a->cow_off + a->cow_len > c->disk_size ? c->disk_size - a->cow_off
+								     : a->cow_len,
 			      colo_apply_cow_done, a);
 }
 
 static bool colo_apply_overlaps(const struct colo_apply *x, const struct colo_apply *y)
 {
-	return x->f.type == COLO_FRAME_WRITE && y->f.type == COLO_FRAME_WRITE &&
-	       x->b0 <= y->b1 && y->b0 <= x->b1;
+	return x->f.type == COLO_FRAME_WRITE && y->f.type == COLO_FRAME_WRITE && x->b0 <= y->b1 &&
+	       y->b0 <= x->b1;
 }
 
 static void colo_secondary_send_ack(void *arg)
@@ -199,8 +200,10 @@ static int colo_secondary_verify(struct colo *c, struct colo_apply *a)
 		memcpy(&be, (char *)a->data + (size_t)i * 4, 4);
 		if (be32toh(be) != crcs[i]) {
 			free(crcs);
-			return colo_fail(c, -EILSEQ, "verify: the disks differ in the %u-byte chunk "
-					 "at byte offset %llu", COLO_VERIFY_CHUNK,
+			return colo_fail(c, -EILSEQ,
+					 "verify: the disks differ in the %u-byte chunk "
+					 "at byte offset %llu",
+					 COLO_VERIFY_CHUNK,
 					 (unsigned long long)i * COLO_VERIFY_CHUNK);
 		}
 	}
@@ -260,14 +263,16 @@ static void colo_secondary_pump(struct colo *c)
 	    (c->stop_call.done && !c->ckpt_call.done))
 		goto out;
 	/* Start writes that overlap nothing before them, up to the first marker. */
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
+	{
 		bool blocked = false;
 
 		if (a->f.type != COLO_FRAME_WRITE || ++window > COLO_APPLY_WINDOW)
 			break;
 		if (a->stage != APPLY_WAITING)
 			continue;
-		list_for_each_entry(e, &c->s.rxq, next) {
+		list_for_each_entry(e, &c->s.rxq, next)
+		{
 			if (e == a)
 				break;
 			if (e->stage != APPLY_DONE && colo_apply_overlaps(e, a)) {
@@ -304,14 +309,15 @@ void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload)
 	}
 	/* Writes and markers of epoch N follow the marker of N - 1. */
 	want_epoch = c->s.last_rx_marker + 1;
-	if (f->seq != c->s.expect_seq ||
-	    (f->type != COLO_FRAME_VERIFY && f->epoch != want_epoch) ||
+	if (f->seq != c->s.expect_seq || (f->type != COLO_FRAME_VERIFY && f->epoch != want_epoch) ||
 	    (f->type == COLO_FRAME_VERIFY && f->seq != 1)) {
 		free(payload);
-		colo_fail(c, -EPROTO, "%s frame seq %llu epoch %llu out of order (expected seq %llu "
-			  "epoch %llu)", colo_frame_type_name(f->type),
-			  (unsigned long long)f->seq, (unsigned long long)f->epoch,
-			  (unsigned long long)c->s.expect_seq, (unsigned long long)want_epoch);
+		colo_fail(c, -EPROTO,
+			  "%s frame seq %llu epoch %llu out of order (expected seq %llu "
+			  "epoch %llu)",
+			  colo_frame_type_name(f->type), (unsigned long long)f->seq,
+			  (unsigned long long)f->epoch, (unsigned long long)c->s.expect_seq,
+			  (unsigned long long)want_epoch);
 		colo_secondary_fatal(c, -EPROTO);
 		return;
 	}
@@ -345,9 +351,8 @@ static void colo_secondary_drop_unapplied(struct colo *c)
 {
 	struct colo_apply *a, *tmp;
 
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
-		if (a->stage == APPLY_WAITING)
-			colo_apply_free(c, a);
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) if (a->stage == APPLY_WAITING)
+		colo_apply_free(c, a);
 }
 
 void colo_secondary_link_lost(struct colo *c)
@@ -357,8 +362,10 @@ void colo_secondary_link_lost(struct colo *c)
 		colo_set_state(c, COLO_STATE_BROKEN);
 	/* A checkpoint waiting for its marker never gets it. */
 	if (c->ckpt_call.done && c->s.marker_epoch != c->epoch) {
-		colo_fail(c, -ENOTCONN, "do_checkpoint: the Primary is lost before the end of "
-			  "epoch %llu", (unsigned long long)c->epoch);
+		colo_fail(c, -ENOTCONN,
+			  "do_checkpoint: the Primary is lost before the end of "
+			  "epoch %llu",
+			  (unsigned long long)c->epoch);
 		colo_secondary_cancel_ckpt_timer(c);
 		colo_call_done(&c->ckpt_call, -ENOTCONN, 0);
 		if (c->stop_call.done)
@@ -461,7 +468,8 @@ static int colo_svm_store(struct colo *c, const td_request_t *treq, uint64_t b, 
 {
 	uint64_t bs = colo_bs(c), off = treq->sec << SECTOR_SHIFT;
 	uint64_t len = (uint64_t)treq->secs << SECTOR_SHIFT, start = b * bs;
-	uint64_t from = off > start ? off : start, to = off + len < start + bs ? off + len : start + bs;
+	uint64_t from = off > start ? off : start,
+		 to = off + len < start + bs ? off + len : start + bs;
 	const char *src = (const char *)treq->buf + (from - off);
 	int rc;
 
@@ -475,8 +483,10 @@ static int colo_svm_store(struct colo *c, const td_request_t *treq, uint64_t b, 
 		rc = colo_buffer_put(c->s.buf, b, src, true);
 	}
 	if (rc < 0)
-		return colo_fail(c, rc, "Secondary VM write: block %llu does not fit in the disk "
-				 "buffer: %s", (unsigned long long)b, strerror(-rc));
+		return colo_fail(c, rc,
+				 "Secondary VM write: block %llu does not fit in the disk "
+				 "buffer: %s",
+				 (unsigned long long)b, strerror(-rc));
 	return 0;
 }
 
@@ -590,8 +600,10 @@ int colo_secondary_checkpoint(struct colo *c)
 				 colo_state_name(c->state));
 	if (c->s.marker_epoch != c->epoch) {
 		if (c->link_state != COLO_LINK_UP && c->link_state != COLO_LINK_LISTENING)
-			return colo_fail(c, -ENOTCONN, "do_checkpoint: the Primary is lost and "
-					 "epoch %llu never ended", (unsigned long long)c->epoch);
+			return colo_fail(c, -ENOTCONN,
+					 "do_checkpoint: the Primary is lost and "
+					 "epoch %llu never ended",
+					 (unsigned long long)c->epoch);
 		return 0; /* colo_secondary_marker calls again */
 	}
 	colo_secondary_cancel_ckpt_timer(c);
@@ -623,7 +635,8 @@ static void colo_secondary_failover_done(struct colo *c, int err)
 		colo_buffer_drop(c->s.buf);
 		colo_set_state(c, COLO_STATE_FAILED_OVER);
 		DPRINTF("colo %s:%s: failover complete: the disk holds the last checkpoint and the "
-			"Secondary VM's writes", c->host, c->port);
+			"Secondary VM's writes",
+			c->host, c->port);
 	}
 	free(c->s.wb_blocks);
 	c->s.wb_blocks = NULL;
@@ -703,7 +716,8 @@ static void colo_wb_next(struct colo *c)
 		c->s.wb_next += n;
 		c->s.wb_inflight++;
 		err = colo_io_submit(c, &wb->io, TD_OP_WRITE, off,
-				     direct ? (void *)ram : wb->bounce, len, colo_wb_write_done, wb);
+				     direct ? (void *)ram : wb->bounce, len, colo_wb_write_done,
+				     wb);
 		if (err) {
 			c->s.wb_inflight--;
 			free(wb->bounce);
@@ -720,8 +734,9 @@ static void colo_wb_next(struct colo *c)
 	}
 	if (c->s.wb_next == c->s.wb_n) {
 		struct colo_io *io = calloc(1, sizeof(*io));
-		int err = io ? colo_io_submit(c, io, TD_OP_FLUSH, 0, NULL, 0, colo_wb_flush_done, io)
-			     : colo_fail(c, -ENOMEM, "failover: out of memory");
+		int err =
+			io ? colo_io_submit(c, io, TD_OP_FLUSH, 0, NULL, 0, colo_wb_flush_done, io)
+			   : colo_fail(c, -ENOMEM, "failover: out of memory");
 
 		if (err) {
 			free(io);
@@ -799,9 +814,11 @@ static void colo_secondary_ckpt_timeout(event_id_t id, char mode, void *priv)
 	colo_secondary_cancel_ckpt_timer(c);
 	if (!c->ckpt_call.done)
 		return;
-	colo_fail(c, -ETIMEDOUT, "do_checkpoint: the end of epoch %llu did not come within %u ms "
-		  "of the %s; the last checkpoint stays", (unsigned long long)c->epoch,
-		  c->opts.timeout_ms, c->stop_failover ? "failover" : "stop");
+	colo_fail(c, -ETIMEDOUT,
+		  "do_checkpoint: the end of epoch %llu did not come within %u ms "
+		  "of the %s; the last checkpoint stays",
+		  (unsigned long long)c->epoch, c->opts.timeout_ms,
+		  c->stop_failover ? "failover" : "stop");
 	colo_call_done(&c->ckpt_call, -ETIMEDOUT, 0);
 	colo_secondary_pump(c);
 }
@@ -830,8 +847,7 @@ void colo_secondary_close(struct colo *c)
 
 	colo_secondary_close_sockets(c);
 	colo_secondary_cancel_ckpt_timer(c);
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
-		colo_apply_free(c, a);
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) colo_apply_free(c, a);
 	if (c->s.buf && colo_buffer_blocks(c->s.buf) && !colo_ended(c))
 		colo_secondary_writeback_sync(c);
 	if (c->s.buf)
@@ -895,13 +911,15 @@ static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
 		    NI_NUMERICHOST | NI_NUMERICSERV);
 	/* The peer is checked before a byte of it is read. */
 	if (!colo_peer_allowed(c, &ss)) {
-		struct colo_hello_reply r = { .version = COLO_PROTO_VERSION, .status = EACCES };
+		struct colo_hello_reply r = {.version = COLO_PROTO_VERSION, .status = EACCES};
 		struct colo_wire_hello_reply w;
 
 		colo_fail(c, -EACCES, "refused a connection from %s: only %s may be the Primary",
 			  host, c->opts.peer);
-		snprintf(r.message, sizeof(r.message), "address %.46s is not this Secondary's "
-			 "Primary", host);
+		snprintf(r.message, sizeof(r.message),
+			 "address %.46s is not this Secondary's "
+			 "Primary",
+			 host);
 		colo_hello_reply_encode(&r, &w);
 		if (send(fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			DPRINTF("colo: could not tell %s why: %s", host, strerror(errno));
@@ -910,16 +928,17 @@ static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
 	}
 	if (c->s.hs_fd >= 0 || c->link.fd >= 0 || c->state != COLO_STATE_CONNECTING) {
 		EPRINTF("colo %s:%s: refused a connection from %s:%s: a Primary is already being "
-			"served", c->host, c->port, host, serv);
+			"served",
+			c->host, c->port, host, serv);
 		close(fd);
 		return;
 	}
 	c->s.hs_fd = fd;
 	c->s.hs_have = 0;
 	snprintf(c->link.peer, sizeof(c->link.peer), "%s:%s", host, serv);
-	c->s.hs_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD | SCHEDULER_POLL_TIMEOUT,
-						      fd, TV_MSECS(c->opts.timeout_ms),
-						      colo_secondary_hs_cb, c);
+	c->s.hs_event = tapdisk_server_register_event(
+		SCHEDULER_POLL_READ_FD | SCHEDULER_POLL_TIMEOUT, fd, TV_MSECS(c->opts.timeout_ms),
+		colo_secondary_hs_cb, c);
 	if (c->s.hs_event < 0) {
 		c->s.hs_event = 0;
 		colo_secondary_hs_close(c);
@@ -927,22 +946,24 @@ static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
 }
 
 /* Checks the Primary's hello against our disk; 0, or a positive errno with the reason. */
-static int colo_secondary_check_hello(struct colo *c, struct colo_hello *h, char *msg,
-				      size_t len)
+static int colo_secondary_check_hello(struct colo *c, struct colo_hello *h, char *msg, size_t len)
 {
 	int rc = colo_hello_decode(&c->s.hs_hello, h, msg, len);
 
 	if (rc)
 		return -rc;
 	if (h->disk_size != c->disk_size) {
-		snprintf(msg, len, "disk size mismatch: the Primary's disk is %llu bytes, the "
-			 "Secondary's %llu", (unsigned long long)h->disk_size,
-			 (unsigned long long)c->disk_size);
+		snprintf(msg, len,
+			 "disk size mismatch: the Primary's disk is %llu bytes, the "
+			 "Secondary's %llu",
+			 (unsigned long long)h->disk_size, (unsigned long long)c->disk_size);
 		return EINVAL;
 	}
 	if (h->block_size != c->opts.block_size) {
-		snprintf(msg, len, "block size mismatch: the Primary uses %u bytes, the Secondary "
-			 "%u", h->block_size, c->opts.block_size);
+		snprintf(msg, len,
+			 "block size mismatch: the Primary uses %u bytes, the Secondary "
+			 "%u",
+			 h->block_size, c->opts.block_size);
 		return EINVAL;
 	}
 	return 0;
@@ -952,14 +973,14 @@ static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
 {
 	struct colo *c = priv;
 	struct colo_wire_hello_reply w;
-	struct colo_hello_reply r = { .version = COLO_PROTO_VERSION };
+	struct colo_hello_reply r = {.version = COLO_PROTO_VERSION};
 	struct colo_hello h;
 	ssize_t n;
 	int fd;
 
 	if (!(mode & SCHEDULER_POLL_READ_FD)) {
-		EPRINTF("colo %s:%s: %s sent no hello within %u ms", c->host, c->port,
-			c->link.peer, c->opts.timeout_ms);
+		EPRINTF("colo %s:%s: %s sent no hello within %u ms", c->host, c->port, c->link.peer,
+			c->opts.timeout_ms);
 		colo_secondary_hs_close(c);
 		return;
 	}
@@ -1009,7 +1030,7 @@ static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
 
 static int colo_secondary_listen(struct colo *c)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
 	int fd, one = 1, rc;
 
 	rc = getaddrinfo(c->host, c->port, &hints, &res);
@@ -1096,7 +1117,8 @@ void colo_secondary_writeback_sync(struct colo *c)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint64_t off = blocks[i] * bs, len = off + bs > c->disk_size ? c->disk_size - off : bs;
+		uint64_t off = blocks[i] * bs,
+			 len = off + bs > c->disk_size ? c->disk_size - off : bs;
 
 		if (colo_buffer_get(c->s.buf, blocks[i], blk) != 1 ||
 		    pwrite(fd, blk, len, (off_t)off) != (ssize_t)len) {
@@ -1108,8 +1130,10 @@ void colo_secondary_writeback_sync(struct colo *c)
 	if (fdatasync(fd))
 		EPRINTF("colo %s:%s: close: fdatasync: %s", c->host, c->port, strerror(errno));
 	else
-		DPRINTF("colo %s:%s: close: wrote %zu buffered blocks back: the disk holds the last "
-			"checkpoint", c->host, c->port, n);
+		DPRINTF("colo %s:%s: close: wrote %zu buffered blocks back: the disk holds the "
+			"last "
+			"checkpoint",
+			c->host, c->port, n);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1130,7 +1154,8 @@ int colo_disk_crcs(const char *path, uint64_t disk_size, uint32_t **crcs, uint32
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t off = (uint64_t)i * COLO_VERIFY_CHUNK;
-		size_t len = disk_size - off < COLO_VERIFY_CHUNK ? disk_size - off : COLO_VERIFY_CHUNK;
+		size_t len =
+			disk_size - off < COLO_VERIFY_CHUNK ? disk_size - off : COLO_VERIFY_CHUNK;
 		ssize_t got = pread(fd, buf, len, (off_t)off);
 
 		if (got != (ssize_t)len) {

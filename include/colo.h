@@ -25,13 +25,13 @@ enum colo_role {
 };
 
 enum colo_state {
-	COLO_STATE_IDLE = 0,      /* never started */
-	COLO_STATE_CONNECTING,    /* Primary: connecting; Secondary: waiting for the Primary */
-	COLO_STATE_RUNNING,       /* replicating */
-	COLO_STATE_BROKEN,        /* the link failed: Primary tracks dirty blocks, Secondary keeps its buffer */
-	COLO_STATE_FAILING_OVER,  /* Secondary: writing the buffer back */
-	COLO_STATE_FAILED_OVER,   /* replication ended by failover: a plain disk */
-	COLO_STATE_STOPPED,       /* replication ended by stop: a plain disk */
+	COLO_STATE_IDLE = 0,	 /* never started */
+	COLO_STATE_CONNECTING,	 /* Primary: connecting; Secondary: waiting for the Primary */
+	COLO_STATE_RUNNING,	 /* replicating */
+	COLO_STATE_BROKEN,	 /* the link failed (Secondary: the buffer is kept) */
+	COLO_STATE_FAILING_OVER, /* Secondary: writing the buffer back */
+	COLO_STATE_FAILED_OVER,	 /* replication ended by failover: a plain disk */
+	COLO_STATE_STOPPED,	 /* replication ended by stop: a plain disk */
 };
 
 enum colo_link {
@@ -44,29 +44,29 @@ enum colo_link {
 
 /* Options of start; colo_options_init gives the defaults. */
 struct colo_options {
-	uint32_t block_size;          /* buffer and dirty-tracking granularity, bytes (4096) */
-	uint64_t queue_limit;         /* Primary: bytes queued or unacknowledged (64 MiB) */
-	uint64_t ram_limit;           /* Secondary: buffer bytes held in RAM (1 GiB) */
-	char spill_path[256];         /* Secondary: file for the buffer beyond ram_limit ("" = none) */
-	uint64_t spill_limit;         /* Secondary: bytes in the spill file (0 = until the disk is full) */
-	uint32_t timeout_ms;          /* a silent link is dead after this long (5000) */
-	uint32_t connect_timeout_ms;  /* Primary: keep retrying the connection this long (30000) */
-	bool verify;                  /* compare both disks by checksums at start */
-	char peer[64];                /* Secondary: accept the Primary only from this address */
+	uint32_t block_size;  /* buffer and dirty-tracking granularity, bytes (4096) */
+	uint64_t queue_limit; /* Primary: bytes queued or unacknowledged (64 MiB) */
+	uint64_t ram_limit;   /* Secondary: buffer bytes held in RAM (1 GiB) */
+	char spill_path[256]; /* Secondary: file for the buffer beyond ram_limit ("" = none) */
+	uint64_t spill_limit; /* Secondary: bytes in the spill file (0 = until the disk is full) */
+	uint32_t timeout_ms;  /* a silent link is dead after this long (5000) */
+	uint32_t connect_timeout_ms; /* Primary: keep retrying the connection this long (30000) */
+	bool verify;		     /* compare both disks by checksums at start */
+	char peer[64];		     /* Secondary: accept the Primary only from this address */
 };
 
 struct colo_status {
 	enum colo_role role;
 	enum colo_state state;
 	enum colo_link link;
-	uint64_t epoch;          /* the epoch being written now; a checkpoint ends it */
-	uint64_t sent_bytes;     /* Primary: write bytes forwarded since the last checkpoint */
+	uint64_t epoch;		 /* the epoch being written now; a checkpoint ends it */
+	uint64_t sent_bytes;	 /* Primary: write bytes forwarded since the last checkpoint */
 	uint64_t inflight_bytes; /* Primary: write bytes queued or sent and not yet acknowledged */
-	uint64_t buffer_blocks;  /* Secondary: blocks in the disk buffer */
-	uint64_t buffer_bytes;   /* Secondary: bytes of block data in the disk buffer */
-	uint64_t dirty_blocks;   /* Primary: blocks written in this epoch and the one before */
+	uint64_t buffer_blocks;	 /* Secondary: blocks in the disk buffer */
+	uint64_t buffer_bytes;	 /* Secondary: bytes of block data in the disk buffer */
+	uint64_t dirty_blocks;	 /* Primary: blocks written in this epoch and the one before */
 	uint32_t block_size;
-	const char *last_error;  /* "" when none */
+	const char *last_error; /* "" when none */
 };
 
 /* Called once when an accepted operation ends: 0, or a negative errno (see colo_last_error). */
