@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Benchmark: the checkpoint with a full buffer.  A replicated pair on 127.0.0.1 (Primary and
+# Secondary tapdisks, images of SIZE under $TMPDIR or /tmp); the Primary's guest writes the whole
+# disk once with fio (1 MiB sequential writes, QD8, through the Primary's NBD export), so the
+# Secondary saves every block once: its buffer holds SIZE / 4 KiB blocks (262144 for 1 GiB).
+# Once the Primary has nothing left in flight (inflight_bytes 0, "drain" below is how long
+# that took after fio ended) and the Secondary's status shows every block buffered, the
+# checkpoint is timed around each tap-ctl call: the Primary's (prepare_checkpoint: an epoch
+# marker through the link and its acknowledgement) and then the Secondary's (do_checkpoint:
+# dropping the buffer, which the Secondary VM waits for).  Then the next fill, REPS times.
+#
+# Modes: "ram", ram_limit=2G, the buffer stays in RAM; "spill", ram_limit=256M and
+# spill=<file>, 3/4 of the buffer in the spill file (SPILL_REPS fills, 1 by default).
+# Also printed: the Secondary's VmRSS with the buffer full (median) and after each
+# do_checkpoint (in order: what the drop gives back), and the spill file's size before and after.  Asserts only that the buffer filled as expected.
+#
+#   bench/colo-checkpoint.sh [BUILD_DIR]   env: REPS=fills in RAM (3), SPILL_REPS=fills with a
+#                                               spill file (1; 0 skips), SIZE=image size (1G),
+#                                               DIR=where the images live ($TMPDIR or /tmp)
+set -euo pipefail
+
+build=$(cd "${1:-.}" && pwd)
+REPS=${REPS:-3}
+SPILL_REPS=${SPILL_REPS:-1}
+SIZE=${SIZE:-1G}
+PY=/usr/bin/python3
+command -v fio >/dev/null || { echo "bench: fio is not installed" >&2; exit 1; }
+[ -x "$build/tap-ctl" ] && [ -x "$build/tapdisk" ] || { echo "bench: build tapdisk first" >&2; exit 1; }
+tapctl=$build/tap-ctl
+bytes=$(numfmt --from=iec "$SIZE")
+blocks=$((bytes / 4096))
+
+work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/colo-ckpt-bench.XXXXXX")
+export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
+mkdir -p "$BLKTAP_CONTROL_DIR"
+cleanup() {
+	local s p
+	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do
+		[ -S "$s" ] || continue
+		p=${s##*/ctl}
+		# SIGKILL: a Secondary closed mid-replication would first write its buffer back.
+		kill -9 "$p" 2>/dev/null || true
+		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+[ "$(stat -f -c %T "$work")" = tmpfs ] && echo "bench: warning: $work is tmpfs" >&2
+
+pimg=$work/primary.img
+simg=$work/secondary.img
+for img in "$pimg" "$simg"; do
+	truncate -s "$SIZE" "$img"
+	fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio \
+		--iodepth=8 --size="$SIZE" --output=/dev/null
+done
+
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# vbd_create TYPE:PARAMS -> sets PID, MINOR and URI
+vbd_create() {
+	local dev
+	dev=$("$tapctl" create -a "$1")
+	MINOR=${dev##*-}
+	PID=$("$tapctl" list -m "$MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
+	URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$PID.$MINOR"
+	[ -n "$PID" ] && [ -S "${URI#*socket=}" ] || { echo "bench: $1 did not start" >&2; exit 1; }
+}
+
+now_ns() { date +%s%N; }
+ms_since() { awk -v d=$(($(now_ns) - $1)) 'BEGIN {printf "%.1f", d / 1e6}'; }
+
+# timed PID MINOR COLO-COMMAND...: runs tap-ctl colo, sets OUT and MS (wall time, ms)
+timed() {
+	local t0
+	t0=$(now_ns)
+	OUT=$("$tapctl" colo -p "$1" -m "$2" "${@:3}")
+	MS=$(ms_since "$t0")
+}
+
+field() { # PID MINOR KEY: one number of colo status
+	"$tapctl" colo -p "$1" -m "$2" status | sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p"
+}
+
+rss_mib() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+med() { # shellcheck disable=SC2086
+	median $1
+}
+
+declare -A fill drain ckp cks rss_full rss_after spill_full spill_after
+modes=(ram)
+[ "$SPILL_REPS" -gt 0 ] && modes+=(spill)
+for mode in "${modes[@]}"; do
+	case $mode in
+	ram) opts=(ram_limit=2G) reps=$REPS ;;
+	spill) opts=(ram_limit=256M "spill=$work/spill.bin") reps=$SPILL_REPS ;;
+	esac
+	port=$(free_port)
+	vbd_create "colo:127.0.0.1:$port:$simg"
+	S_PID=$PID S_MINOR=$MINOR
+	vbd_create "colo:127.0.0.1:$port:$pimg"
+	P_PID=$PID P_MINOR=$MINOR P_URI=$URI
+	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary "${opts[@]}"
+	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary
+	for rep in $(seq "$reps"); do
+		out=$(fio --name=fill --ioengine=nbd --uri="$P_URI" --rw=write --bs=1M --iodepth=8 \
+			--size="$SIZE" --output-format=json 2>/dev/null)
+		t0=$(now_ns)
+		mib=$("$PY" -c '
+import json, sys
+raw = sys.stdin.read()
+print(round(json.loads(raw[raw.index("{"):])["jobs"][0]["write"]["bw_bytes"] / 1048576, 1))
+' <<<"$out")
+		fill[$mode]+=" $mib"
+		# The Primary completed the guest's writes; wait until the Secondary has them all.
+		for _ in $(seq 6000); do
+			[ "$(field "$P_PID" "$P_MINOR" inflight_bytes)" = 0 ] && break
+			sleep 0.02
+		done
+		drain[$mode]+=" $(ms_since "$t0")"
+		got=$(field "$S_PID" "$S_MINOR" buffer_blocks)
+		if [ "$got" != "$blocks" ]; then
+			echo "bench: $mode: the Secondary buffers $got blocks, not $blocks:" >&2
+			"$tapctl" colo -p "$S_PID" -m "$S_MINOR" status >&2
+			exit 1
+		fi
+		rss_full[$mode]+=" $(rss_mib "$S_PID")"
+		[ "$mode" = spill ] && spill_full[$mode]+=" $(($(stat -c %s "$work/spill.bin") >> 20))"
+		timed "$P_PID" "$P_MINOR" checkpoint
+		ckp[$mode]+=" $MS"
+		p_epoch=$OUT
+		timed "$S_PID" "$S_MINOR" checkpoint
+		cks[$mode]+=" $MS"
+		[ "$OUT" = "$p_epoch" ] || { echo "bench: epochs differ: $p_epoch, $OUT" >&2; exit 1; }
+		rss_after[$mode]+=" $(rss_mib "$S_PID")"
+		[ "$mode" = spill ] && spill_after[$mode]+=" $(($(stat -c %s "$work/spill.bin") >> 20))"
+		echo "  $mode fill $rep: fio $mib MiB/s, drain ${drain[$mode]##* } ms, $got blocks," \
+			"checkpoint Primary ${ckp[$mode]##* } ms, Secondary ${cks[$mode]##* } ms ($OUT)," \
+			"RSS ${rss_full[$mode]##* } -> ${rss_after[$mode]##* } MiB" >&2
+	done
+	# Empty buffers now: destroying them writes nothing back.
+	"$tapctl" destroy -p "$P_PID" -m "$P_MINOR"
+	"$tapctl" destroy -p "$S_PID" -m "$S_MINOR"
+done
+
+echo
+echo "Checkpoint with $blocks blocks of 4 KiB buffered ($SIZE), wall time around tap-ctl (median):"
+printf '%-28s%7s%14s%12s%14s%16s  %s\n' mode fills "fill (MiB/s)" "drain (ms)" \
+	"Primary (ms)" "Secondary (ms)" "Secondary RSS (MiB): full -> after each checkpoint"
+for mode in "${modes[@]}"; do
+	case $mode in
+	ram) label="ram_limit=2G" n=$REPS ;;
+	spill) label="ram_limit=256M spill=file" n=$SPILL_REPS ;;
+	esac
+	after=${rss_after[$mode]# }
+	printf '%-28s%7s%14s%12s%14s%16s  %s\n' "$label" "$n" "$(med "${fill[$mode]}")" \
+		"$(med "${drain[$mode]}")" "$(med "${ckp[$mode]}")" "$(med "${cks[$mode]}")" \
+		"$(med "${rss_full[$mode]}") -> ${after// /, }"
+done
+[ "$SPILL_REPS" -gt 0 ] &&
+	echo "spill file: $(med "${spill_full[spill]}") MiB with the buffer full, $(med "${spill_after[spill]}") MiB after do_checkpoint"
+exit 0

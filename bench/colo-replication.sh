@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Benchmark: what COLO replication costs the Primary's guest.  fio's NBD engine writes through
+# the Primary's export (4 KiB random writes at QD32, 1 MiB sequential writes at QD8) on:
+#
+#   aio            a plain aio VBD on the Primary's image (no colo driver at all);
+#   colo-off       a colo VBD on the same image, never started: the driver passes through;
+#   colo-repl      a colo Primary on the same image replicating to a Secondary tapdisk on
+#                  127.0.0.1 whose image is on the same file system (so on the same disk);
+#   colo-repl-shm  the same with the Secondary's image in /dev/shm: the Secondary's disk I/O
+#                  (a save read and a write per first-touched block) no longer competes with
+#                  the Primary's for the one disk.  A diagnostic: SHM=0 leaves it out.
+#
+# All VBDs live side by side (one tapdisk each, one image, used one at a time) and the runs are
+# interleaved (rep, workload, target), so drift on a noisy machine hits every target alike.
+# After every replicated run a checkpoint is taken, Primary (prepare_checkpoint) then
+# Secondary (do_checkpoint), each timed around its tap-ctl call, so that the Secondary's buffer
+# holds one run at most.  The Primary completes a guest write once its own disk has it and
+# forwards it afterwards, up to queue_limit (64 MiB) ahead: its prepare_checkpoint includes
+# draining that backlog, so "incl. drain" divides the run's bytes by the run's time plus the
+# prepare_checkpoint: the rate at which the writes actually reached the Secondary.
+# Also counted per run, from /proc/PID/stat: the tapdisks' CPU time (user + system) and minor
+# page faults, through the checkpoint, per MiB written.
+# Prints medians, and the ratios replicated / unreplicated (goal >= 0.9) as the median of the
+# ratios within each round, which drift between rounds does not skew.  Asserts nothing.
+#
+#   bench/colo-replication.sh [BUILD_DIR]   env: RUNTIME=seconds per run (5), REPS=runs (3),
+#                                                SIZE=image size (1G), DIR=where the images live
+#                                                ($TMPDIR or /tmp), RAM_LIMIT=Secondary's (2G),
+#                                                SHM=0 to leave colo-repl-shm out (1)
+set -euo pipefail
+
+build=$(cd "${1:-.}" && pwd)
+RUNTIME=${RUNTIME:-5}
+REPS=${REPS:-3}
+SIZE=${SIZE:-1G}
+RAM_LIMIT=${RAM_LIMIT:-2G}
+SHM=${SHM:-1}
+PY=/usr/bin/python3
+command -v fio >/dev/null || { echo "bench: fio is not installed" >&2; exit 1; }
+[ -x "$build/tap-ctl" ] && [ -x "$build/tapdisk" ] || { echo "bench: build tapdisk first" >&2; exit 1; }
+tapctl=$build/tap-ctl
+[ "$SHM" = 1 ] && ! { [ -d /dev/shm ] && [ -w /dev/shm ]; } && SHM=0
+
+work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/colo-repl-bench.XXXXXX")
+shm=
+[ "$SHM" = 1 ] && shm=$(mktemp -d /dev/shm/colo-repl-bench.XXXXXX)
+export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
+mkdir -p "$BLKTAP_CONTROL_DIR"
+cleanup() {
+	local s p
+	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do
+		[ -S "$s" ] || continue
+		p=${s##*/ctl}
+		# SIGKILL: a Secondary closed mid-replication would first write its buffer back.
+		kill -9 "$p" 2>/dev/null || true
+		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+	done
+	rm -rf "$work" ${shm:+"$shm"}
+}
+trap cleanup EXIT
+[ "$(stat -f -c %T "$work")" = tmpfs ] && echo "bench: warning: $work is tmpfs" >&2
+
+pimg=$work/primary.img
+simg=$work/secondary.img
+imgs=("$pimg" "$simg")
+[ -n "$shm" ] && imgs+=("$shm/secondary.img")
+for img in "${imgs[@]}"; do
+	truncate -s "$SIZE" "$img"
+	# Written once, so no run pays for allocating blocks, and the Secondary's saves read data.
+	fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio \
+		--iodepth=8 --size="$SIZE" --output=/dev/null
+done
+
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# vbd_create TYPE:PARAMS -> sets PID, MINOR and URI
+vbd_create() {
+	local dev
+	dev=$("$tapctl" create -a "$1")
+	MINOR=${dev##*-}
+	PID=$("$tapctl" list -m "$MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
+	URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$PID.$MINOR"
+	[ -n "$PID" ] && [ -S "${URI#*socket=}" ] || { echo "bench: $1 did not start" >&2; exit 1; }
+}
+
+# timed PID MINOR COLO-COMMAND...: runs tap-ctl colo, sets MS (wall time, ms)
+timed() {
+	local t0 t1
+	t0=$(date +%s%N)
+	"$tapctl" colo -p "$1" -m "$2" "${@:3}" >/dev/null
+	t1=$(date +%s%N)
+	MS=$(awk -v d=$((t1 - t0)) 'BEGIN {printf "%.1f", d / 1e6}')
+}
+
+field() { # PID MINOR KEY: one number of colo status
+	"$tapctl" colo -p "$1" -m "$2" status | sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p"
+}
+
+# proc_counts PID...: "ticks faults" of each (utime + stime, and minflt, of /proc/PID/stat)
+proc_counts() {
+	local p a out=()
+	for p in "$@"; do
+		read -r -a a <"/proc/$p/stat"
+		# minflt is the 10th field, utime and stime the 14th and 15th.
+		out+=($((a[13] + a[14])) "${a[9]}")
+	done
+	echo "${out[*]}"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A uri pids P S
+vbd_create "aio:$pimg"
+uri[aio]=$URI pids[aio]=$PID
+vbd_create "colo:127.0.0.1:$(free_port):$pimg"
+uri[colo-off]=$URI pids[colo-off]=$PID
+targets=(aio colo-off colo-repl)
+[ -n "$shm" ] && targets+=(colo-repl-shm)
+for t in "${targets[@]}"; do
+	case $t in
+	colo-repl) s_img=$simg ;;
+	colo-repl-shm) s_img=$shm/secondary.img ;;
+	*) continue ;;
+	esac
+	port=$(free_port)
+	vbd_create "colo:127.0.0.1:$port:$s_img"
+	S[$t]="$PID $MINOR"
+	vbd_create "colo:127.0.0.1:$port:$pimg"
+	P[$t]="$PID $MINOR"
+	uri[$t]=$URI
+	"$tapctl" colo -p "${S[$t]% *}" -m "${S[$t]#* }" start secondary ram_limit="$RAM_LIMIT"
+	"$tapctl" colo -p "${P[$t]% *}" -m "${P[$t]#* }" start primary
+	pids[$t]="${P[$t]% *} ${S[$t]% *}"
+done
+# The /proc/PID/stat fields are counted after the command; tapdisk's has no blank in it.
+grep -q '^[0-9]* (tapdisk) ' "/proc/${pids[aio]}/stat" ||
+	{ echo "bench: unexpected /proc/PID/stat format" >&2; exit 1; }
+
+# run_fio URI ARGS... -> "IOPS MiB/s io_bytes runtime_ms"
+run_fio() {
+	local u=$1 out
+	shift
+	out=$(fio --name=b --ioengine=nbd --uri="$u" --runtime="$RUNTIME" --time_based \
+		--output-format=json "$@" 2>/dev/null)
+	"$PY" -c '
+import json, sys
+raw = sys.stdin.read()
+w = json.loads(raw[raw.index("{"):])["jobs"][0]["write"]
+print(round(w["iops"]), round(w["bw_bytes"] / 1048576, 1), w["io_bytes"], w["runtime"])
+' <<<"$out"
+}
+
+hz=$(getconf CLK_TCK)
+workloads=(randwrite4k seqwrite1m)
+declare -A vals ckp cks drain backlog bufblk cpu_p cpu_s flt_p flt_s floor
+for rep in $(seq "$REPS"); do
+	for w in "${workloads[@]}"; do
+		case $w in
+		randwrite4k) args=(--rw=randwrite --bs=4k --iodepth=32) ;;
+		seqwrite1m) args=(--rw=write --bs=1M --iodepth=8) ;;
+		esac
+		for t in "${targets[@]}"; do
+			read -r -a c0 < <(proc_counts ${pids[$t]})
+			read -r iops mib bytes ms < <(run_fio "${uri[$t]}" "${args[@]}")
+			v=$iops
+			[ "$w" = seqwrite1m ] && v=$mib
+			vals[$t,$w]+=" $v"
+			extra=
+			if [ -n "${P[$t]:-}" ]; then
+				# shellcheck disable=SC2086
+				set -- ${P[$t]} ${S[$t]}
+				backlog[$t,$w]+=" $(field "$1" "$2" inflight_bytes)"
+				timed "$1" "$2" checkpoint
+				ckp[$t,$w]+=" $MS"
+				d=$(awk -v b="$bytes" -v r="$ms" -v c="$MS" -v k="$w" 'BEGIN {
+					s = (r + c) / 1000
+					if (k == "seqwrite1m") printf "%.1f", b / 1048576 / s
+					else printf "%d", b / 4096 / s }')
+				drain[$t,$w]+=" $d"
+				bufblk[$t,$w]+=" $(field "$3" "$4" buffer_blocks)"
+				timed "$3" "$4" checkpoint
+				cks[$t,$w]+=" $MS"
+				# What a tap-ctl round trip costs by itself: the floor of both timings.
+				timed "$3" "$4" status
+				floor[x]+=" $MS"
+				extra=" (incl. drain $d; backlog ${backlog[$t,$w]##* } B; checkpoint P ${ckp[$t,$w]##* } ms, S ${cks[$t,$w]##* } ms, ${bufblk[$t,$w]##* } blocks)"
+			fi
+			read -r -a c1 < <(proc_counts ${pids[$t]})
+			# Per tapdisk (the Primary's, then the Secondary's): CPU us and faults per MiB.
+			per=()
+			for i in "${!c0[@]}"; do
+				per+=("$(awk -v d=$((c1[i] - c0[i])) -v hz="$hz" -v b="$bytes" -v k=$((i % 2)) \
+					'BEGIN {m = b / 1048576; printf "%.0f", !m ? 0 : k ? d / m : d / hz * 1e6 / m}')")
+			done
+			cpu_p[$t,$w]+=" ${per[0]}" flt_p[$t,$w]+=" ${per[1]}"
+			cpu_s[$t,$w]+=" ${per[2]:-0}" flt_s[$t,$w]+=" ${per[3]:-0}"
+			echo "  rep $rep $w $t: $v$extra; CPU us/MiB ${per[0]} + ${per[2]:-0}, faults/MiB ${per[1]} + ${per[3]:-0}" >&2
+		done
+	done
+done
+for t in "${targets[@]}"; do
+	[ -n "${P[$t]:-}" ] || continue
+	st=$("$tapctl" colo -p "${P[$t]% *}" -m "${P[$t]#* }" status)
+	case $st in
+	*'"state":"running"'*) ;;
+	*) echo "bench: $t: the Primary is not replicating any more: $st" >&2; exit 1 ;;
+	esac
+done
+
+med() { # "v1 v2 ..." -> median
+	# shellcheck disable=SC2086
+	median $1
+}
+ratio() { # "x1 x2 ..." "y1 y2 ...": the median of xi / yi, runs paired in the order they ran
+	# shellcheck disable=SC2046
+	median $(paste -d' ' <(tr ' ' '\n' <<<"${1# }") <(tr ' ' '\n' <<<"${2# }") |
+		awk '$2 > 0 {printf "%.2f\n", $1 / $2}')
+}
+label() {
+	case $1 in
+	randwrite4k) echo "4k randwrite QD32 (IOPS)" ;;
+	seqwrite1m) echo "1M seq write QD8 (MiB/s)" ;;
+	esac
+}
+echo
+echo "Guest writes through the Primary's NBD export, median of $REPS runs of ${RUNTIME} s; the ratios"
+echo "are the median of each round's ratio (the targets of a round run one after another):"
+printf '%-26s%-15s%12s%16s%10s%15s\n' workload target result "incl. drain" "/ aio" "/ colo-off"
+for w in "${workloads[@]}"; do
+	for t in "${targets[@]}"; do
+		r=$(med "${vals[$t,$w]}") d=-
+		[ -n "${P[$t]:-}" ] && d=$(med "${drain[$t,$w]}")
+		printf '%-26s%-15s%12s%16s%10s%15s\n' "$(label "$w")" "$t" "$r" "$d" \
+			"$(ratio "${vals[$t,$w]}" "${vals[aio,$w]}")" \
+			"$(ratio "${vals[$t,$w]}" "${vals[colo-off,$w]}")"
+	done
+done
+echo
+echo "Tapdisk CPU time (user + system) and minor page faults per MiB written, through the"
+echo "checkpoint; Primary + Secondary when replicating (median):"
+printf '%-15s%22s%22s%22s%22s\n' target "4k rand CPU us/MiB" "4k rand faults/MiB" \
+	"1M seq CPU us/MiB" "1M seq faults/MiB"
+for t in "${targets[@]}"; do
+	printf '%-15s' "$t"
+	for w in "${workloads[@]}"; do
+		if [ -n "${P[$t]:-}" ]; then
+			printf '%22s%22s' "$(med "${cpu_p[$t,$w]}") + $(med "${cpu_s[$t,$w]}")" \
+				"$(med "${flt_p[$t,$w]}") + $(med "${flt_s[$t,$w]}")"
+		else
+			printf '%22s%22s' "$(med "${cpu_p[$t,$w]}")" "$(med "${flt_p[$t,$w]}")"
+		fi
+	done
+	echo
+done
+echo
+echo "Checkpoint after each replicated run (median; wall time around tap-ctl colo ... checkpoint):"
+printf '%-15s%-14s%16s%16s%18s%16s\n' target workload "backlog (MiB)" "Primary (ms)" \
+	"Secondary (ms)" "buffer blocks"
+for t in "${targets[@]}"; do
+	[ -n "${P[$t]:-}" ] || continue
+	for w in "${workloads[@]}"; do
+		b=$(med "${backlog[$t,$w]}")
+		printf '%-15s%-14s%16s%16s%18s%16s\n' "$t" "$w" \
+			"$(awk -v b="$b" 'BEGIN {printf "%.1f", b / 1048576}')" \
+			"$(med "${ckp[$t,$w]}")" "$(med "${cks[$t,$w]}")" "$(med "${bufblk[$t,$w]}")"
+	done
+done
+echo "tap-ctl colo status round trip (the timings' floor): $(med "${floor[x]}") ms"
