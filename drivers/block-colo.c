@@ -215,6 +215,8 @@ static int colo_close(td_driver_t *driver)
 	free(c->p.dirty[1]);
 	c->p.dirty[0] = c->p.dirty[1] = NULL;
 	colo_link_close(c);
+	free(c->link.rx);
+	c->link.rx = NULL;
 	colo_io_cancel_all(c);
 	colo_fail(c, -ENODEV, "the VBD was closed");
 	colo_call_done(&c->start_call, -ENODEV, 0);

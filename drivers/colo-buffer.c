@@ -11,18 +11,28 @@
  * - Keys are block + 1, so that 0 marks an empty entry without stealing a block number that
  *   could be valid; only UINT64_MAX cannot be stored.
  * - Blocks are only ever removed all together, at the checkpoint, so data slots are handed out
- *   by a bump counter and never freed one by one: first RAM slots, carved from big 4096-aligned
- *   chunks (blocks put one after another end up adjacent, which failover's O_DIRECT write-back
- *   likes), then spill slots at slot * block_size in the spill file.
+ *   by a bump counter and never freed one by one: first RAM slots, carved from 2 MiB chunks
+ *   (blocks put one after another end up adjacent, which failover's O_DIRECT write-back likes),
+ *   then spill slots at slot * block_size in the spill file.
+ * - RAM chunks are mmap'd, not malloc'd: malloc serves big blocks from the heap once its mmap
+ *   threshold has risen (or been set, as tapdisk does), and free() then keeps them, so a
+ *   checkpoint would never give the memory back. mmap also gives page-aligned memory whose pages
+ *   cost nothing until a block is written there.
  * - Drop must be cheap because it runs at every checkpoint while the Secondary VM is paused: it
- *   resets the index and the slot counters, and never looks at the data. It gives the memory of
- *   a big index back (a fresh small table costs less than clearing a big one) and keeps up to
- *   64 MiB of RAM chunks for the next checkpoint.
+ *   resets the index and the slot counters, and never looks at the data. It gives a big index
+ *   back to malloc (a fresh small table costs less than clearing a big one), keeps up to 64 MiB
+ *   of RAM chunks for the next checkpoint and unmaps the rest. Unmapping is the one cost that
+ *   grows with the data, about 65 ms a GiB of 4 KiB pages: the price of giving memory back.
+ * - Drop leaves the spill file alone: truncating 768 MiB of it, with its dirty page cache, took
+ *   most of a checkpoint. The next epoch hands out spill slots from 0 again and writes each
+ *   before it can be read, so stale data is never seen and the file only grows to the largest
+ *   epoch's spill. It is removed at destroy.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,7 +47,6 @@
 #define COLO_BUFFER_INITIAL_CAP 1024u
 #define COLO_BUFFER_CHUNK_SHIFT 21 /* 2 MiB RAM chunks */
 #define COLO_BUFFER_KEEP_CHUNKS ((64u << 20) >> COLO_BUFFER_CHUNK_SHIFT)
-#define COLO_BUFFER_ALIGN 4096
 
 struct colo_buffer {
 	uint32_t block_size;
@@ -162,12 +171,23 @@ static void *ram_slot_ptr(const struct colo_buffer *b, uint32_t slot)
 	return (char *)b->chunks[slot >> b->chunk_shift] + ((size_t)(slot & mask) << b->shift);
 }
 
+/* Unmaps the chunks from @keep on: a failure only costs memory, nobody uses them any more. */
+static void ram_chunks_release(struct colo_buffer *b, size_t keep)
+{
+	while (b->nr_chunks > keep) {
+		size_t chunk = --b->nr_chunks;
+
+		if (munmap(b->chunks[chunk], chunk_bytes(b, chunk)))
+			EPRINTF("cannot unmap a RAM chunk of %zu bytes: %s", chunk_bytes(b, chunk),
+				strerror(errno));
+	}
+}
+
 /* Makes sure the chunk that RAM slot @slot falls in exists: slots are handed out in order. */
 static int ram_chunk_ensure(struct colo_buffer *b, uint32_t slot)
 {
 	size_t chunk = slot >> b->chunk_shift;
 	void *p;
-	int err;
 
 	if (chunk < b->nr_chunks)
 		return 0;
@@ -182,10 +202,14 @@ static int ram_chunk_ensure(struct colo_buffer *b, uint32_t slot)
 		b->chunks = chunks;
 		b->chunks_cap = cap;
 	}
-	err = posix_memalign(&p, COLO_BUFFER_ALIGN, chunk_bytes(b, chunk));
-	if (err) {
-		EPRINTF("cannot allocate a RAM chunk of %zu bytes", chunk_bytes(b, chunk));
-		return -err;
+	p = mmap(NULL, chunk_bytes(b, chunk), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		EPRINTF("cannot map a RAM chunk of %zu bytes: %s", chunk_bytes(b, chunk),
+			strerror(-err));
+		return err;
 	}
 	b->chunks[b->nr_chunks++] = p;
 	return 0;
@@ -356,8 +380,7 @@ void colo_buffer_destroy(struct colo_buffer *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->nr_chunks; i++)
-		free(b->chunks[i]);
+	ram_chunks_release(b, 0);
 	free(b->chunks);
 	free(b->keys);
 	free(b->slots);
@@ -451,18 +474,20 @@ void colo_buffer_drop(struct colo_buffer *b)
 		memset(b->keys, 0, b->cap * sizeof(*b->keys));
 	}
 	b->count = 0;
-
-	while (b->nr_chunks > COLO_BUFFER_KEEP_CHUNKS)
-		free(b->chunks[--b->nr_chunks]);
+	/* The chunks stay mapped (the next epoch reuses them): colo_buffer_trim unmaps later. */
 	b->ram_used = 0;
-
-	/*
-	 * A failed truncate costs disk space but not correctness: spill slots are rewritten
-	 * before they are read again.
-	 */
-	if (b->spill_fd >= 0 && ftruncate(b->spill_fd, 0))
-		EPRINTF("cannot truncate spill file %s: %s", b->spill_path, strerror(errno));
 	b->spill_used = 0;
+}
+
+size_t colo_buffer_trim(struct colo_buffer *b, size_t max_chunks)
+{
+	uint32_t per_chunk = 1u << b->chunk_shift;
+	size_t used = (b->ram_used + per_chunk - 1) / per_chunk;
+	size_t keep = used > COLO_BUFFER_KEEP_CHUNKS ? used : COLO_BUFFER_KEEP_CHUNKS;
+	size_t excess = b->nr_chunks > keep ? b->nr_chunks - keep : 0;
+
+	ram_chunks_release(b, b->nr_chunks - (excess < max_chunks ? excess : max_chunks));
+	return b->nr_chunks > keep ? b->nr_chunks - keep : 0;
 }
 
 static int block_cmp(const void *a, const void *b)
@@ -522,6 +547,15 @@ uint64_t colo_buffer_bytes(const struct colo_buffer *b)
 uint64_t colo_buffer_spilled_bytes(const struct colo_buffer *b)
 {
 	return (uint64_t)b->spill_used << b->shift;
+}
+
+uint64_t colo_buffer_ram_bytes(const struct colo_buffer *b)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < b->nr_chunks; i++)
+		bytes += chunk_bytes(b, i);
+	return bytes;
 }
 
 uint64_t colo_buffer_index_bytes(const struct colo_buffer *b)

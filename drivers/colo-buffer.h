@@ -47,8 +47,17 @@ int colo_buffer_put(struct colo_buffer *b, uint64_t block, const void *src, bool
 int colo_buffer_update(struct colo_buffer *b, uint64_t block, uint32_t off, const void *src,
 		       uint32_t len);
 
-/* Empties the buffer (the checkpoint) without touching any block's data. */
+/*
+ * Empties the buffer (the checkpoint) without touching any block's data. The RAM chunks stay
+ * mapped until colo_buffer_trim; the spill file keeps its size for the next epoch.
+ */
 void colo_buffer_drop(struct colo_buffer *b);
+/*
+ * Unmaps up to @max_chunks RAM chunks that a drop left unused beyond the 64 MiB kept for
+ * reuse; returns how many remain to unmap.  Separate from the drop, so that a checkpoint does
+ * not pay for unmapping (about 65 ms per GiB) while the VM waits.
+ */
+size_t colo_buffer_trim(struct colo_buffer *b, size_t max_chunks);
 
 /*
  * The present blocks in ascending order, for failover's write-back in disk order: a malloc'd
@@ -67,6 +76,8 @@ uint32_t colo_buffer_block_size(const struct colo_buffer *b);
 uint64_t colo_buffer_blocks(const struct colo_buffer *b); /* blocks present */
 uint64_t colo_buffer_bytes(const struct colo_buffer *b);  /* blocks * block_size */
 uint64_t colo_buffer_spilled_bytes(const struct colo_buffer *b);
+/* RAM mapped for block data, used or kept for reuse: at most 64 MiB right after a drop. */
+uint64_t colo_buffer_ram_bytes(const struct colo_buffer *b);
 /* Memory used by the index and bookkeeping, block data excluded. */
 uint64_t colo_buffer_index_bytes(const struct colo_buffer *b);
 

@@ -49,6 +49,9 @@ struct colo_conn {
 	struct list_head sendq;
 	size_t head_sent; /* bytes of the first message already written */
 	struct td_deferred flush;
+	struct td_deferred rd_kick; /* staged bytes left to decode */
+	char *rx;                   /* staging buffer for small frames */
+	size_t rx_have, rx_off;
 	long long last_rx_ms, last_tx_ms;
 	char peer[300];
 };
@@ -148,6 +151,7 @@ struct colo {
 		struct list_head rxq;	 /* struct colo_apply: received, in seq order */
 		int inflight;		 /* applies with I/O in flight */
 		struct td_deferred ack;
+		event_id_t trim_timer; /* gives dropped buffer memory back, a little at a time */
 		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits
 					  on it */
 		uint32_t *verify_crcs;

@@ -20,7 +20,10 @@
 #include "crc32c.h"
 #include "timeout-math.h"
 
-#define COLO_IOV_MAX 64
+#define COLO_IOV_MAX 256
+/* Small frames are received through a staging buffer, payloads this large directly. */
+#define COLO_RX_STAGE (256U << 10)
+#define COLO_RX_DIRECT (64U << 10)
 /* Bytes read per wakeup, so one busy link cannot starve the rest of the loop. */
 #define COLO_READ_BUDGET (8U << 20)
 
@@ -47,6 +50,7 @@ static void colo_link_read_cb(event_id_t id, char mode, void *priv);
 static void colo_link_write_cb(event_id_t id, char mode, void *priv);
 static void colo_link_timer_cb(event_id_t id, char mode, void *priv);
 static void colo_link_flush(void *arg);
+static void colo_link_rd_kick(void *arg);
 
 void colo_link_flush_now(struct colo *c)
 {
@@ -70,6 +74,15 @@ int colo_link_up(struct colo *c, int fd)
 	l->limits.disk_size = c->disk_size;
 	colo_reader_init(&l->reader, &l->limits);
 	tapdisk_deferred_init(&l->flush, colo_link_flush, c);
+	tapdisk_deferred_init(&l->rd_kick, colo_link_rd_kick, c);
+	l->rx_have = l->rx_off = 0;
+	if (!l->rx)
+		l->rx = malloc(COLO_RX_STAGE);
+	if (!l->rx) {
+		close(fd);
+		l->fd = -1;
+		return colo_fail(c, -ENOMEM, "out of memory for the replication link");
+	}
 	l->head_sent = 0;
 	l->rd_masked = l->wr_masked = false;
 	l->last_rx_ms = l->last_tx_ms = colo_now_ms();
@@ -187,8 +200,11 @@ void colo_link_pause_reading(struct colo *c, bool pause)
 	l->rd_masked = pause;
 	tapdisk_server_mask_event(l->rd_event, pause);
 	/* Silence while we do not read is ours, not the peer's. */
-	if (!pause)
+	if (!pause) {
 		l->last_rx_ms = colo_now_ms();
+		if (l->rx_off < l->rx_have)
+			tapdisk_server_defer(&l->rd_kick);
+	}
 }
 
 static void colo_link_arm_write(struct colo *c, bool on)
@@ -313,9 +329,51 @@ static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
 		colo_secondary_frame(c, f, payload);
 }
 
-static void colo_link_read_cb(event_id_t id, char mode, void *priv)
+/*
+ * Fills what the reader asks for: from the staging buffer while it holds bytes, straight from
+ * the socket for a large payload, else through the staging buffer, so that a stream of small
+ * frames costs one recv for many of them.  Returns bytes stored, 0 for "nothing now", or -1
+ * once the link is lost.
+ */
+static ssize_t colo_link_fill(struct colo *c, void *buf, size_t len)
 {
-	struct colo *c = priv;
+	struct colo_conn *l = &c->link;
+	ssize_t n;
+
+	for (;;) {
+		if (l->rx_off < l->rx_have) {
+			n = (ssize_t)(len < l->rx_have - l->rx_off ? len : l->rx_have - l->rx_off);
+			memcpy(buf, l->rx + l->rx_off, n);
+			l->rx_off += n;
+			return n;
+		}
+		if (len >= COLO_RX_DIRECT)
+			n = recv(l->fd, buf, len, MSG_DONTWAIT);
+		else
+			n = recv(l->fd, l->rx, COLO_RX_STAGE, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			colo_link_lost(c, -errno, "receive: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			colo_link_lost(c, -ECONNRESET, "the %s closed the connection",
+				       c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary");
+			return -1;
+		}
+		l->last_rx_ms = colo_now_ms();
+		if (len >= COLO_RX_DIRECT)
+			return n;
+		l->rx_have = (size_t)n;
+		l->rx_off = 0;
+	}
+}
+
+static void colo_link_receive(struct colo *c)
+{
 	struct colo_conn *l = &c->link;
 	size_t budget = COLO_READ_BUDGET;
 	char err[COLO_ERR_LEN];
@@ -328,21 +386,10 @@ static void colo_link_read_cb(event_id_t id, char mode, void *priv)
 		int rc;
 
 		colo_reader_next(&l->reader, &buf, &len);
-		n = recv(l->fd, buf, len, MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				colo_link_lost(c, -errno, "receive: %s", strerror(errno));
+		n = colo_link_fill(c, buf, len);
+		if (n <= 0)
 			return;
-		}
-		if (n == 0) {
-			colo_link_lost(c, -ECONNRESET, "the %s closed the connection",
-				       c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary");
-			return;
-		}
 		budget = (size_t)n < budget ? budget - n : 0;
-		l->last_rx_ms = colo_now_ms();
 		rc = colo_reader_advance(&l->reader, n, err, sizeof(err));
 		if (rc < 0) {
 			colo_link_send_error(c, rc, err);
@@ -354,6 +401,19 @@ static void colo_link_read_cb(event_id_t id, char mode, void *priv)
 			colo_link_frame(c, &f, payload);
 		}
 	}
+	/* Staged bytes do not wake epoll: come back for them. */
+	if (l->fd >= 0 && !l->rd_masked && l->rx_off < l->rx_have)
+		tapdisk_server_defer(&l->rd_kick);
+}
+
+static void colo_link_read_cb(event_id_t id, char mode, void *priv)
+{
+	colo_link_receive(priv);
+}
+
+static void colo_link_rd_kick(void *arg)
+{
+	colo_link_receive(arg);
 }
 
 static void colo_link_timer_cb(event_id_t id, char mode, void *priv)

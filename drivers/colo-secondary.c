@@ -83,6 +83,35 @@ static void colo_secondary_fatal(struct colo *c, int err)
 	colo_secondary_link_lost(c);
 }
 
+/* ---- dropping the buffer ---- */
+
+/* Chunks unmapped per tick: about 2 ms of work, between which I/O goes on. */
+#define COLO_TRIM_CHUNKS 16
+#define COLO_TRIM_TICK_MS 2
+
+static void colo_secondary_trim_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+
+	if (c->s.buf && colo_buffer_trim(c->s.buf, COLO_TRIM_CHUNKS))
+		return;
+	tapdisk_server_unregister_event(c->s.trim_timer);
+	c->s.trim_timer = 0;
+}
+
+/* The checkpoint's drop is quick; the memory goes back after the reply, in small steps. */
+static void colo_secondary_drop_buffer(struct colo *c)
+{
+	colo_buffer_drop(c->s.buf);
+	if (c->s.trim_timer)
+		return;
+	c->s.trim_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+							TV_MSECS(COLO_TRIM_TICK_MS),
+							colo_secondary_trim_cb, c);
+	if (c->s.trim_timer < 0)
+		c->s.trim_timer = 0;
+}
+
 /* ---- applying forwarded writes ---- */
 
 static void colo_apply_write_done(struct colo *c, struct colo_io *io, int err)
@@ -161,7 +190,10 @@ static int colo_apply_start(struct colo *c, struct colo_apply *a)
 	a->cow = colo_alloc_aligned(a->cow_len);
 	if (!a->cow)
 		return colo_fail(c, -ENOMEM, "out of memory for the disk buffer");
-	memset(a->cow, 0, a->cow_len);
+	/* The read fills all but a short last block past the disk's end, which reads as zeros. */
+	if (a->cow_off + a->cow_len > c->disk_size)
+		memset((char *)a->cow + (c->disk_size - a->cow_off), 0,
+		       a->cow_off + a->cow_len - c->disk_size);
 	a->stage = APPLY_COW;
 	return colo_io_submit(c, &a->io, TD_OP_READ, a->cow_off, a->cow,
 			      a->cow_off + a->cow_len > c->disk_size ? c->disk_size - a->cow_off
@@ -608,7 +640,7 @@ int colo_secondary_checkpoint(struct colo *c)
 	}
 	colo_secondary_cancel_ckpt_timer(c);
 	n = colo_buffer_blocks(c->s.buf);
-	colo_buffer_drop(c->s.buf);
+	colo_secondary_drop_buffer(c);
 	c->epoch++;
 	DPRINTF("colo %s:%s: checkpoint: dropped %llu blocks, now epoch %llu", c->host, c->port,
 		(unsigned long long)n, (unsigned long long)c->epoch);
@@ -632,7 +664,7 @@ static void colo_secondary_failover_done(struct colo *c, int err)
 		/* The buffer is intact: the failover can be asked again. */
 		colo_set_state(c, COLO_STATE_BROKEN);
 	} else {
-		colo_buffer_drop(c->s.buf);
+		colo_secondary_drop_buffer(c);
 		colo_set_state(c, COLO_STATE_FAILED_OVER);
 		DPRINTF("colo %s:%s: failover complete: the disk holds the last checkpoint and the "
 			"Secondary VM's writes",
@@ -780,7 +812,7 @@ static void colo_secondary_finish_stop(struct colo *c)
 	if (!list_empty(&c->s.rxq))
 		return;
 	if (!c->stop_failover) {
-		colo_buffer_drop(c->s.buf);
+		colo_secondary_drop_buffer(c);
 		colo_set_state(c, COLO_STATE_STOPPED);
 		colo_call_done(&c->stop_call, 0, 0);
 		return;
@@ -847,6 +879,9 @@ void colo_secondary_close(struct colo *c)
 
 	colo_secondary_close_sockets(c);
 	colo_secondary_cancel_ckpt_timer(c);
+	if (c->s.trim_timer)
+		tapdisk_server_unregister_event(c->s.trim_timer);
+	c->s.trim_timer = 0;
 	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) colo_apply_free(c, a);
 	if (c->s.buf && colo_buffer_blocks(c->s.buf) && !colo_ended(c))
 		colo_secondary_writeback_sync(c);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,14 @@ int main(int argc, char **argv)
 {
 	int foreground = 0, c, err;
 	char *control = NULL;
+
+	/*
+	 * Request-sized buffers (up to 32 MiB: forwarded writes, received frames) come and go
+	 * at disk speed: keep them in the heap for reuse instead of an mmap, page faults and a
+	 * munmap each.  Large long-lived memory (the colo buffer's chunks) is mmapped directly.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
 	while ((c = getopt(argc, argv, "Dc:h")) != -1) {
 		switch (c) {
