@@ -119,8 +119,7 @@ static void colo_io_cancel_all(struct colo *c)
 {
 	struct colo_io *io, *tmp;
 
-	list_for_each_entry_safe(io, tmp, &c->ios, next)
-	{
+	list_for_each_entry_safe(io, tmp, &c->ios, next) {
 		if (io->vreq.list_head) {
 			list_del(&io->vreq.next);
 			io->vreq.list_head = NULL;
@@ -323,8 +322,7 @@ struct colo *colo_from_vbd(td_vbd_t *vbd)
 
 	if (!vbd)
 		return NULL;
-	tapdisk_for_each_image(image, &vbd->images)
-	{
+	tapdisk_for_each_image(image, &vbd->images) {
 		if (image->type == DISK_TYPE_COLO && image->driver &&
 		    image->driver->ops == &tapdisk_colo) {
 			struct colo *c = image->driver->data;

@@ -50,7 +50,7 @@ struct colo_conn {
 	size_t head_sent; /* bytes of the first message already written */
 	struct td_deferred flush;
 	struct td_deferred rd_kick; /* staged bytes left to decode */
-	char *rx;                   /* staging buffer for small frames */
+	char *rx;		    /* staging buffer for small frames */
 	size_t rx_have, rx_off;
 	long long last_rx_ms, last_tx_ms;
 	char peer[300];

@@ -118,8 +118,7 @@ void colo_link_close(struct colo *c)
 		tapdisk_server_unregister_event(l->timer_event);
 	l->rd_event = l->wr_event = l->timer_event = 0;
 	tapdisk_server_cancel_deferred(&l->flush);
-	list_for_each_entry_safe(m, tmp, &l->sendq, next)
-	{
+	list_for_each_entry_safe(m, tmp, &l->sendq, next) {
 		list_del_init(&m->next);
 		if (!m->sent)
 			free(m);
@@ -246,8 +245,7 @@ static void colo_link_flush(void *arg)
 		int n = 0;
 		ssize_t done;
 
-		list_for_each_entry(m, &l->sendq, next)
-		{
+		list_for_each_entry(m, &l->sendq, next) {
 			const char *hdr = (const char *)&m->hdr;
 
 			if (n + 2 > COLO_IOV_MAX)
@@ -279,8 +277,7 @@ static void colo_link_flush(void *arg)
 		}
 		l->last_tx_ms = colo_now_ms();
 		done += l->head_sent;
-		list_for_each_entry_safe(m, tmp, &l->sendq, next)
-		{
+		list_for_each_entry_safe(m, tmp, &l->sendq, next) {
 			size_t size = COLO_WIRE_FRAME_SIZE + m->len;
 
 			if ((size_t)done < size)

@@ -134,9 +134,9 @@ static bool colo_primary_must_wait(const struct colo *c, const td_request_t *tre
 		return false;
 	if (c->p.reserved && c->p.reserved + len > c->opts.queue_limit)
 		return true;
-	list_for_each_entry(fwd, &c->p.local,
-			    local) if (fwd->f.offset < off + len &&
-				       off < fwd->f.offset + fwd->f.length) return true;
+	list_for_each_entry(fwd, &c->p.local, local)
+		if (fwd->f.offset < off + len && off < fwd->f.offset + fwd->f.length)
+			return true;
 	return false;
 }
 
@@ -160,7 +160,8 @@ static void colo_primary_drop_queue(struct colo *c)
 {
 	struct colo_fwd *fwd, *tmp;
 
-	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list) colo_primary_release(c, fwd);
+	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list)
+		colo_primary_release(c, fwd);
 	c->p.verify_seq = 0;
 	c->p.ckpt_seq = 0;
 }
@@ -246,8 +247,7 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 {
 	struct colo_fwd *fwd, *tmp;
 
-	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list)
-	{
+	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list) {
 		if (!fwd->f.seq || fwd->f.seq > seq)
 			break;
 		colo_primary_release(c, fwd);
@@ -458,7 +458,9 @@ static int colo_primary_link_ready(struct colo *c)
 		if (err)
 			return err;
 	}
-	list_for_each_entry(fwd, &c->p.unacked, list) if (!fwd->f.seq) colo_primary_send(c, fwd);
+	list_for_each_entry(fwd, &c->p.unacked, list)
+		if (!fwd->f.seq)
+			colo_primary_send(c, fwd);
 	c->last_error[0] = '\0'; /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
@@ -631,8 +633,7 @@ void colo_primary_close(struct colo *c)
 	colo_link_close(c);
 	colo_primary_drop_queue(c);
 	/* The VBD drained before closing, so nothing waits here; be safe anyway. */
-	list_for_each_entry_safe(w, tmp, &c->p.waiting, next)
-	{
+	list_for_each_entry_safe(w, tmp, &c->p.waiting, next) {
 		list_del(&w->next);
 		td_complete_request(w->treq, -EIO);
 		free(w);

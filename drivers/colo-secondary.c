@@ -30,6 +30,8 @@
 
 /* Forwarded writes considered for concurrent application: bounds the overlap checks. */
 #define COLO_APPLY_WINDOW 64
+/* Forwarded writes with disk I/O in flight at once. */
+#define COLO_APPLY_INFLIGHT 32
 #define COLO_WB_RUN (1U << 20)
 #define COLO_WB_DEPTH 8
 
@@ -105,9 +107,8 @@ static void colo_secondary_drop_buffer(struct colo *c)
 	colo_buffer_drop(c->s.buf);
 	if (c->s.trim_timer)
 		return;
-	c->s.trim_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
-							TV_MSECS(COLO_TRIM_TICK_MS),
-							colo_secondary_trim_cb, c);
+	c->s.trim_timer = tapdisk_server_register_event(
+		SCHEDULER_POLL_TIMEOUT, -1, TV_MSECS(COLO_TRIM_TICK_MS), colo_secondary_trim_cb, c);
 	if (c->s.trim_timer < 0)
 		c->s.trim_timer = 0;
 }
@@ -295,16 +296,15 @@ static void colo_secondary_pump(struct colo *c)
 	    (c->stop_call.done && !c->ckpt_call.done))
 		goto out;
 	/* Start writes that overlap nothing before them, up to the first marker. */
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
-	{
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
 		bool blocked = false;
 
-		if (a->f.type != COLO_FRAME_WRITE || ++window > COLO_APPLY_WINDOW)
+		if (a->f.type != COLO_FRAME_WRITE || ++window > COLO_APPLY_WINDOW ||
+		    c->s.inflight >= COLO_APPLY_INFLIGHT)
 			break;
 		if (a->stage != APPLY_WAITING)
 			continue;
-		list_for_each_entry(e, &c->s.rxq, next)
-		{
+		list_for_each_entry(e, &c->s.rxq, next) {
 			if (e == a)
 				break;
 			if (e->stage != APPLY_DONE && colo_apply_overlaps(e, a)) {
@@ -383,8 +383,9 @@ static void colo_secondary_drop_unapplied(struct colo *c)
 {
 	struct colo_apply *a, *tmp;
 
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) if (a->stage == APPLY_WAITING)
-		colo_apply_free(c, a);
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
+		if (a->stage == APPLY_WAITING)
+			colo_apply_free(c, a);
 }
 
 void colo_secondary_link_lost(struct colo *c)
@@ -882,7 +883,8 @@ void colo_secondary_close(struct colo *c)
 	if (c->s.trim_timer)
 		tapdisk_server_unregister_event(c->s.trim_timer);
 	c->s.trim_timer = 0;
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) colo_apply_free(c, a);
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
+		colo_apply_free(c, a);
 	if (c->s.buf && colo_buffer_blocks(c->s.buf) && !colo_ended(c))
 		colo_secondary_writeback_sync(c);
 	if (c->s.buf)
