@@ -44,8 +44,13 @@ struct colo_apply {
 	uint64_t b0, b1; /* blocks touched */
 	void *cow;
 	uint64_t cow_off, cow_len;
+	struct colo_io *cow_ios; /* the save read, in pieces the VBD accepts */
+	int cow_pending, cow_err;
 	struct colo_io io;
 };
+
+/* A save read of a 64 MiB write spans more than the VBD's largest request: split it. */
+#define COLO_COW_PIECE (16U << 20)
 
 enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
 
@@ -73,6 +78,7 @@ static void colo_apply_free(struct colo *c, struct colo_apply *a)
 	list_del(&a->next);
 	free(a->data);
 	free(a->cow);
+	free(a->cow_ios);
 	free(a);
 }
 
@@ -142,6 +148,13 @@ static void colo_apply_cow_done(struct colo *c, struct colo_io *io, int err)
 	struct colo_apply *a = io->priv;
 	uint64_t bs = colo_bs(c);
 
+	if (err && !a->cow_err)
+		a->cow_err = err;
+	if (--a->cow_pending)
+		return;
+	err = a->cow_err;
+	free(a->cow_ios);
+	a->cow_ios = NULL;
 	if (err == -ENODEV) {
 		c->s.inflight--;
 		return;
@@ -175,6 +188,41 @@ static void colo_apply_cow_done(struct colo *c, struct colo_io *io, int err)
 	}
 }
 
+/* Reads [cow_off, cow_off + cow_len) clipped at the disk's end, in pieces. */
+static int colo_apply_cow_read(struct colo *c, struct colo_apply *a)
+{
+	uint64_t end = a->cow_off + a->cow_len > c->disk_size ? c->disk_size
+							      : a->cow_off + a->cow_len;
+	size_t n = (end - a->cow_off + COLO_COW_PIECE - 1) / COLO_COW_PIECE;
+	int err = 0;
+
+	a->cow_ios = calloc(n, sizeof(*a->cow_ios));
+	if (!a->cow_ios)
+		return colo_fail(c, -ENOMEM, "out of memory for the disk buffer");
+	a->cow_err = 0;
+	/* Held until every piece is queued, so that none completes the read early. */
+	a->cow_pending = 1;
+	for (size_t i = 0; i < n && !err; i++) {
+		uint64_t off = a->cow_off + (uint64_t)i * COLO_COW_PIECE;
+		uint64_t len = end - off < COLO_COW_PIECE ? end - off : COLO_COW_PIECE;
+
+		a->cow_pending++;
+		err = colo_io_submit(c, &a->cow_ios[i], TD_OP_READ, off,
+				     (char *)a->cow + (off - a->cow_off), len, colo_apply_cow_done,
+				     a);
+		if (err)
+			a->cow_pending--;
+	}
+	if (err && a->cow_pending == 1) {
+		free(a->cow_ios);
+		a->cow_ios = NULL;
+		return err;
+	}
+	/* Drop the hold: the pieces in flight finish the read (with the error, if any). */
+	colo_apply_cow_done(c, &(struct colo_io){ .priv = a }, err);
+	return 0;
+}
+
 static int colo_apply_start(struct colo *c, struct colo_apply *a)
 {
 	uint64_t bs = colo_bs(c);
@@ -196,10 +244,7 @@ static int colo_apply_start(struct colo *c, struct colo_apply *a)
 		memset((char *)a->cow + (c->disk_size - a->cow_off), 0,
 		       a->cow_off + a->cow_len - c->disk_size);
 	a->stage = APPLY_COW;
-	return colo_io_submit(c, &a->io, TD_OP_READ, a->cow_off, a->cow,
-			      a->cow_off + a->cow_len > c->disk_size ? c->disk_size - a->cow_off
-								     : a->cow_len,
-			      colo_apply_cow_done, a);
+	return colo_apply_cow_read(c, a);
 }
 
 static bool colo_apply_overlaps(const struct colo_apply *x, const struct colo_apply *y)
@@ -258,7 +303,7 @@ static void colo_secondary_pump(struct colo *c)
 {
 	struct colo_apply *a, *tmp, *e;
 	bool advanced = false;
-	int window = 0;
+	int window = 0, err;
 
 	/* Retire from the head, in order. */
 	while (!list_empty(&c->s.rxq)) {
@@ -314,10 +359,11 @@ static void colo_secondary_pump(struct colo *c)
 		}
 		if (blocked)
 			continue;
-		if (colo_apply_start(c, a)) {
+		err = colo_apply_start(c, a);
+		if (err) {
 			c->s.inflight--;
 			a->stage = APPLY_DONE;
-			colo_secondary_fatal(c, -EIO);
+			colo_secondary_fatal(c, err);
 			goto out;
 		}
 	}

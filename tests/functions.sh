@@ -69,7 +69,24 @@ requires_python_nbd() {
 
 fail() {
 	echo "FAIL: $*" >&2
+	if [ -n "${TAPLOG:-}" ] && [ -s "$TAPLOG" ]; then
+		echo "--- last lines of $TAPLOG:" >&2
+		tail -n 25 "$TAPLOG" >&2
+	fi
 	exit 1
+}
+
+# log_tapdisks: every tapdisk started from now on runs in the foreground (tapdisk -D,
+# detached with setsid) with its log appended to $TAPLOG, which fail shows and $TEST_DIR
+# keeps: a daemonised tapdisk logs to syslog, which a test machine may not have.
+log_tapdisks() {
+	TAPLOG=$TEST_DIR/tapdisk.log
+	cat >"$TEST_DIR/tapdisk-logged" <<EOF
+#!/bin/bash
+setsid "$TAPDISK" -D </dev/null 2>>"$TAPLOG" &
+EOF
+	chmod +x "$TEST_DIR/tapdisk-logged"
+	export TAPDISK="$TEST_DIR/tapdisk-logged"
 }
 
 # expect_eq ACTUAL EXPECTED WHAT

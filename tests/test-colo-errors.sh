@@ -12,13 +12,7 @@ SIZE=$((64 * MiB))
 
 # Every tapdisk runs in the foreground with its log in $TAPLOG, shown when a check fails and
 # kept with $TEST_DIR.
-TAPLOG=$TEST_DIR/tapdisk.log
-cat >"$TEST_DIR/tapdisk-logged" <<EOF
-#!/bin/bash
-setsid "$TAPDISK" -D </dev/null 2>>"$TAPLOG" &
-EOF
-chmod +x "$TEST_DIR/tapdisk-logged"
-export TAPDISK="$TEST_DIR/tapdisk-logged"
+log_tapdisks
 
 show_log() {
 	if [ -s "$TAPLOG" ]; then

@@ -4,6 +4,7 @@
 # failover), and a paused Primary keeps every acknowledged guest write. After unpause both are
 # plain disks.
 . "$(dirname "$0")/functions.sh"
+log_tapdisks
 requires qemu-io
 
 make_image "$TEST_DIR/p.img" 16M 3

@@ -3,6 +3,7 @@
 # data is read, with a clear error on both sides, and the Secondary keeps waiting for the
 # right one.
 . "$(dirname "$0")/functions.sh"
+log_tapdisks
 requires qemu-io
 
 make_image "$TEST_DIR/p.img" 8M 7

@@ -19,12 +19,7 @@
 source "$(dirname "$0")/functions.sh"
 requires_python_nbd
 
-cat >"$TEST_DIR/tapdisk-logged" <<EOF
-#!/bin/sh
-setsid "$TAPDISK" -D </dev/null 2>>"$TEST_DIR/tapdisk.log" &
-EOF
-chmod +x "$TEST_DIR/tapdisk-logged"
-export TAPDISK="$TEST_DIR/tapdisk-logged"
+log_tapdisks
 
 seed=${SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "seed=$seed (replay with SEED=$seed)"
