@@ -18,13 +18,11 @@
 #   bench/colo-buffer-memory.sh [BUILD_DIR]   env: SIZE=image size (1G), DIR=where the images
 #                                                  live ($TMPDIR or /tmp)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=colo-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/colo-lib.sh"
 
-build=$(cd "${1:-.}" && pwd)
 SIZE=${SIZE:-1G}
-PY=/usr/bin/python3
-command -v fio >/dev/null || { echo "bench: fio is not installed" >&2; exit 1; }
-[ -x "$build/tap-ctl" ] && [ -x "$build/tapdisk" ] || { echo "bench: build tapdisk first" >&2; exit 1; }
-tapctl=$build/tap-ctl
+bench_init "${1:-.}" fio
 bytes=$(numfmt --from=iec "$SIZE")
 blocks=$((bytes / 4096))
 
@@ -44,55 +42,16 @@ rule=$(awk -v n="$blocks" 'BEGIN {
 	printf "%d entries, %.2f bytes/block", cap, cap * 12 / n }')
 
 # ---- RSS of a Secondary tapdisk ----
-work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/colo-mem-bench.XXXXXX")
-export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
-mkdir -p "$BLKTAP_CONTROL_DIR"
-cleanup() {
-	local s p
-	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do
-		[ -S "$s" ] || continue
-		p=${s##*/ctl}
-		kill -9 "$p" 2>/dev/null || true
-		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir colo-mem-bench
 
-pimg=$work/primary.img
-simg=$work/secondary.img
-for img in "$pimg" "$simg"; do
-	truncate -s "$SIZE" "$img"
-	fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio \
-		--iodepth=8 --size="$SIZE" --output=/dev/null
-done
+bench_images
 
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-vbd_create() { # TYPE:PARAMS -> sets PID, MINOR and URI
-	local dev
-	dev=$("$tapctl" create -a "$1")
-	MINOR=${dev##*-}
-	PID=$("$tapctl" list -m "$MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-	URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$PID.$MINOR"
-	[ -n "$PID" ] && [ -S "${URI#*socket=}" ] || { echo "bench: $1 did not start" >&2; exit 1; }
-}
-field() { # PID MINOR KEY: one number of colo status
-	"$tapctl" colo -p "$1" -m "$2" status | sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p"
-}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 declare -A before after
 fills=(svm-4k-random primary-1m-seq)
 for fill in "${fills[@]}"; do
-	port=$(free_port)
-	vbd_create "colo:127.0.0.1:$port:$simg"
-	S_PID=$PID S_MINOR=$MINOR S_URI=$URI
-	vbd_create "colo:127.0.0.1:$port:$pimg"
-	P_PID=$PID P_MINOR=$MINOR P_URI=$URI
-	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary ram_limit=2G
-	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary
+	colo_pair "$pimg" "$simg" ram_limit=2G
 	sleep 0.2
 	before[$fill]=$(rss_kib "$S_PID")
 	case $fill in
@@ -103,10 +62,7 @@ for fill in "${fills[@]}"; do
 	primary-1m-seq)
 		fio --name=p --ioengine=nbd --uri="$P_URI" --rw=write --bs=1M --iodepth=8 \
 			--size="$SIZE" --output=/dev/null 2>/dev/null
-		for _ in $(seq 3000); do
-			[ "$(field "$P_PID" "$P_MINOR" inflight_bytes)" = 0 ] && break
-			sleep 0.02
-		done
+		wait_acked 3000
 		;;
 	esac
 	sleep 0.2
@@ -115,8 +71,7 @@ for fill in "${fills[@]}"; do
 	after[$fill]=$(rss_kib "$S_PID")
 	echo "  $fill: Secondary VmRSS ${before[$fill]} kB -> ${after[$fill]} kB with $got blocks" >&2
 	# Kill both: a Secondary destroyed mid-replication would write its buffer back first.
-	kill -9 "$P_PID" "$S_PID"
-	while kill -0 "$P_PID" 2>/dev/null || kill -0 "$S_PID" 2>/dev/null; do sleep 0.05; done
+	kill9_wait "$P_PID" "$S_PID"
 done
 
 echo

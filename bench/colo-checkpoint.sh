@@ -19,78 +19,22 @@
 #                                               spill file (1; 0 skips), SIZE=image size (1G),
 #                                               DIR=where the images live ($TMPDIR or /tmp)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=colo-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/colo-lib.sh"
 
-build=$(cd "${1:-.}" && pwd)
 REPS=${REPS:-3}
 SPILL_REPS=${SPILL_REPS:-1}
 SIZE=${SIZE:-1G}
-PY=/usr/bin/python3
-command -v fio >/dev/null || { echo "bench: fio is not installed" >&2; exit 1; }
-[ -x "$build/tap-ctl" ] && [ -x "$build/tapdisk" ] || { echo "bench: build tapdisk first" >&2; exit 1; }
-tapctl=$build/tap-ctl
+bench_init "${1:-.}" fio
 bytes=$(numfmt --from=iec "$SIZE")
 blocks=$((bytes / 4096))
 
-work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/colo-ckpt-bench.XXXXXX")
-export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
-mkdir -p "$BLKTAP_CONTROL_DIR"
-cleanup() {
-	local s p
-	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do
-		[ -S "$s" ] || continue
-		p=${s##*/ctl}
-		# SIGKILL: a Secondary closed mid-replication would first write its buffer back.
-		kill -9 "$p" 2>/dev/null || true
-		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-[ "$(stat -f -c %T "$work")" = tmpfs ] && echo "bench: warning: $work is tmpfs" >&2
+bench_workdir colo-ckpt-bench
+warn_tmpfs
 
-pimg=$work/primary.img
-simg=$work/secondary.img
-for img in "$pimg" "$simg"; do
-	truncate -s "$SIZE" "$img"
-	fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio \
-		--iodepth=8 --size="$SIZE" --output=/dev/null
-done
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# vbd_create TYPE:PARAMS -> sets PID, MINOR and URI
-vbd_create() {
-	local dev
-	dev=$("$tapctl" create -a "$1")
-	MINOR=${dev##*-}
-	PID=$("$tapctl" list -m "$MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-	URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$PID.$MINOR"
-	[ -n "$PID" ] && [ -S "${URI#*socket=}" ] || { echo "bench: $1 did not start" >&2; exit 1; }
-}
-
-now_ns() { date +%s%N; }
-ms_since() { awk -v d=$(($(now_ns) - $1)) 'BEGIN {printf "%.1f", d / 1e6}'; }
-
-# timed PID MINOR COLO-COMMAND...: runs tap-ctl colo, sets OUT and MS (wall time, ms)
-timed() {
-	local t0
-	t0=$(now_ns)
-	OUT=$("$tapctl" colo -p "$1" -m "$2" "${@:3}")
-	MS=$(ms_since "$t0")
-}
-
-field() { # PID MINOR KEY: one number of colo status
-	"$tapctl" colo -p "$1" -m "$2" status | sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p"
-}
+bench_images
 
 rss_mib() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-med() { # shellcheck disable=SC2086
-	median $1
-}
 
 declare -A fill drain ckp cks rss_full rss_after spill_full spill_after
 modes=(ram)
@@ -100,28 +44,15 @@ for mode in "${modes[@]}"; do
 	ram) opts=(ram_limit=2G) reps=$REPS ;;
 	spill) opts=(ram_limit=256M "spill=$work/spill.bin") reps=$SPILL_REPS ;;
 	esac
-	port=$(free_port)
-	vbd_create "colo:127.0.0.1:$port:$simg"
-	S_PID=$PID S_MINOR=$MINOR
-	vbd_create "colo:127.0.0.1:$port:$pimg"
-	P_PID=$PID P_MINOR=$MINOR P_URI=$URI
-	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary "${opts[@]}"
-	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary
+	colo_pair "$pimg" "$simg" "${opts[@]}"
 	for rep in $(seq "$reps"); do
 		out=$(fio --name=fill --ioengine=nbd --uri="$P_URI" --rw=write --bs=1M --iodepth=8 \
 			--size="$SIZE" --output-format=json 2>/dev/null)
 		t0=$(now_ns)
-		mib=$("$PY" -c '
-import json, sys
-raw = sys.stdin.read()
-print(round(json.loads(raw[raw.index("{"):])["jobs"][0]["write"]["bw_bytes"] / 1048576, 1))
-' <<<"$out")
+		mib=$(fio_write mib <<<"$out")
 		fill[$mode]+=" $mib"
 		# The Primary completed the guest's writes; wait until the Secondary has them all.
-		for _ in $(seq 6000); do
-			[ "$(field "$P_PID" "$P_MINOR" inflight_bytes)" = 0 ] && break
-			sleep 0.02
-		done
+		wait_acked 6000
 		drain[$mode]+=" $(ms_since "$t0")"
 		got=$(field "$S_PID" "$S_MINOR" buffer_blocks)
 		if [ "$got" != "$blocks" ]; then

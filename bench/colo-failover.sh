@@ -28,108 +28,48 @@
 #                                             SIZE=image size (1G), DIR=where the images live
 #                                             ($TMPDIR or /tmp)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=colo-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/colo-lib.sh"
 
-build=$(cd "${1:-.}" && pwd)
 REPS=${REPS:-3}
 SIZE=${SIZE:-1G}
 read -r -a fills <<<"${FILLS:-svm primary}"
-PY=/usr/bin/python3
-for tool in fio nbdcopy; do
-	command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 1; }
-done
-[ -x "$build/tap-ctl" ] && [ -x "$build/tapdisk" ] || { echo "bench: build tapdisk first" >&2; exit 1; }
-tapctl=$build/tap-ctl
+bench_init "${1:-.}" fio nbdcopy
 bytes=$(numfmt --from=iec "$SIZE")
 blocks=$((bytes / 4096))
 
-work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/colo-failover-bench.XXXXXX")
-export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
-mkdir -p "$BLKTAP_CONTROL_DIR"
-cleanup() {
-	local s p
-	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do
-		[ -S "$s" ] || continue
-		p=${s##*/ctl}
-		kill -9 "$p" 2>/dev/null || true
-		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-[ "$(stat -f -c %T "$work")" = tmpfs ] && echo "bench: warning: $work is tmpfs" >&2
+bench_workdir colo-failover-bench
+warn_tmpfs
 
-pimg=$work/primary.img
-simg=$work/secondary.img
-for img in "$pimg" "$simg"; do
-	truncate -s "$SIZE" "$img"
-	fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio \
-		--iodepth=8 --size="$SIZE" --output=/dev/null
-done
+bench_images
 
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# vbd_create TYPE:PARAMS -> sets PID, MINOR and URI
-vbd_create() {
-	local dev
-	dev=$("$tapctl" create -a "$1")
-	MINOR=${dev##*-}
-	PID=$("$tapctl" list -m "$MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-	URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$PID.$MINOR"
-	[ -n "$PID" ] && [ -S "${URI#*socket=}" ] || { echo "bench: $1 did not start" >&2; exit 1; }
-}
-
-now_ns() { date +%s%N; }
-field() { # PID MINOR KEY: one field of colo status (number or string)
-	"$tapctl" colo -p "$1" -m "$2" status | sed -n "s/.*\"$3\":\"\{0,1\}\([a-z_0-9-]*\).*/\1/p"
-}
 sha_file() { dd if="$1" iflag=direct bs=4M status=none | sha256sum | cut -d' ' -f1; }
 fail() {
 	echo "bench: FAILED: $*" >&2
 	exit 1
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # The Secondary VM's writes, and fio's check of them: same job, same seed.
 svm_job=(--rw=randwrite --bs=4k --iodepth=32 --size="$SIZE" --verify=crc32c --randseed=4242
 	--verify_state_save=0)
 
-json_write() { # KEY: one number of the write side of fio's JSON on stdin
-	"$PY" -c '
-import json, sys
-raw = sys.stdin.read()
-w = json.loads(raw[raw.index("{"):])["jobs"][0]["write"]
-print(round(w["iops"]) if sys.argv[1] == "iops" else round(w["bw_bytes"] / 1048576, 1))
-' "$1"
-}
-
 declare -A fo_s fo_mib fio_mib ratio rate
 for rep in $(seq "$REPS"); do
 	for fill in "${fills[@]}"; do
-		port=$(free_port)
-		vbd_create "colo:127.0.0.1:$port:$simg"
-		S_PID=$PID S_MINOR=$MINOR S_URI=$URI
-		vbd_create "colo:127.0.0.1:$port:$pimg"
-		P_PID=$PID P_MINOR=$MINOR P_URI=$URI
-		"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary ram_limit=2G
-		"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary
+		colo_pair "$pimg" "$simg" ram_limit=2G
 
 		disk0=$(sha_file "$simg")
 		case $fill in
 		svm)
 			r=$(fio --name=svm --ioengine=nbd --uri="$S_URI" "${svm_job[@]}" --do_verify=0 \
-				--output-format=json 2>/dev/null | json_write iops)
+				--output-format=json 2>/dev/null | fio_write iops)
 			what="the Secondary VM wrote $blocks blocks at $r IOPS"
 			;;
 		primary)
 			r=$(fio --name=p --ioengine=nbd --uri="$P_URI" --rw=write --bs=1M --iodepth=8 \
 				--size="$SIZE" --refill_buffers --output-format=json 2>/dev/null |
-				json_write bw)
-			for _ in $(seq 3000); do
-				[ "$(field "$P_PID" "$P_MINOR" inflight_bytes)" = 0 ] && break
-				sleep 0.02
-			done
+				fio_write mib)
+			wait_acked 3000
 			what="the Primary wrote $SIZE at $r MiB/s"
 			;;
 		esac
@@ -182,7 +122,7 @@ for rep in $(seq "$REPS"); do
 		# Baseline: fio writes as many bytes to the same file, right after.
 		base=$(fio --name=base --filename="$simg" --ioengine=libaio --direct=1 --rw=write \
 			--bs=1M --iodepth=8 --size="$SIZE" --end_fsync=1 --output-format=json \
-			2>/dev/null | json_write bw)
+			2>/dev/null | fio_write mib)
 		fio_mib[$fill]+=" $base"
 		ratio[$fill]+=" $(awk -v a="$mib" -v b="$base" 'BEGIN {printf "%.2f", b ? a / b : 0}')"
 		echo "  rep $rep, $fill: $what; failover $s s ($mib MiB/s, image verified);" \
@@ -190,9 +130,6 @@ for rep in $(seq "$REPS"); do
 	done
 done
 
-med() { # shellcheck disable=SC2086
-	median $1
-}
 echo
 echo "Failover writing back $blocks blocks of 4 KiB ($SIZE), median of $REPS (image verified every time):"
 printf '%-40s%14s%16s%12s%16s\n' "buffer filled by" "failover (s)" "failover MiB/s" \

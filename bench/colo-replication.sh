@@ -28,75 +28,27 @@
 #                                                ($TMPDIR or /tmp), RAM_LIMIT=Secondary's (2G),
 #                                                SHM=0 to leave colo-repl-shm out (1)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=colo-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/colo-lib.sh"
 
-build=$(cd "${1:-.}" && pwd)
 RUNTIME=${RUNTIME:-5}
 REPS=${REPS:-3}
 SIZE=${SIZE:-1G}
 RAM_LIMIT=${RAM_LIMIT:-2G}
 SHM=${SHM:-1}
-PY=/usr/bin/python3
-command -v fio >/dev/null || { echo "bench: fio is not installed" >&2; exit 1; }
-[ -x "$build/tap-ctl" ] && [ -x "$build/tapdisk" ] || { echo "bench: build tapdisk first" >&2; exit 1; }
-tapctl=$build/tap-ctl
+bench_init "${1:-.}" fio
 [ "$SHM" = 1 ] && ! { [ -d /dev/shm ] && [ -w /dev/shm ]; } && SHM=0
 
-work=$(mktemp -d "${DIR:-${TMPDIR:-/tmp}}/colo-repl-bench.XXXXXX")
+bench_workdir colo-repl-bench
 shm=
-[ "$SHM" = 1 ] && shm=$(mktemp -d /dev/shm/colo-repl-bench.XXXXXX)
-export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
-mkdir -p "$BLKTAP_CONTROL_DIR"
-cleanup() {
-	local s p
-	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do
-		[ -S "$s" ] || continue
-		p=${s##*/ctl}
-		# SIGKILL: a Secondary closed mid-replication would first write its buffer back.
-		kill -9 "$p" 2>/dev/null || true
-		while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
-	done
-	rm -rf "$work" ${shm:+"$shm"}
-}
-trap cleanup EXIT
-[ "$(stat -f -c %T "$work")" = tmpfs ] && echo "bench: warning: $work is tmpfs" >&2
+if [ "$SHM" = 1 ]; then
+	shm=$(mktemp -d /dev/shm/colo-repl-bench.XXXXXX)
+	bench_dirs+=("$shm")
+fi
+warn_tmpfs
 
-pimg=$work/primary.img
-simg=$work/secondary.img
-imgs=("$pimg" "$simg")
-[ -n "$shm" ] && imgs+=("$shm/secondary.img")
-for img in "${imgs[@]}"; do
-	truncate -s "$SIZE" "$img"
-	# Written once, so no run pays for allocating blocks, and the Secondary's saves read data.
-	fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio \
-		--iodepth=8 --size="$SIZE" --output=/dev/null
-done
-
-free_port() {
-	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# vbd_create TYPE:PARAMS -> sets PID, MINOR and URI
-vbd_create() {
-	local dev
-	dev=$("$tapctl" create -a "$1")
-	MINOR=${dev##*-}
-	PID=$("$tapctl" list -m "$MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-	URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$PID.$MINOR"
-	[ -n "$PID" ] && [ -S "${URI#*socket=}" ] || { echo "bench: $1 did not start" >&2; exit 1; }
-}
-
-# timed PID MINOR COLO-COMMAND...: runs tap-ctl colo, sets MS (wall time, ms)
-timed() {
-	local t0 t1
-	t0=$(date +%s%N)
-	"$tapctl" colo -p "$1" -m "$2" "${@:3}" >/dev/null
-	t1=$(date +%s%N)
-	MS=$(awk -v d=$((t1 - t0)) 'BEGIN {printf "%.1f", d / 1e6}')
-}
-
-field() { # PID MINOR KEY: one number of colo status
-	"$tapctl" colo -p "$1" -m "$2" status | sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p"
-}
+bench_images
+[ -z "$shm" ] || bench_fill "$shm/secondary.img"
 
 # proc_counts PID...: "ticks faults" of each (utime + stime, and minflt, of /proc/PID/stat)
 proc_counts() {
@@ -108,8 +60,6 @@ proc_counts() {
 	done
 	echo "${out[*]}"
 }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A uri pids P S
 vbd_create "aio:$pimg"
@@ -124,15 +74,11 @@ for t in "${targets[@]}"; do
 	colo-repl-shm) s_img=$shm/secondary.img ;;
 	*) continue ;;
 	esac
-	port=$(free_port)
-	vbd_create "colo:127.0.0.1:$port:$s_img"
-	S[$t]="$PID $MINOR"
-	vbd_create "colo:127.0.0.1:$port:$pimg"
-	P[$t]="$PID $MINOR"
-	uri[$t]=$URI
-	"$tapctl" colo -p "${S[$t]% *}" -m "${S[$t]#* }" start secondary ram_limit="$RAM_LIMIT"
-	"$tapctl" colo -p "${P[$t]% *}" -m "${P[$t]#* }" start primary
-	pids[$t]="${P[$t]% *} ${S[$t]% *}"
+	colo_pair "$pimg" "$s_img" ram_limit="$RAM_LIMIT"
+	S[$t]="$S_PID $S_MINOR"
+	P[$t]="$P_PID $P_MINOR"
+	uri[$t]=$P_URI
+	pids[$t]="$P_PID $S_PID"
 done
 # The /proc/PID/stat fields are counted after the command; tapdisk's has no blank in it.
 grep -q '^[0-9]* (tapdisk) ' "/proc/${pids[aio]}/stat" ||
@@ -144,12 +90,7 @@ run_fio() {
 	shift
 	out=$(fio --name=b --ioengine=nbd --uri="$u" --runtime="$RUNTIME" --time_based \
 		--output-format=json "$@" 2>/dev/null)
-	"$PY" -c '
-import json, sys
-raw = sys.stdin.read()
-w = json.loads(raw[raw.index("{"):])["jobs"][0]["write"]
-print(round(w["iops"]), round(w["bw_bytes"] / 1048576, 1), w["io_bytes"], w["runtime"])
-' <<<"$out"
+	fio_write iops mib io_bytes runtime <<<"$out"
 }
 
 hz=$(getconf CLK_TCK)
@@ -209,10 +150,6 @@ for t in "${targets[@]}"; do
 	esac
 done
 
-med() { # "v1 v2 ..." -> median
-	# shellcheck disable=SC2086
-	median $1
-}
 ratio() { # "x1 x2 ..." "y1 y2 ...": the median of xi / yi, runs paired in the order they ran
 	# shellcheck disable=SC2046
 	median $(paste -d' ' <(tr ' ' '\n' <<<"${1# }") <(tr ' ' '\n' <<<"${2# }") |

@@ -70,17 +70,37 @@ requires_python_nbd() {
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -n "${TAPLOG:-}" ] && [ -s "$TAPLOG" ]; then
-		echo "--- last lines of $TAPLOG:" >&2
-		tail -n 25 "$TAPLOG" >&2
+		if [ -n "${TAPLOG_WORD:-}" ]; then
+			echo "--- last $TAPLOG_WORD lines of $TAPLOG ---" >&2
+			grep -i "$TAPLOG_WORD" "$TAPLOG" | tail -25 >&2
+		else
+			echo "--- last lines of $TAPLOG:" >&2
+			tail -n 25 "$TAPLOG" >&2
+		fi
 	fi
 	exit 1
 }
 
-# log_tapdisks: every tapdisk started from now on runs in the foreground (tapdisk -D,
-# detached with setsid) with its log appended to $TAPLOG, which fail shows and $TEST_DIR
-# keeps: a daemonised tapdisk logs to syslog, which a test machine may not have.
+# A failed check ends the test with fail.  A test that sets SOFT_CHECKS=1 wants one run to
+# show every mismatch: check_fail then reports it, counts it in FAILED_CHECKS and goes on, and
+# the test must fail at its end when FAILED_CHECKS is not 0.
+SOFT_CHECKS=0
+FAILED_CHECKS=0
+check_fail() {
+	[ "$SOFT_CHECKS" = 1 ] || fail "$@"
+	echo "FAIL: $*" >&2
+	FAILED_CHECKS=$((FAILED_CHECKS + 1))
+}
+
+step() { echo "--- $*"; }
+
+# log_tapdisks [WORD]: every tapdisk started from now on runs in the foreground (tapdisk -D,
+# detached with setsid) with its log appended to $TAPLOG, which $TEST_DIR keeps and fail
+# shows: its last 25 lines, or with WORD the last 25 that contain it (any case).  A daemonised
+# tapdisk logs to syslog, which a test machine may not have.
 log_tapdisks() {
 	TAPLOG=$TEST_DIR/tapdisk.log
+	TAPLOG_WORD=${1:-}
 	cat >"$TEST_DIR/tapdisk-logged" <<EOF
 #!/bin/bash
 setsid "$TAPDISK" -D </dev/null 2>>"$TAPLOG" &
@@ -144,29 +164,178 @@ free_port() {
 	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# colo_pair PRIMARY_IMG SECONDARY_IMG [start options...]: a Secondary and a Primary colo VBD
-# replicating over 127.0.0.1, started with the options.  Sets COLO_PORT, and P_PID, P_MINOR,
-# P_URI, P_SOCK, S_PID, S_MINOR, S_URI, S_SOCK.
+# A colo VBD has a NAME (P and S for colo_pair's): colo_vbd sets NAME_PID, NAME_MINOR,
+# NAME_URI and NAME_SOCK, by which the helpers below find it.
+
+# colo_vbd NAME TYPE:PARAMS: vbd_create_spec, for the VBD NAME.
+colo_vbd() {
+	vbd_create_spec "$2"
+	printf -v "${1}_PID" %s "$VBD_PID"
+	printf -v "${1}_MINOR" %s "$VBD_MINOR"
+	printf -v "${1}_URI" %s "$VBD_URI"
+	printf -v "${1}_SOCK" %s "$VBD_SOCK"
+}
+
+# colo NAME COMMAND...: tap-ctl colo on the VBD NAME.
+colo() {
+	local pid=${1}_PID minor=${1}_MINOR
+	shift
+	"$TAPCTL" colo -p "${!pid}" -m "${!minor}" "$@"
+}
+
+colo_destroy() {
+	local pid=${1}_PID minor=${1}_MINOR
+	vbd_destroy "${!pid}" "${!minor}" || fail "destroying $1"
+}
+
+# colo_pair_create PRIMARY_IMG SECONDARY_IMG: a Secondary S and a Primary P colo VBD that
+# replicate over 127.0.0.1:COLO_PORT once started.
+colo_pair_create() {
+	COLO_PORT=$(free_port)
+	colo_vbd S "colo:127.0.0.1:$COLO_PORT:$2"
+	colo_vbd P "colo:127.0.0.1:$COLO_PORT:$1"
+}
+
+# colo_pair_start [start options...]: starts colo_pair_create's S, then P, with the options.
+colo_pair_start() {
+	colo S start secondary "$@" || fail "start secondary $*"
+	colo P start primary "$@" || fail "start primary $*"
+}
+
+# colo_pair PRIMARY_IMG SECONDARY_IMG [start options...]: both, created and started.
 colo_pair() {
 	local pimg=$1 simg=$2
 	shift 2
-	COLO_PORT=$(free_port)
-	vbd_create_spec "colo:127.0.0.1:$COLO_PORT:$simg"
-	S_PID=$VBD_PID S_MINOR=$VBD_MINOR S_URI=$VBD_URI S_SOCK=$VBD_SOCK
-	vbd_create_spec "colo:127.0.0.1:$COLO_PORT:$pimg"
-	P_PID=$VBD_PID P_MINOR=$VBD_MINOR P_URI=$VBD_URI P_SOCK=$VBD_SOCK
-	"$TAPCTL" colo -p "$S_PID" -m "$S_MINOR" start secondary "$@" ||
-		fail "start secondary failed"
-	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary "$@" || fail "start primary failed"
+	colo_pair_create "$pimg" "$simg"
+	colo_pair_start "$@"
+}
+
+colo_pair_destroy() {
+	colo_destroy P
+	colo_destroy S
 }
 
 # colo_p / colo_s COMMAND...: tap-ctl colo on the Primary / the Secondary of colo_pair.
-colo_p() { "$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" "$@"; }
-colo_s() { "$TAPCTL" colo -p "$S_PID" -m "$S_MINOR" "$@"; }
+colo_p() { colo P "$@"; }
+colo_s() { colo S "$@"; }
 
 # json_field JSON KEY: one field of a status line.
 json_field() {
 	"$PY" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+# colo_field NAME KEY: one field of the VBD's colo status.
+colo_field() {
+	local st
+	st=$(colo "$1" status) || fail "colo status of $1 failed"
+	json_field "$st" "$2"
+}
+
+# expect_status NAME KEY VALUE
+expect_status() {
+	local got
+	got=$(colo_field "$1" "$2")
+	[ "$got" = "$3" ] || fail "$1 status $2: expected '$3', got '$got' ($(colo "$1" status))"
+}
+
+# wait_status NAME KEY VALUE SECONDS: polls until the field has the value; sets WAITED_MS.
+wait_status() {
+	local start end
+	start=$(date +%s%N)
+	end=$((start + $4 * 1000000000))
+	while [ "$(colo_field "$1" "$2")" != "$3" ]; do
+		[ "$(date +%s%N)" -lt "$end" ] ||
+			fail "$1 status $2 did not become '$3' within $4 s: $(colo "$1" status)"
+		sleep 0.02
+	done
+	WAITED_MS=$((($(date +%s%N) - start) / 1000000))
+}
+
+# wait_applied: every write P forwarded is acknowledged, i.e. applied on the Secondary.
+wait_applied() {
+	for _ in $(seq 200); do
+		[ "$(colo_field P inflight_bytes)" = 0 ] && return 0
+		sleep 0.05
+	done
+	fail "the Secondary did not acknowledge the Primary's writes within 10 s: $(colo P status)"
+}
+
+# checkpoint_both EPOCH: P's checkpoint, then S's, each printing epoch=EPOCH.
+checkpoint_both() {
+	local out
+	out=$(colo P checkpoint) || fail "checkpoint on the Primary"
+	expect_eq "$out" "epoch=$1" "the Primary's checkpoint"
+	out=$(colo S checkpoint) || fail "checkpoint on the Secondary"
+	expect_eq "$out" "epoch=$1" "the Secondary's checkpoint"
+}
+
+# expect_error NAME RC LINE COMMAND...: tap-ctl colo COMMAND on the VBD NAME fails with exit
+# status RC and exactly the line LINE (check_fail otherwise).
+expect_error() {
+	local name=$1 rc=$2 line=$3 got_rc=0 err
+	shift 3
+	err=$(colo "$name" "$@" 2>&1 >/dev/null) || got_rc=$?
+	[ "$got_rc" = "$rc" ] || check_fail "colo $* on $name: exit $got_rc, expected $rc ($err)"
+	[ "$err" = "$line" ] || check_fail "colo $* on $name: expected the line
+    '$line'
+got '$err'"
+}
+
+# qio_cmds QEMU-IO-OPTION... -- COMMAND...: qemu-io -f raw with the options (the last one
+# names the file or URI) and each COMMAND as a -c; sets QIO_OUT to all it printed and returns
+# its exit status.
+qio_cmds() {
+	local args=() c
+	while [ "$1" != -- ]; do
+		args+=("$1")
+		shift
+	done
+	shift
+	for c in "$@"; do args+=(-c "$c"); done
+	QIO_OUT=$(qemu-io -f raw "${args[@]}" 2>&1)
+}
+
+# same A B WHAT: the two files are byte-identical; otherwise says where they differ.
+same() {
+	local msg
+	msg=$("$PY" - "$1" "$2" <<'PYEOF'
+import sys
+a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+if len(a) != len(b):
+    print("sizes %d and %d" % (len(a), len(b)))
+    sys.exit(1)
+if a == b:
+    sys.exit(0)
+diff = [i for i in range(0, len(a), 512) if a[i:i + 512] != b[i:i + 512]]
+first = diff[0] + next(k for k in range(512) if a[diff[0] + k] != b[diff[0] + k])
+print("%d sectors differ, first at byte %d (got 0x%02x, expected 0x%02x), last sector at %d"
+      % (len(diff), first, a[first], b[first], diff[-1]))
+sys.exit(1)
+PYEOF
+	) || fail "$3: $msg"
+}
+
+# dump_view URI OUT: the whole export into a file.
+dump_view() {
+	"$PY" - "$1" "$2" <<'PYEOF' || fail "cannot read the export $1"
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+size = h.get_size()
+with open(sys.argv[2], "wb") as f:
+    off = 0
+    while off < size:
+        n = min(8 << 20, size - off)
+        f.write(h.pread(n, off))
+        off += n
+h.shutdown()
+PYEOF
+}
+
+# same_view URI MODEL WHAT: the export reads exactly as the model file.
+same_view() {
+	dump_view "$1" "$TEST_DIR/view.dump"
+	same "$TEST_DIR/view.dump" "$2" "$3"
 }
 
 vbd_destroy() {

@@ -10,88 +10,13 @@ requires_python_nbd
 MiB=$((1 << 20))
 SIZE=$((64 * MiB))
 
-# Every tapdisk runs in the foreground with its log in $TAPLOG, shown when a check fails and
-# kept with $TEST_DIR.
-log_tapdisks
-
-show_log() {
-	if [ -s "$TAPLOG" ]; then
-		echo "--- last colo lines of $TAPLOG ---" >&2
-		grep -i 'colo' "$TAPLOG" | tail -25 >&2
-	fi
-}
-
-fail() {
-	echo "FAIL: $*" >&2
-	show_log
-	exit 1
-}
+# Every tapdisk runs in the foreground with its log in $TAPLOG, whose colo lines are shown
+# when a check fails; $TEST_DIR keeps it.
+log_tapdisks colo
 
 # A wrong message is reported and the test goes on, so that one run shows every mismatch;
 # the test still fails at the end.
-FAILED_CHECKS=0
-check_fail() {
-	echo "FAIL: $*" >&2
-	FAILED_CHECKS=$((FAILED_CHECKS + 1))
-}
-
-step() { echo "--- $*"; }
-
-# vbd NAME SPEC: creates a VBD and sets NAME_PID, NAME_MINOR, NAME_URI.
-vbd() {
-	vbd_create_spec "$2"
-	printf -v "${1}_PID" %s "$VBD_PID"
-	printf -v "${1}_MINOR" %s "$VBD_MINOR"
-	printf -v "${1}_URI" %s "$VBD_URI"
-}
-
-# colo NAME COMMAND...: tap-ctl colo on the VBD NAME.
-colo() {
-	local pid=${1}_PID minor=${1}_MINOR
-	shift
-	"$TAPCTL" colo -p "${!pid}" -m "${!minor}" "$@"
-}
-
-destroy() {
-	local pid=${1}_PID minor=${1}_MINOR
-	vbd_destroy "${!pid}" "${!minor}" || fail "destroying $1"
-}
-
-field() {
-	local st
-	st=$(colo "$1" status) || fail "colo status of $1 failed"
-	json_field "$st" "$2"
-}
-
-expect_status() {
-	local got
-	got=$(field "$1" "$2")
-	[ "$got" = "$3" ] || fail "$1 status $2: expected '$3', got '$got' ($(colo "$1" status))"
-}
-
-# wait_status NAME KEY VALUE SECONDS: polls until the field has the value; prints the wait.
-wait_status() {
-	local start end
-	start=$(date +%s%N)
-	end=$((start + $4 * 1000000000))
-	while [ "$(field "$1" "$2")" != "$3" ]; do
-		[ "$(date +%s%N)" -lt "$end" ] ||
-			fail "$1 status $2 did not become '$3' within $4 s: $(colo "$1" status)"
-		sleep 0.02
-	done
-	WAITED_MS=$((($(date +%s%N) - start) / 1000000))
-}
-
-# expect_error NAME RC LINE COMMAND...: the command fails with exactly this line and status.
-expect_error() {
-	local name=$1 rc=$2 line=$3 got_rc=0 err
-	shift 3
-	err=$(colo "$name" "$@" 2>&1 >/dev/null) || got_rc=$?
-	[ "$got_rc" = "$rc" ] || check_fail "colo $* on $name: exit $got_rc, expected $rc ($err)"
-	[ "$err" = "$line" ] || check_fail "colo $* on $name: expected the line
-    '$line'
-got '$err'"
-}
+SOFT_CHECKS=1
 
 expect_eq_soft() {
 	[ "$1" = "$2" ] || check_fail "$3: expected '$2', got '$1'"
@@ -103,79 +28,27 @@ expect_match() {
 
 # qio_ok URI WHAT qemu-io-commands...: writes or reads with read -P checks, all must pass.
 qio_ok() {
-	local uri=$1 what=$2 out c
-	shift 2
-	local args=()
-	for c in "$@"; do args+=(-c "$c"); done
-	out=$(qemu-io -f raw "$uri" "${args[@]}" 2>&1) || fail "$what: $out"
-	if grep -qi 'Pattern verification failed\|error' <<<"$out"; then
-		fail "$what: $out"
+	qio_cmds "$1" -- "${@:3}" || fail "$2: $QIO_OUT"
+	if grep -qi 'Pattern verification failed\|error' <<<"$QIO_OUT"; then
+		fail "$2: $QIO_OUT"
 	fi
 }
 
-# same A B WHAT: the two files are byte-identical; otherwise says where they differ.
-same() {
-	local msg
-	msg=$("$PY" - "$1" "$2" <<'PYEOF'
-import sys
-a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
-if len(a) != len(b):
-    print("sizes %d and %d" % (len(a), len(b)))
-    sys.exit(1)
-if a == b:
-    sys.exit(0)
-diff = [i for i in range(0, len(a), 512) if a[i:i + 512] != b[i:i + 512]]
-first = diff[0] + next(k for k in range(512) if a[diff[0] + k] != b[diff[0] + k])
-print("%d sectors differ, first at byte %d (got 0x%02x, expected 0x%02x), last sector at %d"
-      % (len(diff), first, a[first], b[first], diff[-1]))
-sys.exit(1)
-PYEOF
-	) || fail "$3: $msg"
-}
-
-# same_view URI MODEL WHAT: the export reads exactly as the model file.
-same_view() {
-	"$PY" - "$1" "$TEST_DIR/view.dump" <<'PYEOF' || fail "$3: cannot read the export $1"
-import nbd, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-size = h.get_size()
-with open(sys.argv[2], "wb") as f:
-    off = 0
-    while off < size:
-        n = min(8 << 20, size - off)
-        f.write(h.pread(n, off))
-        off += n
-h.shutdown()
-PYEOF
-	same "$TEST_DIR/view.dump" "$2" "$3"
-}
-
-wait_applied() {
-	for _ in $(seq 200); do
-		[ "$(field P inflight_bytes)" = 0 ] && return 0
-		sleep 0.05
-	done
-	fail "the Secondary did not acknowledge the Primary's writes within 10 s: $(colo P status)"
-}
-
-checkpoint_both() {
-	local out
-	out=$(colo P checkpoint) || fail "checkpoint on the Primary"
-	expect_eq "$out" "epoch=$1" "the Primary's checkpoint"
-	out=$(colo S checkpoint) || fail "checkpoint on the Secondary"
-	expect_eq "$out" "epoch=$1" "the Secondary's checkpoint"
-}
-
-# pair PIMG SIMG [start options]: Secondary S and Primary P, started.
-pair() {
-	local pimg=$1 simg=$2
+# spill_pair SEED PATTERN SECONDARY-OPTION...: fresh images (and $ref), a pair whose Secondary
+# starts with the options, then the Primary's guest writes 3 MiB of PATTERN from 8 MiB on, in
+# 48 writes of 64 KiB.
+spill_pair() {
+	local seed=$1 pattern=$2 cmds=() i
 	shift 2
-	PORT=$(free_port)
-	vbd S "colo:127.0.0.1:$PORT:$simg"
-	vbd P "colo:127.0.0.1:$PORT:$pimg"
-	colo S start secondary "$@" || fail "start secondary $*"
-	colo P start primary "$@" || fail "start primary $*"
+	make_image "$pimg" 64M "$seed"
+	cp "$pimg" "$simg"
+	cp "$pimg" "$ref"
+	colo_pair_create "$pimg" "$simg"
+	colo S start secondary "$@" || fail "start secondary with a spill file"
+	colo P start primary || fail "start primary"
+	for i in $(seq 0 47); do cmds+=(-c "write -P $pattern $((8 * MiB + i * 65536)) 64k"); done
+	qemu-io -f raw "$P_URI" "${cmds[@]}" >"$TEST_DIR/spill.out" 2>&1 ||
+		fail "the Primary's writes failed: $(cat "$TEST_DIR/spill.out")"
 }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -189,24 +62,24 @@ step "handshake: disk size mismatch is refused, and the Secondary keeps listenin
 make_image "$simg" 64M 1
 cp "$simg" "$pimg"
 make_image "$TEST_DIR/p32.img" 32M 1
-PORT=$(free_port)
-vbd S "colo:127.0.0.1:$PORT:$simg"
-vbd P32 "colo:127.0.0.1:$PORT:$TEST_DIR/p32.img"
+COLO_PORT=$(free_port)
+colo_vbd S "colo:127.0.0.1:$COLO_PORT:$simg"
+colo_vbd P32 "colo:127.0.0.1:$COLO_PORT:$TEST_DIR/p32.img"
 colo S start secondary || fail "start secondary"
 expect_status S state connecting
 expect_status S link listening
 msg="disk size mismatch: the Primary's disk is 33554432 bytes, the Secondary's 67108864"
 expect_error P32 22 "tap-ctl: colo start: start: the Secondary refused: $msg" start primary
-expect_eq_soft "$(field P32 last_error)" "start: the Secondary refused: $msg" "the Primary's last_error"
+expect_eq_soft "$(colo_field P32 last_error)" "start: the Secondary refused: $msg" "the Primary's last_error"
 expect_status P32 state idle
 expect_status P32 role none
 expect_status P32 link none
-expect_match "$(field S last_error)" "^refused the Primary at 127\.0\.0\.1:[0-9]+: $msg\$" \
+expect_match "$(colo_field S last_error)" "^refused the Primary at 127\.0\.0\.1:[0-9]+: $msg\$" \
 	"the Secondary's last_error"
 expect_status S state connecting
 expect_status S link listening
 # A correct Primary connects to the same Secondary.
-vbd P "colo:127.0.0.1:$PORT:$pimg"
+colo_vbd P "colo:127.0.0.1:$COLO_PORT:$pimg"
 colo P start primary || fail "a correct Primary cannot connect after a refused one"
 expect_status P state running
 expect_status S state running
@@ -214,18 +87,16 @@ expect_status S last_error ""
 qio_ok "$P_URI" "write" 'write -P 0x71 1M 64k'
 checkpoint_both 2
 same "$simg" "$pimg" "after the first checkpoint"
-destroy P
-destroy P32
-destroy S
+colo_destroy P
+colo_destroy P32
+colo_destroy S
 
 step "handshake: block size mismatch is refused, and the same VBDs then start"
-PORT=$(free_port)
-vbd S "colo:127.0.0.1:$PORT:$simg"
-vbd P "colo:127.0.0.1:$PORT:$pimg"
+colo_pair_create "$pimg" "$simg"
 colo S start secondary block_size=8192 || fail "start secondary"
 msg="block size mismatch: the Primary uses 4096 bytes, the Secondary 8192"
 expect_error P 22 "tap-ctl: colo start: start: the Secondary refused: $msg" start primary block_size=4096
-expect_match "$(field S last_error)" "^refused the Primary at 127\.0\.0\.1:[0-9]+: $msg\$" \
+expect_match "$(colo_field S last_error)" "^refused the Primary at 127\.0\.0\.1:[0-9]+: $msg\$" \
 	"the Secondary's last_error"
 expect_status S link listening
 expect_status P state idle
@@ -233,15 +104,14 @@ colo P start primary block_size=8192 || fail "start primary block_size=8192 afte
 expect_status P state running
 expect_status P block_size 8192
 expect_status S state running
-destroy P
-destroy S
+colo_pair_destroy
 
 step "connect_timeout=500 with nobody listening"
-PORT=$(free_port)
-vbd P "colo:127.0.0.1:$PORT:$pimg"
+COLO_PORT=$(free_port)
+colo_vbd P "colo:127.0.0.1:$COLO_PORT:$pimg"
 t0=$(now_ms)
 expect_error P 110 \
-	"tap-ctl: colo start: start: no Secondary at 127.0.0.1:$PORT within 500 ms (connect to 127.0.0.1:$PORT: Connection refused)" \
+	"tap-ctl: colo start: start: no Secondary at 127.0.0.1:$COLO_PORT within 500 ms (connect to 127.0.0.1:$COLO_PORT: Connection refused)" \
 	start primary connect_timeout=500
 elapsed=$(($(now_ms) - t0))
 [ "$elapsed" -ge 450 ] && [ "$elapsed" -le 3000 ] ||
@@ -251,7 +121,7 @@ expect_status P state idle
 expect_status P role none
 
 step "the Primary retries until the Secondary listens"
-vbd S "colo:127.0.0.1:$PORT:$simg"
+colo_vbd S "colo:127.0.0.1:$COLO_PORT:$simg"
 colo P start primary connect_timeout=10000 >"$TEST_DIR/start.out" 2>&1 &
 spid=$!
 sleep 0.5
@@ -262,30 +132,26 @@ wait "$spid" || fail "start primary while the Secondary came up late: $(cat "$TE
 expect_status P state running
 expect_status P link up
 # Refused attempts before the Secondary listened are no error of the running link.
-expect_eq_soft "$(field P last_error)" "" "the running Primary's last_error"
-destroy P
-destroy S
+expect_eq_soft "$(colo_field P last_error)" "" "the running Primary's last_error"
+colo_pair_destroy
 
 ##############################################################################################
 step "verify=1 on identical disks"
 make_image "$pimg" 64M 2
 cp "$pimg" "$simg"
-pair "$pimg" "$simg" verify=1
+colo_pair "$pimg" "$simg" verify=1
 expect_status P state running
 expect_status S state running
 qio_ok "$P_URI" "write after verify" 'write -P 0x72 9M 64k'
 checkpoint_both 2
 same "$simg" "$pimg" "after verify and a checkpoint"
-destroy P
-destroy S
+colo_pair_destroy
 
 step "verify=1 on disks differing in one byte at 5 MiB + 3"
 "$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(5 * 2**20 + 3); b = f.read(1); f.seek(-1, 1); f.write(bytes([b[0] ^ 0xff]))' "$simg"
 cp "$simg" "$ref"
 cp "$pimg" "$TEST_DIR/pref.img"
-PORT=$(free_port)
-vbd S "colo:127.0.0.1:$PORT:$simg"
-vbd P "colo:127.0.0.1:$PORT:$pimg"
+colo_pair_create "$pimg" "$simg"
 colo S start secondary verify=1 || fail "start secondary"
 rc=0
 err=$(colo P start primary verify=1 2>&1) || rc=$?
@@ -295,20 +161,19 @@ expect_match "$err" "^tap-ctl: colo start: .*the disks differ in the 1048576-byt
 	"the Primary's error line"
 expect_status P state idle
 expect_status P role none
-expect_eq_soft "$(field S last_error)" \
+expect_eq_soft "$(colo_field S last_error)" \
 	"verify: the disks differ in the 1048576-byte chunk at byte offset 5242880" "the Secondary's last_error"
 expect_status S state broken
 expect_status S link lost
 same "$simg" "$ref" "the Secondary's disk after a failed verify"
 same "$pimg" "$TEST_DIR/pref.img" "the Primary's disk after a failed verify"
-destroy P
-destroy S
+colo_pair_destroy
 
 ##############################################################################################
 step "link loss: kill -9 the Secondary; the Primary goes on alone"
 make_image "$pimg" 64M 3
 cp "$pimg" "$simg"
-pair "$pimg" "$simg" timeout=1000
+colo_pair "$pimg" "$simg" timeout=1000
 qio_ok "$P_URI" "epoch 1 writes" 'write -P 0x21 0 64k'
 checkpoint_both 2
 # An empty epoch: the dirty count below is then the same whether it covers the last epoch or
@@ -321,7 +186,7 @@ kill -9 "$S_PID"
 wait_status P state broken 3
 echo "    the Primary was broken after $WAITED_MS ms"
 expect_status P link lost
-expect_match "$(field P last_error)" "^replication link to 127\.0\.0\.1:$PORT lost: ." "the Primary's last_error"
+expect_match "$(colo_field P last_error)" "^replication link to 127\.0\.0\.1:$COLO_PORT lost: ." "the Primary's last_error"
 expect_status P inflight_bytes 0
 # It keeps serving: 2 more blocks and 1 block (3M+100..3M+1100, RMW to [3M, 3M+1536)).
 qio_ok "$P_URI" "writes while broken" 'write -P 0x24 2M 8k' 'write -P 0x25 3145828 1000' \
@@ -332,14 +197,14 @@ expect_status P state failed-over
 expect_status P dirty_blocks $((12 + 2 + 1))
 qio_ok "$P_URI" "write after failover" 'write -P 0x26 2M 4k' 'read -P 0x26 2M 4k'
 expect_status P dirty_blocks $((12 + 2 + 1))
-destroy P
+colo_destroy P
 
 ##############################################################################################
 step "link loss: kill -STOP the Primary; the Secondary notices and keeps its buffer"
 make_image "$pimg" 64M 4
 cp "$pimg" "$simg"
 cp "$pimg" "$ref"
-pair "$pimg" "$simg" timeout=1000
+colo_pair "$pimg" "$simg" timeout=1000
 qio_ok "$P_URI" "epoch 1" 'write -P 0x31 4M 64k'
 qemu-io -f raw "$ref" -c 'write -P 0x31 4M 64k' >/dev/null
 checkpoint_both 2
@@ -357,7 +222,7 @@ expect_status S state running
 wait_status S state broken 3
 echo "    the Secondary was broken $((WAITED_MS + 300)) ms after the Primary stopped"
 expect_status S link lost
-expect_match "$(field S last_error)" "nothing heard for [0-9]+ ms \(timeout 1000 ms\)" "the Secondary's last_error"
+expect_match "$(colo_field S last_error)" "nothing heard for [0-9]+ ms \(timeout 1000 ms\)" "the Secondary's last_error"
 expect_status S buffer_blocks 20
 same_view "$S_URI" "$ref" "the Secondary's view once broken"
 colo S failover || fail "failover on the broken Secondary"
@@ -365,14 +230,13 @@ expect_status S state failed-over
 same "$simg" "$ref" "the Secondary's file after failover (last checkpoint + its writes)"
 kill -CONT "$P_PID"
 wait_status P link lost 5
-destroy P
-destroy S
+colo_pair_destroy
 
 ##############################################################################################
 step "backpressure: queue_limit=1M holds the Primary's writes while the Secondary is stopped"
 make_image "$pimg" 64M 5
 cp "$pimg" "$simg"
-pair "$pimg" "$simg" queue_limit=1M timeout=10000
+colo_pair "$pimg" "$simg" queue_limit=1M timeout=10000
 kill -STOP "$S_PID"
 cleanup_fn "kill -CONT $S_PID 2>/dev/null"
 cmds=()
@@ -381,7 +245,7 @@ qemu-io -f raw "$P_URI" "${cmds[@]}" >"$TEST_DIR/bg.out" 2>&1 &
 qpid=$!
 sleep 1
 kill -0 "$qpid" 2>/dev/null || check_fail "4 MiB of writes finished while the Secondary was stopped"
-inflight=$(field P inflight_bytes)
+inflight=$(colo_field P inflight_bytes)
 echo "    inflight_bytes=$inflight after 1 s"
 [ "$inflight" -gt 0 ] && [ "$inflight" -le $((MiB + 65536)) ] ||
 	check_fail "inflight_bytes $inflight: expected 1..$((MiB + 65536))"
@@ -411,8 +275,7 @@ expect_status P inflight_bytes 0
 qio_ok "$P_URI" "the Primary serves after failover" 'write -P 0x53 6M 4k' 'read -P 0x53 6M 4k'
 kill -CONT "$S_PID"
 wait_status S link lost 5
-destroy P
-destroy S
+colo_pair_destroy
 
 ##############################################################################################
 step "failover on the Secondary while its checkpoint waits for a marker that does not come"
@@ -423,7 +286,7 @@ step "failover on the Secondary while its checkpoint waits for a marker that doe
 make_image "$pimg" 64M 10
 cp "$pimg" "$simg"
 cp "$pimg" "$ref"
-pair "$pimg" "$simg" timeout=1000
+colo_pair "$pimg" "$simg" timeout=1000
 qio_ok "$P_URI" "epoch 1 write" 'write -P 0x54 7M 64k'
 qio_ok "$S_URI" "Secondary VM write" 'write -P 0x55 9M 8k'
 qemu-io -f raw "$ref" -c 'write -P 0x55 9M 8k' >/dev/null
@@ -448,8 +311,7 @@ else
 	[ "$rc" != 0 ] || check_fail "the Secondary's checkpoint succeeded without the Primary's marker: $(cat "$TEST_DIR/ckpt.out")"
 	expect_status S state failed-over
 	same "$simg" "$ref" "the Secondary's file after failover (last checkpoint + its writes)"
-	destroy P
-	destroy S
+	colo_pair_destroy
 fi
 
 step "a failover queued behind the Secondary's checkpoint runs once the marker comes"
@@ -457,7 +319,7 @@ step "a failover queued behind the Secondary's checkpoint runs once the marker c
 # the marker, so the Primary's checkpoint is acknowledged before the link closes.
 make_image "$pimg" 64M 12
 cp "$pimg" "$simg"
-pair "$pimg" "$simg" timeout=1000
+colo_pair "$pimg" "$simg" timeout=1000
 qio_ok "$P_URI" "epoch 1 write" 'write -P 0x56 7M 64k'
 qio_ok "$S_URI" "Secondary VM write" 'write -P 0x57 9M 8k'
 wait_applied
@@ -484,8 +346,7 @@ expect_status S epoch 2
 # The checkpoint dropped the Secondary VM's write: the disk is the Primary's.
 same "$simg" "$pimg" "the Secondary's file after the checkpoint and failover"
 wait_status P link lost 3
-destroy P
-destroy S
+colo_pair_destroy
 
 ##############################################################################################
 # A python Primary speaks the wire protocol (include/colo-protocol.h) to a real Secondary.
@@ -596,37 +457,37 @@ malformed() {
 	step "malformed frames from a scripted Primary: $case"
 	make_image "$simg" 64M 6
 	cp "$simg" "$ref"
-	PORT=$(free_port)
-	vbd S "colo:127.0.0.1:$PORT:$simg"
+	COLO_PORT=$(free_port)
+	colo_vbd S "colo:127.0.0.1:$COLO_PORT:$simg"
 	colo S start secondary || fail "start secondary"
-	out=$("$PY" "$TEST_DIR/fakeprimary.py" "$PORT" "$SIZE" "$case" 2>&1) ||
+	out=$("$PY" "$TEST_DIR/fakeprimary.py" "$COLO_PORT" "$SIZE" "$case" 2>&1) ||
 		fail "$case: the scripted Primary failed: $out"
 	echo "    $out"
 	if [ "$case" = version2 ]; then
 		expect_match "$out" "^status=93 message=protocol version 2, expected 1" "$case: the hello reply"
-		expect_match "$(field S last_error)" \
+		expect_match "$(colo_field S last_error)" \
 			"^refused the Primary at 127\.0\.0\.1:[0-9]+: protocol version 2, expected 1\$" \
 			"$case: the Secondary's last_error"
 		expect_status S state connecting
 		expect_status S link listening
 		# Still listening: a correct hello is accepted (then the script hangs up).
-		out=$("$PY" "$TEST_DIR/fakeprimary.py" "$PORT" "$SIZE" hello 2>&1) ||
+		out=$("$PY" "$TEST_DIR/fakeprimary.py" "$COLO_PORT" "$SIZE" hello 2>&1) ||
 			fail "a correct hello after a refused one: $out"
 		wait_status S link lost 3
-		expect_match "$(field S last_error)" \
+		expect_match "$(colo_field S last_error)" \
 			"^replication link to 127\.0\.0\.1:[0-9]+ lost: the Primary closed the connection\$" \
 			"$case: the Secondary's last_error after the correct hello"
 	else
 		[ -z "$errno" ] || expect_match "$out" "^ERROR frame: errno $errno, " "$case: the ERROR frame"
 		wait_status S link lost 3
-		expect_match "$(field S last_error)" \
+		expect_match "$(colo_field S last_error)" \
 			"^replication link to 127\.0\.0\.1:[0-9]+ lost: $suffix\$" "$case: the Secondary's last_error"
 	fi
 	expect_status S state broken
 	expect_status S buffer_blocks 0
 	same "$simg" "$ref" "$case: the Secondary's image"
 	same_view "$S_URI" "$ref" "$case: reads through the Secondary"
-	destroy S
+	colo_destroy S
 }
 malformed badmagic 71 "bad frame: bad frame magic 0x12345678"
 malformed badcrc 74 "bad frame: WRITE of 4096 bytes at 1048576: payload checksum mismatch"
@@ -636,19 +497,7 @@ malformed version2
 
 ##############################################################################################
 step "spill: a buffer larger than ram_limit goes on in the spill file"
-make_image "$pimg" 64M 8
-cp "$pimg" "$simg"
-cp "$pimg" "$ref"
-PORT=$(free_port)
-vbd S "colo:127.0.0.1:$PORT:$simg"
-vbd P "colo:127.0.0.1:$PORT:$pimg"
-colo S start secondary ram_limit=1M "spill=$TEST_DIR/spill" spill_limit=4M ||
-	fail "start secondary with a spill file"
-colo P start primary || fail "start primary"
-cmds=()
-for i in $(seq 0 47); do cmds+=(-c "write -P 0x62 $((8 * MiB + i * 65536)) 64k"); done
-qemu-io -f raw "$P_URI" "${cmds[@]}" >"$TEST_DIR/spill.out" 2>&1 ||
-	fail "the Primary's writes failed: $(cat "$TEST_DIR/spill.out")"
+spill_pair 8 0x62 ram_limit=1M "spill=$TEST_DIR/spill" spill_limit=4M
 wait_applied
 expect_status S buffer_blocks 768
 expect_status S buffer_bytes $((3 * MiB))
@@ -664,38 +513,24 @@ expect_status S state running
 expect_status P state running
 colo S failover || fail "failover on the Secondary"
 same "$simg" "$ref" "the Secondary's file after failover from a spilled buffer"
-destroy P
-destroy S
+colo_pair_destroy
 
 ##############################################################################################
 step "spill: a full disk buffer breaks replication before the disk loses saved contents"
-make_image "$pimg" 64M 7
-cp "$pimg" "$simg"
-cp "$pimg" "$ref"
-PORT=$(free_port)
-vbd S "colo:127.0.0.1:$PORT:$simg"
-vbd P "colo:127.0.0.1:$PORT:$pimg"
-colo S start secondary ram_limit=1M "spill=$TEST_DIR/spill" spill_limit=1M timeout=5000 ||
-	fail "start secondary with a spill file"
-colo P start primary || fail "start primary"
-# 3 MiB of new data in 48 writes of 64 KiB; the buffer holds 2 MiB.
-cmds=()
-for i in $(seq 0 47); do cmds+=(-c "write -P 0x61 $((8 * MiB + i * 65536)) 64k"); done
-qemu-io -f raw "$P_URI" "${cmds[@]}" >"$TEST_DIR/spill.out" 2>&1 ||
-	fail "the Primary's writes failed: $(cat "$TEST_DIR/spill.out")"
+# 3 MiB of new data; the buffer holds 2 MiB.
+spill_pair 7 0x61 ram_limit=1M "spill=$TEST_DIR/spill" spill_limit=1M timeout=5000
 wait_status P state broken 10
 expect_status P link lost
-expect_match "$(field P last_error)" "disk buffer" "the Primary's last_error"
-echo "    the Primary: $(field P last_error)"
+expect_match "$(colo_field P last_error)" "disk buffer" "the Primary's last_error"
+echo "    the Primary: $(colo_field P last_error)"
 wait_status S state broken 5
-expect_match "$(field S last_error)" "disk buffer" "the Secondary's last_error"
-[ "$(field S buffer_blocks)" -le 512 ] || check_fail "buffer_blocks $(field S buffer_blocks) > 512"
+expect_match "$(colo_field S last_error)" "disk buffer" "the Secondary's last_error"
+[ "$(colo_field S buffer_blocks)" -le 512 ] || check_fail "buffer_blocks $(colo_field S buffer_blocks) > 512"
 colo S failover || fail "failover on the Secondary"
 same "$simg" "$ref" "the Secondary's file after failover (no checkpoint was taken)"
 same_view "$S_URI" "$ref" "the Secondary's view after failover"
 qio_ok "$P_URI" "the Primary still reads its writes" "read -P 0x61 8M 3M"
-destroy P
-destroy S
+colo_pair_destroy
 
 [ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed (see above)"
 echo "PASS: colo handshake refusals, connect timeout, verify, lost links, backpressure, bad frames, full buffer"

@@ -9,11 +9,7 @@ requires qemu-io
 make_image "$TEST_DIR/p.img" 8M 7
 cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 cp "$TEST_DIR/s.img" "$TEST_DIR/s.orig"
-port=$(free_port)
-vbd_create_spec "colo:127.0.0.1:$port:$TEST_DIR/s.img"
-S_PID=$VBD_PID S_MINOR=$VBD_MINOR
-vbd_create_spec "colo:127.0.0.1:$port:$TEST_DIR/p.img"
-P_PID=$VBD_PID P_MINOR=$VBD_MINOR P_URI=$VBD_URI
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 
 colo_s start secondary peer=127.0.0.2 || fail "start secondary"
 out=$(colo_p start primary 2>&1) && fail "a Primary from 127.0.0.1 was accepted"
@@ -30,14 +26,9 @@ cmp -s "$TEST_DIR/s.img" "$TEST_DIR/s.orig" || fail "the Secondary's disk change
 echo "refused: ok"
 
 # A Secondary that names 127.0.0.1 takes it (a fresh pair: the disks are equal again).
-vbd_destroy "$P_PID" "$P_MINOR" || fail "destroy the Primary"
-vbd_destroy "$S_PID" "$S_MINOR" || fail "destroy the Secondary"
+colo_pair_destroy
 cp "$TEST_DIR/p.img" "$TEST_DIR/s2.img"
-port=$(free_port)
-vbd_create_spec "colo:127.0.0.1:$port:$TEST_DIR/s2.img"
-S_PID=$VBD_PID S_MINOR=$VBD_MINOR
-vbd_create_spec "colo:127.0.0.1:$port:$TEST_DIR/p.img"
-P_PID=$VBD_PID P_MINOR=$VBD_MINOR P_URI=$VBD_URI
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s2.img"
 colo_s start secondary peer=127.0.0.1 || fail "start secondary with peer=127.0.0.1"
 colo_p start primary || fail "start primary from the allowed address"
 qemu-io -f raw "$P_URI" -c 'write -P 0x6b 1M 64k' >/dev/null || fail "write"
