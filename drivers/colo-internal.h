@@ -119,6 +119,8 @@ struct colo {
 		uint64_t sent_bytes; /* since the last prepare_checkpoint */
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
 		uint64_t verify_seq;
+		uint32_t *verify_crcs; /* made at start, sent once connected */
+		uint32_t verify_n;
 		struct list_head waiting; /* guest writes held by backpressure or an overlap */
 		struct list_head local;	  /* struct colo_fwd whose local write is in flight */
 		struct list_head unacked; /* struct colo_fwd, in seq order */

@@ -319,6 +319,8 @@ static void colo_primary_connect_cleanup(struct colo *c)
 
 static void colo_primary_start_failed(struct colo *c, int err)
 {
+	free(c->p.verify_crcs);
+	c->p.verify_crcs = NULL;
 	colo_primary_connect_cleanup(c);
 	colo_link_close(c);
 	colo_primary_drop_queue(c);
@@ -407,15 +409,25 @@ static int colo_primary_send_hello(struct colo *c)
 	return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
 }
 
-static int colo_primary_verify(struct colo *c)
+/*
+ * The verify list is made before connecting: reading the disk blocks the loop, and a Secondary
+ * waiting on an open link would take the silence for a dead Primary.
+ */
+static int colo_primary_verify_prepare(struct colo *c)
 {
-	struct colo_fwd *fwd;
-	uint32_t *crcs, n;
-	int err;
+	int err = colo_disk_crcs(c->path, c->disk_size, &c->p.verify_crcs, &c->p.verify_n);
 
-	err = colo_disk_crcs(c->path, c->disk_size, &crcs, &n);
 	if (err)
 		return colo_fail(c, err, "start: cannot checksum %s: %s", c->path, strerror(-err));
+	return 0;
+}
+
+static int colo_primary_verify(struct colo *c)
+{
+	uint32_t *crcs = c->p.verify_crcs, n = c->p.verify_n;
+	struct colo_fwd *fwd;
+
+	c->p.verify_crcs = NULL;
 	fwd = calloc(1, sizeof(*fwd) + (size_t)n * 4);
 	if (!fwd) {
 		free(crcs);
@@ -568,6 +580,11 @@ int colo_primary_start(struct colo *c)
 	c->p.next_seq = 1;
 	c->p.acked_seq = 0;
 	c->p.sent_bytes = 0;
+	if (c->opts.verify) {
+		err = colo_primary_verify_prepare(c);
+		if (err)
+			return err;
+	}
 	c->p.connect_deadline = colo_now_ms() + c->opts.connect_timeout_ms;
 	c->p.phase = COLO_CONNECT_RETRY;
 	c->state = COLO_STATE_CONNECTING;
@@ -575,6 +592,8 @@ int colo_primary_start(struct colo *c)
 	err = colo_primary_try_connect(c);
 	if (err) {
 		colo_primary_connect_cleanup(c);
+		free(c->p.verify_crcs);
+		c->p.verify_crcs = NULL;
 		return err;
 	}
 	DPRINTF("colo %s:%s: connecting to the Secondary", c->host, c->port);
@@ -629,6 +648,8 @@ void colo_primary_close(struct colo *c)
 {
 	struct colo_wait *w, *tmp;
 
+	free(c->p.verify_crcs);
+	c->p.verify_crcs = NULL;
 	colo_primary_connect_cleanup(c);
 	colo_link_close(c);
 	colo_primary_drop_queue(c);

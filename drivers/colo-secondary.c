@@ -270,6 +270,8 @@ static int colo_secondary_verify(struct colo *c, struct colo_apply *a)
 	int err;
 
 	err = colo_disk_crcs(c->path, c->disk_size, &crcs, &n);
+	/* Reading the disk blocked the loop: the Primary's heartbeats wait unread. */
+	c->link.last_rx_ms = colo_now_ms();
 	if (err)
 		return colo_fail(c, err, "verify: cannot checksum %s: %s", c->path, strerror(-err));
 	for (uint32_t i = 0; i < n; i++) {
