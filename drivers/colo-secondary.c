@@ -316,8 +316,7 @@ static void colo_secondary_pump(struct colo *c)
 		} else if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch) {
 			break; /* held until do_checkpoint */
 		} else if (a->f.type == COLO_FRAME_VERIFY) {
-			int err = colo_secondary_verify(c, a);
-
+			err = colo_secondary_verify(c, a);
 			if (err) {
 				colo_secondary_fatal(c, err);
 				return;
@@ -461,8 +460,6 @@ struct colo_svm_req {
 	struct colo *c;
 	int pending;
 	int err;
-	void *fill[2];
-	uint64_t fill_block[2];
 };
 
 /* Lays the buffer's blocks over what the disk returned. */
@@ -538,8 +535,6 @@ static void colo_svm_write_finish(struct colo_svm_req *r)
 
 	if (--r->pending)
 		return;
-	free(r->fill[0]);
-	free(r->fill[1]);
 	free(r);
 	td_complete_request(treq, err);
 }
