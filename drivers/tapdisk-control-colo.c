@@ -20,9 +20,6 @@
 #include "tapdisk-log.h"
 #include "tapdisk-message.h"
 
-/* CONTROL_PENDING of tapdisk-control-handlers.c: complete() is left to the callback. */
-#define CONTROL_COLO_PENDING 1
-
 #define CONTROL_COLO_STATUS_SIZE 1024
 
 enum control_colo_verb {
@@ -272,7 +269,7 @@ static int control_colo_command_run(const tapdisk_message_t *req, struct colo *c
 		control_colo_reply_driver_error(reply, req->cookie, cmd->verb, c, err);
 		return 0;
 	}
-	return CONTROL_COLO_PENDING;
+	return CONTROL_PENDING;
 }
 
 static int control_colo_command_status(const tapdisk_message_t *req, struct colo *c,
@@ -307,7 +304,7 @@ static int control_colo_command_status(const tapdisk_message_t *req, struct colo
 
 /*
  * Declared in tapdisk-control-handlers.c, which has looked up @vbd.  Returns 0 once the reply
- * is sent, or CONTROL_COLO_PENDING when the driver's callback will send it and complete().
+ * is sent, or CONTROL_PENDING when the driver's callback will send it and complete().
  */
 int tapdisk_control_handle_colo(const tapdisk_message_t *req, td_vbd_t *vbd,
 				struct tapdisk_control_reply *reply)

@@ -91,14 +91,6 @@ static void control_reply_image(struct tapdisk_control_reply *reply, int type,
 /* -------------------------------------------------------------------------------------- */
 /* Handlers: each returns 0 when the request is complete, 1 when a callback completes it.  */
 
-#define CONTROL_PENDING 1
-
-/*
- * COLO, in tapdisk-control-colo.c: returns 0 once replied, or CONTROL_PENDING when the colo
- * driver's callback replies and completes.
- */
-int tapdisk_control_handle_colo(const tapdisk_message_t *req, td_vbd_t *vbd,
-				struct tapdisk_control_reply *reply);
 
 /* A request that waits for the VBD to drain (PAUSE, CLOSE). */
 struct control_pending {

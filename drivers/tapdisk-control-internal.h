@@ -29,4 +29,13 @@ struct tapdisk_control_reply {
 void tapdisk_control_handle_message(const tapdisk_message_t *req,
 				    struct tapdisk_control_reply *reply);
 
+/* What a handler returns when a callback of its own replies and completes later. */
+#define CONTROL_PENDING 1
+
+struct td_vbd_handle;
+
+/* COLO (tapdisk-control-colo.c): returns 0 once replied, or CONTROL_PENDING. */
+int tapdisk_control_handle_colo(const tapdisk_message_t *req, struct td_vbd_handle *vbd,
+				struct tapdisk_control_reply *reply);
+
 #endif
