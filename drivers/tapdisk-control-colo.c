@@ -19,6 +19,7 @@
 #include "tapdisk-control-internal.h"
 #include "tapdisk-log.h"
 #include "tapdisk-message.h"
+#include "tapdisk-vbd.h"
 
 #define CONTROL_COLO_STATUS_SIZE 1024
 
@@ -303,8 +304,8 @@ static int control_colo_command_status(const tapdisk_message_t *req, struct colo
 }
 
 /*
- * Declared in tapdisk-control-handlers.c, which has looked up @vbd.  Returns 0 once the reply
- * is sent, or CONTROL_PENDING when the driver's callback will send it and complete().
+ * tapdisk-control-handlers.c has looked up @vbd.  Returns 0 once the reply is sent, or
+ * CONTROL_PENDING when the driver's callback will send it and complete().
  */
 int tapdisk_control_handle_colo(const tapdisk_message_t *req, td_vbd_t *vbd,
 				struct tapdisk_control_reply *reply)
@@ -315,6 +316,13 @@ int tapdisk_control_handle_colo(const tapdisk_message_t *req, td_vbd_t *vbd,
 
 	if (control_colo_command_parse(req->u.string.text, &cmd, why, sizeof(why))) {
 		control_colo_reply_error(reply, req->cookie, "command", -EINVAL, "%s", why);
+		return 0;
+	}
+	/* A paused VBD has no image chain, hence no colo driver to ask. */
+	if (!tapdisk_vbd_is_open(vbd)) {
+		control_colo_reply_error(reply, req->cookie, control_colo_verbs[cmd.verb], -EINVAL,
+					 "VBD %u is %s", req->cookie,
+					 vbd->state & TD_VBD_PAUSED ? "paused" : "not open");
 		return 0;
 	}
 	c = colo_from_vbd(vbd);

@@ -33,6 +33,8 @@ done
 "$TAPCTL" pause -p "$S_PID" -m "$S_MINOR" || fail "pause the Secondary"
 cmp "$TEST_DIR/s.img" "$TEST_DIR/ckpt.img" ||
 	fail "a paused Secondary's disk is not the checkpoint plus its VM's write"
+out=$(colo_s status 2>&1) && fail "colo status answered on a paused VBD: $out"
+expect_eq "$out" "tap-ctl: colo status: VBD $S_MINOR is paused" "colo status while paused"
 "$TAPCTL" unpause -p "$S_PID" -m "$S_MINOR" || fail "unpause the Secondary"
 st=$(colo_s status)
 expect_eq "$(json_field "$st" role)" "none" "the Secondary's role after unpause"
