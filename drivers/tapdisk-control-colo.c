@@ -91,8 +91,12 @@ control_colo_reply_error(struct tapdisk_control_reply *reply, uint16_t cookie, c
 static void control_colo_reply_driver_error(struct tapdisk_control_reply *reply, uint16_t cookie,
 					    enum control_colo_verb verb, struct colo *c, int err)
 {
-	const char *why = colo_last_error(c);
+	const char *why = colo_last_error(c), *name = control_colo_verbs[verb];
+	size_t n = strlen(name);
 
+	/* The client names the command already: "failover: ..." would say it twice. */
+	if (why && !strncmp(why, name, n) && why[n] == ':' && why[n + 1] == ' ')
+		why += n + 2;
 	if (err >= 0)
 		err = err ? -err : -EIO; /* the API promises a negative errno; never send 0 */
 	if (why && why[0])

@@ -69,7 +69,7 @@ colo S start secondary || fail "start secondary"
 expect_status S state connecting
 expect_status S link listening
 msg="disk size mismatch: the Primary's disk is 33554432 bytes, the Secondary's 67108864"
-expect_error P32 22 "tap-ctl: colo start: start: the Secondary refused: $msg" start primary
+expect_error P32 22 "tap-ctl: colo start: the Secondary refused: $msg" start primary
 expect_eq_soft "$(colo_field P32 last_error)" "start: the Secondary refused: $msg" "the Primary's last_error"
 expect_status P32 state idle
 expect_status P32 role none
@@ -95,7 +95,7 @@ step "handshake: block size mismatch is refused, and the same VBDs then start"
 colo_pair_create "$pimg" "$simg"
 colo S start secondary block_size=8192 || fail "start secondary"
 msg="block size mismatch: the Primary uses 4096 bytes, the Secondary 8192"
-expect_error P 22 "tap-ctl: colo start: start: the Secondary refused: $msg" start primary block_size=4096
+expect_error P 22 "tap-ctl: colo start: the Secondary refused: $msg" start primary block_size=4096
 expect_match "$(colo_field S last_error)" "^refused the Primary at 127\.0\.0\.1:[0-9]+: $msg\$" \
 	"the Secondary's last_error"
 expect_status S link listening
@@ -111,7 +111,7 @@ COLO_PORT=$(free_port)
 colo_vbd P "colo:127.0.0.1:$COLO_PORT:$pimg"
 t0=$(now_ms)
 expect_error P 110 \
-	"tap-ctl: colo start: start: no Secondary at 127.0.0.1:$COLO_PORT within 500 ms (connect to 127.0.0.1:$COLO_PORT: Connection refused)" \
+	"tap-ctl: colo start: no Secondary at 127.0.0.1:$COLO_PORT within 500 ms (connect to 127.0.0.1:$COLO_PORT: Connection refused)" \
 	start primary connect_timeout=500
 elapsed=$(($(now_ms) - t0))
 [ "$elapsed" -ge 450 ] && [ "$elapsed" -le 3000 ] ||

@@ -13,7 +13,7 @@ colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 
 colo_s start secondary peer=127.0.0.2 || fail "start secondary"
 out=$(colo_p start primary 2>&1) && fail "a Primary from 127.0.0.1 was accepted"
-expect_eq "$out" "tap-ctl: colo start: start: the Secondary refused: address 127.0.0.1 is not this Secondary's Primary" "Primary's error"
+expect_eq "$out" "tap-ctl: colo start: the Secondary refused: address 127.0.0.1 is not this Secondary's Primary" "Primary's error"
 st=$(colo_s status)
 expect_eq "$(json_field "$st" state)" "connecting" "Secondary state after the refusal"
 expect_eq "$(json_field "$st" link)" "listening" "Secondary link after the refusal"

@@ -176,13 +176,13 @@ step "S5: after failover, start/checkpoint/failover/stop are refused and change 
 cp "$simg" "$TEST_DIR/s4.img"
 before=$(status_without_error S)
 ended="replication has ended (failed-over); the disk is a plain disk"
-expect_error S 108 "tap-ctl: colo start: start: $ended" start secondary
+expect_error S 108 "tap-ctl: colo start: $ended" start secondary
 expect_eq "$(colo_field S last_error)" "start: $ended" "S5: last_error after start"
-expect_error S 108 "tap-ctl: colo start: start: $ended" start primary
+expect_error S 108 "tap-ctl: colo start: $ended" start primary
 expect_error S 108 "tap-ctl: colo checkpoint: do_checkpoint: $ended" checkpoint
 expect_eq "$(colo_field S last_error)" "do_checkpoint: $ended" "S5: last_error after checkpoint"
-expect_error S 114 "tap-ctl: colo failover: failover: replication has already failed over" failover
-expect_error S 108 "tap-ctl: colo stop: stop: replication has already failed over" stop
+expect_error S 114 "tap-ctl: colo failover: replication has already failed over" failover
+expect_error S 108 "tap-ctl: colo stop: replication has already failed over" stop
 expect_eq "$(colo_field S last_error)" "stop: replication has already failed over" "S5: last_error after stop"
 expect_eq "$(status_without_error S)" "$before" "S5: the status (but last_error) after the refusals"
 same "$simg" "$TEST_DIR/s4.img" "S5: the file after the refusals"
@@ -296,8 +296,8 @@ fill_image "$pimg" 0x11
 fill_image "$simg" 0x11
 colo_pair_create "$pimg" "$simg"
 expect_error P 22 "tap-ctl: colo checkpoint: prepare_checkpoint: replication is not started" checkpoint
-expect_error S 22 "tap-ctl: colo failover: failover: replication is not started" failover
-expect_error S 22 "tap-ctl: colo stop: stop: replication is not started" stop
+expect_error S 22 "tap-ctl: colo failover: replication is not started" failover
+expect_error S 22 "tap-ctl: colo stop: replication is not started" stop
 expect_error S 22 "tap-ctl: colo start: block_size=3000: must be a power of two from 512 to 1048576" \
 	start secondary block_size=3000
 expect_error S 22 "tap-ctl: colo start: unknown option 'frob'" start secondary frob=1
@@ -312,9 +312,9 @@ for side in P S; do
 done
 # A VBD whose start was refused starts normally afterwards.
 pair_start
-expect_error S 16 "tap-ctl: colo start: start: already started as secondary (running)" start secondary
-expect_error S 16 "tap-ctl: colo start: start: already started as secondary (running)" start primary
-expect_error P 16 "tap-ctl: colo start: start: already started as primary (running)" start primary
+expect_error S 16 "tap-ctl: colo start: already started as secondary (running)" start secondary
+expect_error S 16 "tap-ctl: colo start: already started as secondary (running)" start primary
+expect_error P 16 "tap-ctl: colo start: already started as primary (running)" start primary
 expect_status S state running
 expect_status P state running
 file_check "$simg" "(i) the Secondary's file" 'read -P 0x11 0 64M'
