@@ -220,20 +220,22 @@ static off_t spill_offset(const struct colo_buffer *b, uint32_t slot, uint32_t o
 	return (off_t)(((uint64_t)(slot - b->ram_max) << b->shift) + off);
 }
 
-static int spill_write(struct colo_buffer *b, const void *buf, size_t len, off_t off)
+/* All of @len bytes, or -errno logged once (a read of 0 bytes: the block is not there). */
+static int spill_io(struct colo_buffer *b, bool write, void *buf, size_t len, off_t off)
 {
-	const char *p = buf;
+	char *p = buf;
 
 	while (len) {
-		ssize_t n = pwrite(b->spill_fd, p, len, off);
+		ssize_t n =
+			write ? pwrite(b->spill_fd, p, len, off) : pread(b->spill_fd, p, len, off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			int err = n < 0 ? -errno : -EIO;
 
-			EPRINTF("%s: write of %zu bytes at %lld: %s", b->spill_path, len,
-				(long long)off, strerror(-err));
+			EPRINTF("%s: %s of %zu bytes at %lld: %s", b->spill_path,
+				write ? "write" : "read", len, (long long)off, strerror(-err));
 			return err;
 		}
 		p += n;
@@ -243,28 +245,14 @@ static int spill_write(struct colo_buffer *b, const void *buf, size_t len, off_t
 	return 0;
 }
 
+static int spill_write(struct colo_buffer *b, const void *buf, size_t len, off_t off)
+{
+	return spill_io(b, true, (void *)buf, len, off);
+}
+
 static int spill_read(struct colo_buffer *b, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = pread(b->spill_fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* 0 is end of file: the block we wrote is not there any more. */
-			int err = n < 0 ? -errno : -EIO;
-
-			EPRINTF("%s: read of %zu bytes at %lld: %s", b->spill_path, len,
-				(long long)off, strerror(-err));
-			return err;
-		}
-		p += n;
-		len -= n;
-		off += n;
-	}
-	return 0;
+	return spill_io(b, false, buf, len, off);
 }
 
 static int slot_write(struct colo_buffer *b, uint32_t slot, uint32_t off, const void *src,
