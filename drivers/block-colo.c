@@ -214,6 +214,7 @@ static int colo_close(td_driver_t *driver)
 	free(c->p.dirty[1]);
 	c->p.dirty[0] = c->p.dirty[1] = NULL;
 	colo_link_close(c);
+	colo_crc_cancel(c);
 	free(c->link.rx);
 	c->link.rx = NULL;
 	colo_io_cancel_all(c);

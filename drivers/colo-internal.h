@@ -119,7 +119,7 @@ struct colo {
 		uint64_t sent_bytes; /* since the last prepare_checkpoint */
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
 		uint64_t verify_seq;
-		uint32_t *verify_crcs; /* made at start, sent once connected */
+		uint32_t *verify_crcs; /* made before connecting, sent once connected */
 		uint32_t verify_n;
 		struct list_head waiting; /* guest writes held by backpressure or an overlap */
 		struct list_head local;	  /* struct colo_fwd whose local write is in flight */
@@ -166,6 +166,7 @@ struct colo {
 	} s;
 
 	struct list_head ios; /* struct colo_io the VBD has not completed */
+	struct colo_crc_job *crc; /* the verify step's checksum run, if one is going */
 };
 
 /* Records the reason of a failure (logged once here) and returns @err. */
@@ -214,7 +215,12 @@ void colo_secondary_link_lost(struct colo *c);
 void colo_secondary_close(struct colo *c);
 void colo_secondary_writeback_sync(struct colo *c);
 
-/* CRC32C of each COLO_VERIFY_CHUNK of the disk at @path: the optional start check. */
-int colo_disk_crcs(const char *path, uint64_t disk_size, uint32_t **crcs, uint32_t *n);
+/* ---- colo-verify.c ---- */
+
+/* @crcs (malloc'd, the callee frees) holds @n CRC32C, one per COLO_VERIFY_CHUNK; NULL on err. */
+typedef void (*colo_crc_done_t)(struct colo *c, int err, uint32_t *crcs, uint32_t n);
+/* Checksums the disk in the background; @done runs once unless cancelled.  0 or -errno. */
+int colo_crc_start(struct colo *c, colo_crc_done_t done);
+void colo_crc_cancel(struct colo *c);
 
 #endif

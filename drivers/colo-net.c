@@ -421,9 +421,6 @@ static void colo_link_timer_cb(event_id_t id, char mode, void *priv)
 
 	if (l->fd < 0)
 		return;
-	/* While the Secondary checksums its disk for the verify step it cannot send heartbeats. */
-	if (c->role == COLO_ROLE_PRIMARY && c->p.verify_seq)
-		l->last_rx_ms = now;
 	if (!l->rd_masked && now - l->last_rx_ms > (long long)c->opts.timeout_ms) {
 		colo_link_lost(c, -ETIMEDOUT, "nothing heard for %lld ms (timeout %u ms)",
 			       now - l->last_rx_ms, c->opts.timeout_ms);

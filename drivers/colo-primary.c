@@ -319,6 +319,7 @@ static void colo_primary_connect_cleanup(struct colo *c)
 
 static void colo_primary_start_failed(struct colo *c, int err)
 {
+	colo_crc_cancel(c);
 	free(c->p.verify_crcs);
 	c->p.verify_crcs = NULL;
 	colo_primary_connect_cleanup(c);
@@ -407,19 +408,6 @@ static int colo_primary_send_hello(struct colo *c)
 	c->p.reply_have = 0;
 	c->p.phase = COLO_CONNECT_REPLY;
 	return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
-}
-
-/*
- * The verify list is made before connecting: reading the disk blocks the loop, and a Secondary
- * waiting on an open link would take the silence for a dead Primary.
- */
-static int colo_primary_verify_prepare(struct colo *c)
-{
-	int err = colo_disk_crcs(c->path, c->disk_size, &c->p.verify_crcs, &c->p.verify_n);
-
-	if (err)
-		return colo_fail(c, err, "start: cannot checksum %s: %s", c->path, strerror(-err));
-	return 0;
 }
 
 static int colo_primary_verify(struct colo *c)
@@ -564,6 +552,29 @@ static void colo_primary_connect_cb(event_id_t id, char mode, void *priv)
 		colo_primary_start_failed(c, err);
 }
 
+static int colo_primary_connect(struct colo *c)
+{
+	int err;
+
+	c->p.connect_deadline = colo_now_ms() + c->opts.connect_timeout_ms;
+	c->p.phase = COLO_CONNECT_RETRY;
+	err = colo_primary_try_connect(c);
+	if (!err)
+		DPRINTF("colo %s:%s: connecting to the Secondary", c->host, c->port);
+	return err;
+}
+
+static void colo_primary_crcs_done(struct colo *c, int err, uint32_t *crcs, uint32_t n)
+{
+	if (!err) {
+		c->p.verify_crcs = crcs;
+		c->p.verify_n = n;
+		err = colo_primary_connect(c);
+	}
+	if (err)
+		colo_primary_start_failed(c, err);
+}
+
 int colo_primary_start(struct colo *c)
 {
 	int err;
@@ -580,24 +591,18 @@ int colo_primary_start(struct colo *c)
 	c->p.next_seq = 1;
 	c->p.acked_seq = 0;
 	c->p.sent_bytes = 0;
-	if (c->opts.verify) {
-		err = colo_primary_verify_prepare(c);
-		if (err)
-			return err;
-	}
-	c->p.connect_deadline = colo_now_ms() + c->opts.connect_timeout_ms;
-	c->p.phase = COLO_CONNECT_RETRY;
 	c->state = COLO_STATE_CONNECTING;
 	c->link_state = COLO_LINK_CONNECTING;
-	err = colo_primary_try_connect(c);
-	if (err) {
-		colo_primary_connect_cleanup(c);
-		free(c->p.verify_crcs);
-		c->p.verify_crcs = NULL;
-		return err;
+	if (c->opts.verify) {
+		/* The list is made before connecting; the connection starts once it is done. */
+		DPRINTF("colo %s:%s: checksumming %s for the verify step", c->host, c->port,
+			c->path);
+		return colo_crc_start(c, colo_primary_crcs_done);
 	}
-	DPRINTF("colo %s:%s: connecting to the Secondary", c->host, c->port);
-	return 0;
+	err = colo_primary_connect(c);
+	if (err)
+		colo_primary_connect_cleanup(c);
+	return err;
 }
 
 int colo_primary_prepare(struct colo *c)
@@ -624,6 +629,7 @@ int colo_primary_prepare(struct colo *c)
 
 int colo_primary_stop(struct colo *c, bool failover)
 {
+	colo_crc_cancel(c);
 	colo_primary_connect_cleanup(c);
 	colo_link_close(c);
 	colo_primary_drop_queue(c);

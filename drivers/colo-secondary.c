@@ -263,33 +263,29 @@ static void colo_secondary_send_ack(void *arg)
 	}
 }
 
-/* Compares the Primary's chunk checksums with ours; 0 or -errno with the reason recorded. */
-static int colo_secondary_verify(struct colo *c, struct colo_apply *a)
+/* Our checksums are done: compare them with the Primary's list at the head of the queue. */
+static void colo_secondary_crcs_done(struct colo *c, int err, uint32_t *crcs, uint32_t n)
 {
-	uint32_t *crcs, n;
-	int err;
+	struct colo_apply *a = list_first_entry(&c->s.rxq, struct colo_apply, next);
 
-	err = colo_disk_crcs(c->path, c->disk_size, &crcs, &n);
-	/* Reading the disk blocked the loop: the Primary's heartbeats wait unread. */
-	c->link.last_rx_ms = colo_now_ms();
-	if (err)
-		return colo_fail(c, err, "verify: cannot checksum %s: %s", c->path, strerror(-err));
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; !err && i < n; i++) {
 		uint32_t be;
 
 		memcpy(&be, (char *)a->data + (size_t)i * 4, 4);
-		if (be32toh(be) != crcs[i]) {
-			free(crcs);
-			return colo_fail(c, -EILSEQ,
-					 "verify: the disks differ in the %u-byte chunk "
-					 "at byte offset %llu",
-					 COLO_VERIFY_CHUNK,
-					 (unsigned long long)i * COLO_VERIFY_CHUNK);
-		}
+		if (be32toh(be) != crcs[i])
+			err = colo_fail(c, -EILSEQ,
+					"verify: the disks differ in the %u-byte chunk at byte "
+					"offset %llu",
+					COLO_VERIFY_CHUNK, (unsigned long long)i * COLO_VERIFY_CHUNK);
 	}
 	free(crcs);
+	if (err) {
+		colo_secondary_fatal(c, err);
+		return;
+	}
 	DPRINTF("colo %s:%s: verify: both disks match (%u chunks)", c->host, c->port, n);
-	return 0;
+	a->stage = APPLY_DONE;
+	colo_secondary_pump(c);
 }
 
 /* A marker is applied: the epoch's writes are all on the disk. */
@@ -316,11 +312,17 @@ static void colo_secondary_pump(struct colo *c)
 		} else if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch) {
 			break; /* held until do_checkpoint */
 		} else if (a->f.type == COLO_FRAME_VERIFY) {
-			err = colo_secondary_verify(c, a);
-			if (err) {
-				colo_secondary_fatal(c, err);
-				return;
+			/* Checksum our disk in the background; retire once it matched. */
+			if (a->stage == APPLY_WAITING) {
+				a->stage = APPLY_COW;
+				err = colo_crc_start(c, colo_secondary_crcs_done);
+				if (err) {
+					colo_secondary_fatal(c, err);
+					return;
+				}
 			}
+			if (a->stage != APPLY_DONE)
+				break;
 		} else {
 			colo_secondary_marker(c, a);
 		}
@@ -430,9 +432,14 @@ static void colo_secondary_drop_unapplied(struct colo *c)
 {
 	struct colo_apply *a, *tmp;
 
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
-		if (a->stage == APPLY_WAITING)
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
+		if (a->f.type == COLO_FRAME_VERIFY) {
+			colo_crc_cancel(c); /* its checksum run has nothing to compare with now */
 			colo_apply_free(c, a);
+		} else if (a->stage == APPLY_WAITING) {
+			colo_apply_free(c, a);
+		}
+	}
 }
 
 void colo_secondary_link_lost(struct colo *c)
@@ -1219,38 +1226,4 @@ out:
 		close(fd);
 	free(blk);
 	free(blocks);
-}
-
-int colo_disk_crcs(const char *path, uint64_t disk_size, uint32_t **crcs, uint32_t *n)
-{
-	uint32_t count = (uint32_t)((disk_size + COLO_VERIFY_CHUNK - 1) / COLO_VERIFY_CHUNK);
-	uint32_t *out = calloc(count ? count : 1, sizeof(*out));
-	char *buf = malloc(COLO_VERIFY_CHUNK);
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-
-	if (fd < 0 || !out || !buf) {
-		err = fd < 0 ? -errno : -ENOMEM;
-		goto out;
-	}
-	for (uint32_t i = 0; i < count; i++) {
-		uint64_t off = (uint64_t)i * COLO_VERIFY_CHUNK;
-		size_t len =
-			disk_size - off < COLO_VERIFY_CHUNK ? disk_size - off : COLO_VERIFY_CHUNK;
-		ssize_t got = pread(fd, buf, len, (off_t)off);
-
-		if (got != (ssize_t)len) {
-			err = got < 0 ? -errno : -EIO;
-			goto out;
-		}
-		out[i] = crc32c(0, buf, len);
-	}
-	*crcs = out;
-	*n = count;
-	out = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	free(out);
-	return err;
 }
