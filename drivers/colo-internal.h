@@ -5,8 +5,10 @@
  *                     errors and the driver's own I/O to the disk below it
  *   colo-net.c        the replication link: sockets, send queue, frame reader, heartbeats
  *   colo-primary.c    Primary: forward queue, backpressure, checkpoints, dirty blocks
- *   colo-secondary.c  Secondary: applying forwarded writes, the disk buffer, the Secondary
- *                     VM's reads and writes, checkpoints, failover
+ *   colo-secondary.c  Secondary: applying forwarded writes, checkpoints, failover, stop
+ *   colo-secondary-vm.c         the Secondary VM's reads and writes (buffer over disk)
+ *   colo-secondary-handshake.c  listening for the Primary, checking its hello
+ *   colo-verify.c     the optional start check: checksums of the whole disk
  *
  * Everything runs in tapdisk's one event loop: there are no locks.
  */
@@ -15,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "colo-buffer.h"
 #include "colo-proto.h"
@@ -165,7 +168,7 @@ struct colo {
 		bool wb_flushing;
 	} s;
 
-	struct list_head ios; /* struct colo_io the VBD has not completed */
+	struct list_head ios;	  /* struct colo_io the VBD has not completed */
 	struct colo_crc_job *crc; /* the verify step's checksum run, if one is going */
 };
 
@@ -214,6 +217,23 @@ void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload);
 void colo_secondary_link_lost(struct colo *c);
 void colo_secondary_close(struct colo *c);
 void colo_secondary_writeback_sync(struct colo *c);
+/* Sends an ACK for what is applied (a deferred: once per loop iteration). */
+void colo_secondary_send_ack(void *arg);
+
+static inline uint64_t colo_bs(const struct colo *c)
+{
+	return c->opts.block_size;
+}
+
+/* 4096-aligned, for O_DIRECT I/O; free() releases it. */
+static inline void *colo_alloc_aligned(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, len ? (len + 4095) & ~(size_t)4095 : 4096))
+		return NULL;
+	return p;
+}
 
 /* ---- colo-verify.c ---- */
 

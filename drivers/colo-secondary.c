@@ -12,15 +12,15 @@
  *  - An epoch marker is applied once every write before it is; later frames wait until
  *    do_checkpoint for that epoch has dropped the buffer.
  *  - Failover writes the buffer back in disk order, flushes, and the disk becomes plain.
+ *
+ * The Secondary VM's reads and writes are in colo-secondary-vm.c, listening for the Primary
+ * and the handshake in colo-secondary-handshake.c.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "colo-internal.h"
@@ -57,20 +57,6 @@ enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
 static void colo_secondary_pump(struct colo *c);
 static void colo_secondary_finish_stop(struct colo *c);
 static void colo_secondary_cancel_ckpt_timer(struct colo *c);
-
-static uint64_t colo_bs(const struct colo *c)
-{
-	return c->opts.block_size;
-}
-
-static void *colo_alloc_aligned(size_t len)
-{
-	void *p;
-
-	if (posix_memalign(&p, 4096, len ? (len + 4095) & ~(size_t)4095 : 4096))
-		return NULL;
-	return p;
-}
 
 static void colo_apply_free(struct colo *c, struct colo_apply *a)
 {
@@ -191,8 +177,8 @@ static void colo_apply_cow_done(struct colo *c, struct colo_io *io, int err)
 /* Reads [cow_off, cow_off + cow_len) clipped at the disk's end, in pieces. */
 static int colo_apply_cow_read(struct colo *c, struct colo_apply *a)
 {
-	uint64_t end = a->cow_off + a->cow_len > c->disk_size ? c->disk_size
-							      : a->cow_off + a->cow_len;
+	uint64_t end =
+		a->cow_off + a->cow_len > c->disk_size ? c->disk_size : a->cow_off + a->cow_len;
 	size_t n = (end - a->cow_off + COLO_COW_PIECE - 1) / COLO_COW_PIECE;
 	int err = 0;
 
@@ -219,7 +205,7 @@ static int colo_apply_cow_read(struct colo *c, struct colo_apply *a)
 		return err;
 	}
 	/* Drop the hold: the pieces in flight finish the read (with the error, if any). */
-	colo_apply_cow_done(c, &(struct colo_io){ .priv = a }, err);
+	colo_apply_cow_done(c, &(struct colo_io){.priv = a}, err);
 	return 0;
 }
 
@@ -253,7 +239,7 @@ static bool colo_apply_overlaps(const struct colo_apply *x, const struct colo_ap
 	       y->b0 <= x->b1;
 }
 
-static void colo_secondary_send_ack(void *arg)
+void colo_secondary_send_ack(void *arg)
 {
 	struct colo *c = arg;
 
@@ -276,7 +262,8 @@ static void colo_secondary_crcs_done(struct colo *c, int err, uint32_t *crcs, ui
 			err = colo_fail(c, -EILSEQ,
 					"verify: the disks differ in the %u-byte chunk at byte "
 					"offset %llu",
-					COLO_VERIFY_CHUNK, (unsigned long long)i * COLO_VERIFY_CHUNK);
+					COLO_VERIFY_CHUNK,
+					(unsigned long long)i * COLO_VERIFY_CHUNK);
 	}
 	free(crcs);
 	if (err) {
@@ -458,217 +445,6 @@ void colo_secondary_link_lost(struct colo *c)
 		if (c->stop_call.done)
 			colo_secondary_pump(c);
 	}
-}
-
-/* ---- the Secondary VM's reads ---- */
-
-struct colo_svm_req {
-	td_request_t treq;
-	struct colo *c;
-	int pending;
-	int err;
-};
-
-/* Lays the buffer's blocks over what the disk returned. */
-static int colo_overlay(struct colo *c, char *buf, uint64_t off, uint64_t len)
-{
-	uint64_t bs = colo_bs(c), b, last;
-	char *tmp = NULL;
-	int err = 0;
-
-	if (!colo_buffer_blocks(c->s.buf))
-		return 0;
-	last = (off + len - 1) / bs;
-	for (b = off / bs; b <= last; b++) {
-		uint64_t start = b * bs, from = off > start ? off : start;
-		uint64_t to = off + len < start + bs ? off + len : start + bs;
-		const char *src = colo_buffer_ram_ptr(c->s.buf, b);
-
-		if (!src) {
-			int rc;
-
-			if (!colo_buffer_contains(c->s.buf, b))
-				continue;
-			if (!tmp && !(tmp = malloc(bs)))
-				return -ENOMEM;
-			rc = colo_buffer_get(c->s.buf, b, tmp);
-			if (rc < 0) {
-				err = rc;
-				break;
-			}
-			src = tmp;
-		}
-		memcpy(buf + (from - off), src + (from - start), to - from);
-	}
-	free(tmp);
-	return err;
-}
-
-static void colo_svm_read_done(td_request_t clone, int err)
-{
-	struct colo_svm_req *r = clone.cb_data;
-	struct colo *c = r->c;
-	td_request_t treq = r->treq;
-
-	if (!err && c->s.buf)
-		err = colo_overlay(c, treq.buf, treq.sec << SECTOR_SHIFT,
-				   (uint64_t)treq.secs << SECTOR_SHIFT);
-	free(r);
-	td_complete_request(treq, err);
-}
-
-void colo_secondary_queue_read(struct colo *c, td_request_t treq)
-{
-	struct colo_svm_req *r = calloc(1, sizeof(*r));
-	td_request_t clone = treq;
-
-	if (!r) {
-		td_complete_request(treq, -EBUSY);
-		return;
-	}
-	r->treq = treq;
-	r->c = c;
-	clone.cb = colo_svm_read_done;
-	clone.cb_data = r;
-	td_forward_request(clone);
-}
-
-/* ---- the Secondary VM's writes ---- */
-
-static void colo_svm_write_finish(struct colo_svm_req *r)
-{
-	td_request_t treq = r->treq;
-	int err = r->err;
-
-	if (--r->pending)
-		return;
-	free(r);
-	td_complete_request(treq, err);
-}
-
-/* Stores the part of the write that falls in block @b; @blk is the block's old contents. */
-static int colo_svm_store(struct colo *c, const td_request_t *treq, uint64_t b, char *blk)
-{
-	uint64_t bs = colo_bs(c), off = treq->sec << SECTOR_SHIFT;
-	uint64_t len = (uint64_t)treq->secs << SECTOR_SHIFT, start = b * bs;
-	uint64_t from = off > start ? off : start,
-		 to = off + len < start + bs ? off + len : start + bs;
-	const char *src = (const char *)treq->buf + (from - off);
-	int rc;
-
-	if (colo_buffer_contains(c->s.buf, b))
-		rc = colo_buffer_update(c->s.buf, b, (uint32_t)(from - start), src,
-					(uint32_t)(to - from));
-	else if (blk) {
-		memcpy(blk + (from - start), src, to - from);
-		rc = colo_buffer_put(c->s.buf, b, blk, false);
-	} else {
-		rc = colo_buffer_put(c->s.buf, b, src, true);
-	}
-	if (rc < 0)
-		return colo_fail(c, rc,
-				 "Secondary VM write: block %llu does not fit in the disk "
-				 "buffer: %s",
-				 (unsigned long long)b, strerror(-rc));
-	return 0;
-}
-
-struct colo_fill {
-	struct colo_svm_req *r;
-	uint64_t block;
-	char *blk;
-};
-
-static void colo_svm_fill_done(td_request_t clone, int err)
-{
-	struct colo_fill *f = clone.cb_data;
-	struct colo_svm_req *r = f->r;
-
-	if (!err)
-		err = colo_svm_store(r->c, &r->treq, f->block, f->blk);
-	if (err && !r->err)
-		r->err = err;
-	free(f->blk);
-	free(f);
-	colo_svm_write_finish(r);
-}
-
-/*
- * A partial block not in the buffer: read it from the disk first.  The read is a piece of the
- * guest's own request, so a pause waits for it and never holds it back.
- */
-static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
-{
-	uint64_t bs = colo_bs(c), start = b * bs;
-	struct colo_fill *f = calloc(1, sizeof(*f));
-	td_request_t clone = r->treq;
-
-	if (!f)
-		return -ENOMEM;
-	f->blk = colo_alloc_aligned(bs);
-	if (!f->blk) {
-		free(f);
-		return -ENOMEM;
-	}
-	memset(f->blk, 0, bs);
-	f->r = r;
-	f->block = b;
-	r->pending++;
-	clone.op = TD_OP_READ;
-	clone.sec = start >> SECTOR_SHIFT;
-	clone.secs = (int)((start + bs > c->disk_size ? c->disk_size - start : bs) >> SECTOR_SHIFT);
-	clone.buf = f->blk;
-	clone.cb = colo_svm_fill_done;
-	clone.cb_data = f;
-	td_forward_request(clone);
-	return 0;
-}
-
-static void colo_svm_write(struct colo *c, td_request_t treq)
-{
-	uint64_t bs = colo_bs(c), off = treq.sec << SECTOR_SHIFT;
-	uint64_t len = (uint64_t)treq.secs << SECTOR_SHIFT, b, last = (off + len - 1) / bs;
-	struct colo_svm_req *r = calloc(1, sizeof(*r));
-
-	if (!r) {
-		td_complete_request(treq, -EBUSY);
-		return;
-	}
-	r->treq = treq;
-	r->c = c;
-	r->pending = 1;
-	for (b = off / bs; b <= last && !r->err; b++) {
-		uint64_t start = b * bs, end = start + bs;
-		bool whole = off <= start && (off + len >= end || off + len >= c->disk_size);
-
-		if (whole || colo_buffer_contains(c->s.buf, b)) {
-			if (whole && end > c->disk_size) {
-				/* The disk's short last block: pad what lies past the end. */
-				char *blk = calloc(1, bs);
-
-				r->err = blk ? colo_svm_store(c, &treq, b, blk) : -ENOMEM;
-				free(blk);
-			} else {
-				r->err = colo_svm_store(c, &treq, b, NULL);
-			}
-		} else {
-			r->err = colo_svm_fill(c, r, b);
-		}
-	}
-	colo_svm_write_finish(r);
-}
-
-void colo_secondary_queue_write(struct colo *c, td_request_t treq)
-{
-	/*
-	 * The buffer is being written back: the VBD retries the write (or flush) with backoff
-	 * until the disk is plain.  Holding it here instead would stall a pause.
-	 */
-	if (c->state == COLO_STATE_FAILING_OVER) {
-		td_complete_request(treq, -EBUSY);
-		return;
-	}
-	colo_svm_write(c, treq);
 }
 
 /* ---- checkpoint ---- */
@@ -942,246 +718,6 @@ void colo_secondary_close(struct colo *c)
 	c->s.buf = NULL;
 	free(c->s.wb_blocks);
 	c->s.wb_blocks = NULL;
-}
-
-/* ---- start: listen, handshake ---- */
-
-static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv);
-
-static void colo_secondary_hs_close(struct colo *c)
-{
-	if (c->s.hs_event > 0)
-		tapdisk_server_unregister_event(c->s.hs_event);
-	c->s.hs_event = 0;
-	if (c->s.hs_fd >= 0)
-		close(c->s.hs_fd);
-	c->s.hs_fd = -1;
-}
-
-/* peer=ADDR: the only address a Primary may connect from (IPv4 also as ::ffff:a.b.c.d). */
-static bool colo_peer_allowed(const struct colo *c, const struct sockaddr_storage *ss)
-{
-	unsigned char want[16], got[16];
-	int family;
-
-	if (!c->opts.peer[0])
-		return true;
-	family = inet_pton(AF_INET, c->opts.peer, want) == 1 ? AF_INET : AF_INET6;
-	if (family == AF_INET6 && inet_pton(AF_INET6, c->opts.peer, want) != 1)
-		return false;
-	if (ss->ss_family == AF_INET) {
-		memcpy(got, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-		return family == AF_INET && !memcmp(got, want, 4);
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-
-		if (family == AF_INET)
-			return IN6_IS_ADDR_V4MAPPED(a) && !memcmp(&a->s6_addr[12], want, 4);
-		return !memcmp(a->s6_addr, want, 16);
-	}
-	return false;
-}
-
-static void colo_secondary_accept_cb(event_id_t id, char mode, void *priv)
-{
-	struct colo *c = priv;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
-	int fd;
-
-	fd = accept4(c->s.listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
-		return;
-	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
-		    NI_NUMERICHOST | NI_NUMERICSERV);
-	/* The peer is checked before a byte of it is read. */
-	if (!colo_peer_allowed(c, &ss)) {
-		struct colo_hello_reply r = {.version = COLO_PROTO_VERSION, .status = EACCES};
-		struct colo_wire_hello_reply w;
-
-		colo_fail(c, -EACCES, "refused a connection from %s: only %s may be the Primary",
-			  host, c->opts.peer);
-		snprintf(r.message, sizeof(r.message),
-			 "address %.46s is not this Secondary's "
-			 "Primary",
-			 host);
-		colo_hello_reply_encode(&r, &w);
-		if (send(fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			DPRINTF("colo: could not tell %s why: %s", host, strerror(errno));
-		close(fd);
-		return;
-	}
-	if (c->s.hs_fd >= 0 || c->link.fd >= 0 || c->state != COLO_STATE_CONNECTING) {
-		EPRINTF("colo %s:%s: refused a connection from %s:%s: a Primary is already being "
-			"served",
-			c->host, c->port, host, serv);
-		close(fd);
-		return;
-	}
-	c->s.hs_fd = fd;
-	c->s.hs_have = 0;
-	snprintf(c->link.peer, sizeof(c->link.peer), "%s:%s", host, serv);
-	c->s.hs_event = tapdisk_server_register_event(
-		SCHEDULER_POLL_READ_FD | SCHEDULER_POLL_TIMEOUT, fd, TV_MSECS(c->opts.timeout_ms),
-		colo_secondary_hs_cb, c);
-	if (c->s.hs_event < 0) {
-		c->s.hs_event = 0;
-		colo_secondary_hs_close(c);
-	}
-}
-
-/* Checks the Primary's hello against our disk; 0, or a positive errno with the reason. */
-static int colo_secondary_check_hello(struct colo *c, struct colo_hello *h, char *msg, size_t len)
-{
-	int rc = colo_hello_decode(&c->s.hs_hello, h, msg, len);
-
-	if (rc)
-		return -rc;
-	if (h->disk_size != c->disk_size) {
-		snprintf(msg, len,
-			 "disk size mismatch: the Primary's disk is %llu bytes, the "
-			 "Secondary's %llu",
-			 (unsigned long long)h->disk_size, (unsigned long long)c->disk_size);
-		return EINVAL;
-	}
-	if (h->block_size != c->opts.block_size) {
-		snprintf(msg, len,
-			 "block size mismatch: the Primary uses %u bytes, the Secondary "
-			 "%u",
-			 h->block_size, c->opts.block_size);
-		return EINVAL;
-	}
-	return 0;
-}
-
-static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
-{
-	struct colo *c = priv;
-	struct colo_wire_hello_reply w;
-	struct colo_hello_reply r = {.version = COLO_PROTO_VERSION};
-	struct colo_hello h;
-	ssize_t n;
-	int fd;
-
-	if (!(mode & SCHEDULER_POLL_READ_FD)) {
-		EPRINTF("colo %s:%s: %s sent no hello within %u ms", c->host, c->port, c->link.peer,
-			c->opts.timeout_ms);
-		colo_secondary_hs_close(c);
-		return;
-	}
-	n = recv(c->s.hs_fd, (char *)&c->s.hs_hello + c->s.hs_have,
-		 sizeof(c->s.hs_hello) - c->s.hs_have, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		EPRINTF("colo %s:%s: %s closed the connection during the handshake", c->host,
-			c->port, c->link.peer);
-		colo_secondary_hs_close(c);
-		return;
-	}
-	c->s.hs_have += n;
-	if (c->s.hs_have < sizeof(c->s.hs_hello))
-		return;
-	r.status = colo_secondary_check_hello(c, &h, r.message, sizeof(r.message));
-	memcpy(r.session_id, h.session_id, sizeof(r.session_id));
-	colo_hello_reply_encode(&r, &w);
-	if (send(c->s.hs_fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(w) ||
-	    r.status) {
-		if (r.status)
-			colo_fail(c, -r.status, "refused the Primary at %s: %s", c->link.peer,
-				  r.message);
-		colo_secondary_hs_close(c);
-		return;
-	}
-	fd = c->s.hs_fd;
-	c->s.hs_fd = -1;
-	colo_secondary_hs_close(c);
-	/* One Primary per replication run: nobody else may connect now. */
-	if (c->s.listen_event > 0)
-		tapdisk_server_unregister_event(c->s.listen_event);
-	c->s.listen_event = 0;
-	close(c->s.listen_fd);
-	c->s.listen_fd = -1;
-	memcpy(c->session_id, h.session_id, sizeof(c->session_id));
-	if (colo_link_up(c, fd)) {
-		c->link_state = COLO_LINK_LOST;
-		colo_secondary_link_lost(c);
-		return;
-	}
-	c->last_error[0] = '\0';
-	colo_set_state(c, COLO_STATE_RUNNING);
-	DPRINTF("colo %s:%s: replicating from the Primary at %s", c->host, c->port, c->link.peer);
-}
-
-static int colo_secondary_listen(struct colo *c)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-	int fd, one = 1, rc;
-
-	rc = getaddrinfo(c->host, c->port, &hints, &res);
-	if (rc)
-		return colo_fail(c, -EADDRNOTAVAIL, "start: cannot resolve %s: %s", c->host,
-				 gai_strerror(rc));
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = -errno;
-		freeaddrinfo(res);
-		return colo_fail(c, rc, "start: socket: %s", strerror(-rc));
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4)) {
-		rc = -errno;
-		freeaddrinfo(res);
-		close(fd);
-		return colo_fail(c, rc, "start: cannot listen on %s:%s: %s", c->host, c->port,
-				 strerror(-rc));
-	}
-	freeaddrinfo(res);
-	c->s.listen_fd = fd;
-	c->s.listen_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD, fd, TV_ZERO,
-							  colo_secondary_accept_cb, c);
-	if (c->s.listen_event < 0) {
-		rc = c->s.listen_event;
-		c->s.listen_event = 0;
-		close(fd);
-		c->s.listen_fd = -1;
-		return colo_fail(c, rc, "start: cannot watch the socket: %s", strerror(-rc));
-	}
-	return 0;
-}
-
-int colo_secondary_start(struct colo *c)
-{
-	struct colo_buffer_config cfg = {
-		.block_size = c->opts.block_size,
-		.ram_limit = c->opts.ram_limit,
-		.spill_path = c->opts.spill_path,
-		.spill_limit = c->opts.spill_limit,
-	};
-	int err;
-
-	err = colo_buffer_create(&cfg, &c->s.buf);
-	if (err)
-		return colo_fail(c, err, "start: cannot create the disk buffer: %s",
-				 strerror(-err));
-	err = colo_secondary_listen(c);
-	if (err) {
-		colo_buffer_destroy(c->s.buf);
-		c->s.buf = NULL;
-		return err;
-	}
-	tapdisk_deferred_init(&c->s.ack, colo_secondary_send_ack, c);
-	c->s.expect_seq = 1;
-	c->s.applied_seq = c->s.acked_seq = 0;
-	c->s.marker_epoch = 0;
-	c->s.last_rx_marker = 0;
-	c->state = COLO_STATE_CONNECTING;
-	c->link_state = COLO_LINK_LISTENING;
-	DPRINTF("colo %s:%s: waiting for the Primary", c->host, c->port);
-	colo_call_done(&c->start_call, 0, 0);
-	return 0;
 }
 
 /* ---- helpers ---- */
