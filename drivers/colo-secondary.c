@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "colo-internal.h"
-#include "crc32c.h"
 #include "tapdisk-interface.h"
 #include "timeout-math.h"
 
