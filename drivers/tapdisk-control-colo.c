@@ -1,10 +1,9 @@
 /*
  * The COLO control request: the replication commands of one colo VBD ("start primary",
- * "checkpoint", "failover", "stop", "status"), as text, mapped onto the replication API of
- * include/colo.h.  docs/control-protocol.md describes the message.
+ * "checkpoint", "failover", "stop", "status", "xenstore PATH|off"), as text, parsed by
+ * colo-command.c.  docs/control-protocol.md describes the message.
  *
- * The command is checked in full before the VBD is looked at, so that a typo gets the same
- * answer on every disk.  start, checkpoint, failover and stop are asynchronous: the driver
+ * start, checkpoint, failover and stop are asynchronous: the driver
  * calls back once it is done, possibly before the call returns, and the reply goes out from
  * that callback, as PAUSE's does.
  */
@@ -15,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "colo.h"
+#include "colo-command.h"
+#include "colo-xenstore.h"
 #include "tapdisk-control-internal.h"
 #include "tapdisk-log.h"
 #include "tapdisk-message.h"
@@ -23,37 +23,12 @@
 
 #define CONTROL_COLO_STATUS_SIZE 1024
 
-enum control_colo_verb {
-	CONTROL_COLO_START,
-	CONTROL_COLO_CHECKPOINT,
-	CONTROL_COLO_FAILOVER,
-	CONTROL_COLO_STOP,
-	CONTROL_COLO_STATUS,
-};
-
-static const char *const control_colo_verbs[] = {
-	[CONTROL_COLO_START] = "start",
-	[CONTROL_COLO_CHECKPOINT] = "checkpoint",
-	[CONTROL_COLO_FAILOVER] = "failover",
-	[CONTROL_COLO_STOP] = "stop",
-	[CONTROL_COLO_STATUS] = "status",
-};
-
-#define CONTROL_COLO_N_VERBS (sizeof(control_colo_verbs) / sizeof(control_colo_verbs[0]))
-#define CONTROL_COLO_VERB_LIST "start, checkpoint, failover, stop, status"
-
-struct control_colo_command {
-	enum control_colo_verb verb;
-	enum colo_role role;	  /* start */
-	struct colo_options opts; /* start */
-};
-
 /* An accepted command waiting for its callback; @reply stays valid until complete(). */
 struct control_colo_pending {
 	struct tapdisk_control_reply *reply;
 	struct colo *colo;
 	uint16_t cookie;
-	enum control_colo_verb verb;
+	enum colo_command_verb verb;
 };
 
 /* -------------------------------------------------------------------------------------- */
@@ -89,21 +64,17 @@ control_colo_reply_error(struct tapdisk_control_reply *reply, uint16_t cookie, c
 
 /* The driver's own sentence for a failure, which says more than the errno. */
 static void control_colo_reply_driver_error(struct tapdisk_control_reply *reply, uint16_t cookie,
-					    enum control_colo_verb verb, struct colo *c, int err)
+					    enum colo_command_verb verb, struct colo *c, int err)
 {
-	const char *why = colo_last_error(c), *name = control_colo_verbs[verb];
-	size_t n = strlen(name);
+	const char *why = c ? colo_command_error(c, verb) : "", *name = colo_command_verb_name(verb);
 
-	/* The client names the command already: "failover: ..." would say it twice. */
-	if (why && !strncmp(why, name, n) && why[n] == ':' && why[n + 1] == ' ')
-		why += n + 2;
 	if (err >= 0)
 		err = err ? -err : -EIO; /* the API promises a negative errno; never send 0 */
-	if (why && why[0])
-		control_colo_reply_error(reply, cookie, control_colo_verbs[verb], err, "%s", why);
+	if (why[0])
+		control_colo_reply_error(reply, cookie, name, err, "%s", why);
 	else
-		control_colo_reply_error(reply, cookie, control_colo_verbs[verb], err,
-					 "%s failed: %s", control_colo_verbs[verb], strerror(-err));
+		control_colo_reply_error(reply, cookie, name, err, "%s failed: %s", name,
+					 strerror(-err));
 }
 
 /* COLO_RSP, then @len bytes of text on the stream, as STATS_RSP does. */
@@ -124,81 +95,6 @@ static void control_colo_reply_text(struct tapdisk_control_reply *reply, uint16_
 }
 
 /* -------------------------------------------------------------------------------------- */
-/* Parsing                                                                                */
-
-static int __attribute__((format(printf, 3, 4)))
-control_colo_reject(char *why, size_t why_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, why_size, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-/* Words are separated by runs of blanks, so a hand-typed double space is no error. */
-static char *control_colo_next_word(char **save)
-{
-	return strtok_r(NULL, " \t\n", save);
-}
-
-/* Parses the whole command into @cmd.  Returns 0, or -EINVAL with the reason in @why. */
-static int control_colo_command_parse(const char *text, struct control_colo_command *cmd, char *why,
-				      size_t why_size)
-{
-	char buf[TAPDISK_MESSAGE_STRING_LENGTH];
-	char *save, *word, *extra;
-	size_t i;
-	int err;
-
-	memset(cmd, 0, sizeof(*cmd));
-	snprintf(buf, sizeof(buf), "%s", text);
-
-	word = strtok_r(buf, " \t\n", &save);
-	if (!word)
-		return control_colo_reject(why, why_size,
-					   "missing colo command (" CONTROL_COLO_VERB_LIST ")");
-	for (i = 0; i < CONTROL_COLO_N_VERBS; i++)
-		if (!strcmp(word, control_colo_verbs[i]))
-			break;
-	if (i == CONTROL_COLO_N_VERBS)
-		return control_colo_reject(why, why_size,
-					   "unknown colo command '%s' (" CONTROL_COLO_VERB_LIST ")",
-					   word);
-	cmd->verb = i;
-
-	if (cmd->verb != CONTROL_COLO_START) {
-		extra = control_colo_next_word(&save);
-		if (extra)
-			return control_colo_reject(why, why_size,
-						   "%s takes no arguments (got '%s')", word, extra);
-		return 0;
-	}
-
-	word = control_colo_next_word(&save);
-	if (!word)
-		return control_colo_reject(why, why_size, "start needs a role: "
-					   "start primary|secondary [key=value ...]");
-	if (!strcmp(word, "primary"))
-		cmd->role = COLO_ROLE_PRIMARY;
-	else if (!strcmp(word, "secondary"))
-		cmd->role = COLO_ROLE_SECONDARY;
-	else
-		return control_colo_reject(why, why_size,
-					   "unknown role '%s': expected primary or secondary",
-					   word);
-
-	colo_options_init(&cmd->opts);
-	while ((word = control_colo_next_word(&save))) {
-		err = colo_options_parse(&cmd->opts, word, why, why_size);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-/* -------------------------------------------------------------------------------------- */
 /* Commands                                                                               */
 
 /*
@@ -215,9 +111,9 @@ static void control_colo_command_done(void *arg, int err, uint64_t value)
 	if (err) {
 		control_colo_reply_driver_error(reply, p->cookie, p->verb, p->colo, err);
 	} else {
-		if (p->verb == CONTROL_COLO_CHECKPOINT)
+		if (p->verb == COLO_COMMAND_CHECKPOINT)
 			len = snprintf(text, sizeof(text), "epoch=%" PRIu64, value);
-		DPRINTF("colo %s on VBD %u done%s%.*s", control_colo_verbs[p->verb], p->cookie,
+		DPRINTF("colo %s on VBD %u done%s%.*s", colo_command_verb_name(p->verb), p->cookie,
 			len ? ": " : "", len, text);
 		control_colo_reply_text(reply, p->cookie, text, len);
 	}
@@ -226,16 +122,15 @@ static void control_colo_command_done(void *arg, int err, uint64_t value)
 }
 
 static int control_colo_command_run(const tapdisk_message_t *req, struct colo *c,
-				    const struct control_colo_command *cmd,
+				    const struct colo_command *cmd,
 				    struct tapdisk_control_reply *reply)
 {
 	struct control_colo_pending *p;
-	struct colo_status st;
 	int err;
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		control_colo_reply_error(reply, req->cookie, control_colo_verbs[cmd->verb], -ENOMEM,
+		control_colo_reply_error(reply, req->cookie, colo_command_verb_name(cmd->verb), -ENOMEM,
 					 "out of memory");
 		return 0;
 	}
@@ -244,30 +139,11 @@ static int control_colo_command_run(const tapdisk_message_t *req, struct colo *c
 	p->cookie = req->cookie;
 	p->verb = cmd->verb;
 
-	DPRINTF("colo %s on VBD %u: %s", control_colo_verbs[cmd->verb], req->cookie,
+	DPRINTF("colo %s on VBD %u: %s", colo_command_verb_name(cmd->verb), req->cookie,
 		req->u.string.text);
 
 	/* On success, @p belongs to control_colo_command_done, which may already have run. */
-	switch (cmd->verb) {
-	case CONTROL_COLO_START:
-		err = colo_start(c, cmd->role, &cmd->opts, control_colo_command_done, p);
-		break;
-	case CONTROL_COLO_CHECKPOINT:
-		/* Each side has its own half; a disk never started is refused by the Primary's. */
-		colo_get_status(c, &st);
-		if (st.role == COLO_ROLE_SECONDARY)
-			err = colo_do_checkpoint(c, control_colo_command_done, p);
-		else
-			err = colo_prepare_checkpoint(c, control_colo_command_done, p);
-		break;
-	case CONTROL_COLO_FAILOVER:
-		err = colo_stop_replication(c, true, control_colo_command_done, p);
-		break;
-	case CONTROL_COLO_STOP:
-	default:
-		err = colo_stop_replication(c, false, control_colo_command_done, p);
-		break;
-	}
+	err = colo_command_run(c, cmd, control_colo_command_done, p);
 	if (err) {
 		/* Refused: the callback will not run. */
 		free(p);
@@ -307,6 +183,54 @@ static int control_colo_command_status(const tapdisk_message_t *req, struct colo
 	return 0;
 }
 
+/* The bind finished (or failed) on the xenstore thread's word; see colo-xenstore.c. */
+static void control_colo_xenstore_bound(void *arg, int err, const char *why)
+{
+	struct control_colo_pending *p = arg;
+	struct tapdisk_control_reply *reply = p->reply;
+
+	if (err)
+		control_colo_reply_error(reply, p->cookie, "xenstore", err, "%s", why);
+	else
+		control_colo_reply_text(reply, p->cookie, "", 0);
+	free(p);
+	reply->complete(reply, 0);
+}
+
+static int control_colo_command_xenstore(const tapdisk_message_t *req, td_vbd_t *vbd,
+					 const struct colo_command *cmd,
+					 struct tapdisk_control_reply *reply)
+{
+	char why[TAPDISK_MESSAGE_STRING_LENGTH];
+	struct control_colo_pending *p;
+	int err;
+
+	if (!cmd->xs_path[0]) {
+		err = colo_xenstore_unbind(vbd, why, sizeof(why));
+		if (err)
+			control_colo_reply_error(reply, req->cookie, "xenstore", err, "%s", why);
+		else
+			control_colo_reply_text(reply, req->cookie, "", 0);
+		return 0;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		control_colo_reply_error(reply, req->cookie, "xenstore", -ENOMEM, "out of memory");
+		return 0;
+	}
+	p->reply = reply;
+	p->cookie = req->cookie;
+	p->verb = cmd->verb;
+	err = colo_xenstore_bind(vbd, cmd->xs_path, control_colo_xenstore_bound, p, why,
+				 sizeof(why));
+	if (err) {
+		free(p);
+		control_colo_reply_error(reply, req->cookie, "xenstore", err, "%s", why);
+		return 0;
+	}
+	return CONTROL_PENDING;
+}
+
 /*
  * tapdisk-control-handlers.c has looked up @vbd.  Returns 0 once the reply is sent, or
  * CONTROL_PENDING when the driver's callback will send it and complete().
@@ -315,27 +239,32 @@ int tapdisk_control_handle_colo(const tapdisk_message_t *req, td_vbd_t *vbd,
 				struct tapdisk_control_reply *reply)
 {
 	char why[TAPDISK_MESSAGE_STRING_LENGTH];
-	struct control_colo_command cmd;
+	struct colo_command cmd;
 	struct colo *c;
 
-	if (control_colo_command_parse(req->u.string.text, &cmd, why, sizeof(why))) {
+	if (colo_command_parse(req->u.string.text, &cmd, why, sizeof(why))) {
 		control_colo_reply_error(reply, req->cookie, "command", -EINVAL, "%s", why);
 		return 0;
 	}
+	/* Unbinding needs no colo driver: the hotplug script may run it on a paused VBD. */
+	if (cmd.verb == COLO_COMMAND_XENSTORE && !cmd.xs_path[0])
+		return control_colo_command_xenstore(req, vbd, &cmd, reply);
 	/* A paused VBD has no image chain, hence no colo driver to ask. */
 	if (!tapdisk_vbd_is_open(vbd)) {
-		control_colo_reply_error(reply, req->cookie, control_colo_verbs[cmd.verb], -EINVAL,
+		control_colo_reply_error(reply, req->cookie, colo_command_verb_name(cmd.verb), -EINVAL,
 					 "VBD %u is %s", req->cookie,
 					 vbd->state & TD_VBD_PAUSED ? "paused" : "not open");
 		return 0;
 	}
 	c = colo_from_vbd(vbd);
 	if (!c) {
-		control_colo_reply_error(reply, req->cookie, control_colo_verbs[cmd.verb], -EINVAL,
+		control_colo_reply_error(reply, req->cookie, colo_command_verb_name(cmd.verb), -EINVAL,
 					 "VBD %u is not a colo disk", req->cookie);
 		return 0;
 	}
-	if (cmd.verb == CONTROL_COLO_STATUS)
+	if (cmd.verb == COLO_COMMAND_STATUS)
 		return control_colo_command_status(req, c, reply);
+	if (cmd.verb == COLO_COMMAND_XENSTORE)
+		return control_colo_command_xenstore(req, vbd, &cmd, reply);
 	return control_colo_command_run(req, c, &cmd, reply);
 }

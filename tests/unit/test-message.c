@@ -878,10 +878,10 @@ START_TEST(test_colo_bad_commands)
 		const char *text, *msg;
 	} cases[] = {
 		{ "frobnicate",
-		  "unknown colo command 'frobnicate' (start, checkpoint, failover, stop, status)" },
+		  "unknown colo command 'frobnicate' (start, checkpoint, failover, stop, status, xenstore)" },
 		{ "Status",
-		  "unknown colo command 'Status' (start, checkpoint, failover, stop, status)" },
-		{ "   ", "missing colo command (start, checkpoint, failover, stop, status)" },
+		  "unknown colo command 'Status' (start, checkpoint, failover, stop, status, xenstore)" },
+		{ "   ", "missing colo command (start, checkpoint, failover, stop, status, xenstore)" },
 		{ "start", "start needs a role: start primary|secondary [key=value ...]" },
 		{ "start  ", "start needs a role: start primary|secondary [key=value ...]" },
 		{ "start tertiary", "unknown role 'tertiary': expected primary or secondary" },

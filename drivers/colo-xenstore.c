@@ -1,0 +1,462 @@
+/*
+ * colo VBDs bound to xenstore, in tapdisk's loop (see colo-xenstore.h, docs/xenstore.md).
+ *
+ * A binding ties one VBD (by minor) to its directory D/disks/NAME.  Requests come from the
+ * xenstore thread as the text of D/request each time its watch fires; a request runs only if
+ * its id is above every id this binding has seen, so coalesced and replayed watch events
+ * never run one twice.  Results, state nodes and checkpoint-wanted go back through the
+ * thread, which keeps only the latest value of each node.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "colo-command.h"
+#include "colo-xenstore.h"
+#include "tapdisk-log.h"
+#include "tapdisk-server.h"
+
+/* Threshold checks; the state nodes are refreshed every COLO_XSB_PUBLISH_TICKS ticks. */
+#define COLO_XSB_TICK_MS 10
+#define COLO_XSB_PUBLISH_TICKS 20
+#define COLO_XSB_TEXT_MAX 1024
+#define COLO_XSB_ECHO_MAX 64
+
+enum colo_xsb_node {
+	COLO_XSB_ROLE,
+	COLO_XSB_STATE,
+	COLO_XSB_LINK,
+	COLO_XSB_EPOCH,
+	COLO_XSB_SENT,
+	COLO_XSB_BUFFER,
+	COLO_XSB_ERROR,
+	COLO_XSB_N_NODES,
+};
+
+static const char *const colo_xsb_node_names[COLO_XSB_N_NODES] = {
+	[COLO_XSB_ROLE] = "role",	    [COLO_XSB_STATE] = "state",
+	[COLO_XSB_LINK] = "link",	    [COLO_XSB_EPOCH] = "epoch",
+	[COLO_XSB_SENT] = "sent-bytes",	    [COLO_XSB_BUFFER] = "buffer-bytes",
+	[COLO_XSB_ERROR] = "last-error",
+};
+
+struct colo_xsb {
+	struct list_head next;
+	unsigned int id;
+	td_uuid_t minor;
+	char *disk_dir, *dom_dir;
+	bool bound;
+	colo_xs_bound_t bound_done; /* the control request waiting for the bind */
+	void *bound_arg;
+	uint64_t last_id;   /* the highest request id seen */
+	uint64_t threshold; /* 0: the Primary never asks */
+	uint64_t wanted_epoch; /* epoch + 1 of the last checkpoint-wanted written; 0: none */
+};
+
+/* A request handed to the driver; it finds its binding again by id, which may be gone. */
+struct colo_xsb_pending {
+	unsigned int binding;
+	uint64_t req_id;
+	enum colo_command_verb verb;
+};
+
+static struct {
+	struct list_head bindings;
+	unsigned int next_id;
+	event_id_t event, tick;
+	unsigned int ticks;
+} colo_xsb = {
+	.bindings = LIST_HEAD_INIT(colo_xsb.bindings),
+	.event = -1,
+	.tick = -1,
+};
+
+static struct colo_xsb *colo_xsb_find(unsigned int id)
+{
+	struct colo_xsb *b;
+
+	list_for_each_entry(b, &colo_xsb.bindings, next)
+		if (b->id == id)
+			return b;
+	return NULL;
+}
+
+static struct colo_xsb *colo_xsb_find_vbd(td_uuid_t minor)
+{
+	struct colo_xsb *b;
+
+	list_for_each_entry(b, &colo_xsb.bindings, next)
+		if (b->minor == minor)
+			return b;
+	return NULL;
+}
+
+static void colo_xsb_write(struct colo_xsb *b, const char *node, const char *value)
+{
+	char path[COLO_COMMAND_PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s", b->disk_dir, node);
+	colo_xs_thread_write(path, value);
+}
+
+static void colo_xsb_free(struct colo_xsb *b)
+{
+	list_del(&b->next);
+	colo_xs_thread_forget(b->disk_dir);
+	free(b->disk_dir);
+	free(b->dom_dir);
+	free(b);
+	if (list_empty(&colo_xsb.bindings) && colo_xsb.tick >= 0) {
+		tapdisk_server_unregister_event(colo_xsb.tick);
+		colo_xsb.tick = -1;
+	}
+}
+
+/* The VBD of @b if it is still there; a VBD closed for good ends its binding. */
+static td_vbd_t *colo_xsb_vbd(struct colo_xsb *b)
+{
+	td_vbd_t *vbd = tapdisk_server_get_vbd(b->minor);
+
+	if (!vbd) {
+		DPRINTF("colo xenstore: VBD %u is gone; %s unbound", b->minor, b->disk_dir);
+		colo_xs_thread_unbind(b->id);
+		colo_xsb_free(b);
+	}
+	return vbd;
+}
+
+/* ---- state nodes and the Primary's checkpoint-wanted ---- */
+
+static void colo_xsb_publish(struct colo_xsb *b, struct colo *c)
+{
+	char val[COLO_XSB_N_NODES][256];
+	struct colo_status st;
+	int i;
+
+	colo_get_status(c, &st);
+	snprintf(val[COLO_XSB_ROLE], sizeof(val[0]), "%s", colo_role_name(st.role));
+	snprintf(val[COLO_XSB_STATE], sizeof(val[0]), "%s", colo_state_name(st.state));
+	snprintf(val[COLO_XSB_LINK], sizeof(val[0]), "%s", colo_link_name(st.link));
+	snprintf(val[COLO_XSB_EPOCH], sizeof(val[0]), "%" PRIu64, st.epoch);
+	snprintf(val[COLO_XSB_SENT], sizeof(val[0]), "%" PRIu64, st.sent_bytes);
+	snprintf(val[COLO_XSB_BUFFER], sizeof(val[0]), "%" PRIu64, st.buffer_bytes);
+	snprintf(val[COLO_XSB_ERROR], sizeof(val[0]), "%s", st.last_error ? st.last_error : "");
+	for (i = 0; i < COLO_XSB_N_NODES; i++) {
+		/* xenstore's names use '-' where colo_status's JSON uses '_'. */
+		for (char *p = val[i]; i != COLO_XSB_ERROR && *p; p++)
+			if (*p == '_')
+				*p = '-';
+		colo_xsb_write(b, colo_xsb_node_names[i], val[i]);
+	}
+}
+
+static void colo_xsb_check_threshold(struct colo_xsb *b, struct colo *c)
+{
+	struct colo_status st;
+	char val[64];
+
+	if (!b->threshold)
+		return;
+	colo_get_status(c, &st);
+	if (st.role != COLO_ROLE_PRIMARY || st.state != COLO_STATE_RUNNING ||
+	    st.sent_bytes < b->threshold || b->wanted_epoch == st.epoch + 1)
+		return;
+	b->wanted_epoch = st.epoch + 1;
+	snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64, st.epoch, st.sent_bytes);
+	DPRINTF("colo xenstore: %s: %" PRIu64 " bytes sent in epoch %" PRIu64
+		" (threshold %" PRIu64 "): asking for a checkpoint",
+		b->disk_dir, st.sent_bytes, st.epoch, b->threshold);
+	colo_xsb_write(b, "checkpoint-wanted", val);
+}
+
+static void colo_xsb_tick(event_id_t id, char mode, void *arg)
+{
+	struct colo_xsb *b, *tmp;
+	bool publish = ++colo_xsb.ticks % COLO_XSB_PUBLISH_TICKS == 0;
+	td_vbd_t *vbd;
+	struct colo *c;
+
+	(void)id, (void)mode, (void)arg;
+	list_for_each_entry_safe(b, tmp, &colo_xsb.bindings, next) {
+		if (!b->bound || !(vbd = colo_xsb_vbd(b)))
+			continue;
+		c = tapdisk_vbd_is_open(vbd) ? colo_from_vbd(vbd) : NULL;
+		if (!c)
+			continue;
+		colo_xsb_check_threshold(b, c);
+		if (publish)
+			colo_xsb_publish(b, c);
+	}
+}
+
+/* ---- requests ---- */
+
+static void __attribute__((format(printf, 4, 5)))
+colo_xsb_result(struct colo_xsb *b, uint64_t req_id, int err, const char *fmt, ...)
+{
+	char text[512], val[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	snprintf(val, sizeof(val), "%" PRIu64 " %d %s", req_id, err < 0 ? -err : err, text);
+	if (err)
+		EPRINTF("colo xenstore: %s: request %" PRIu64 " failed: %s", b->disk_dir, req_id,
+			text);
+	else
+		DPRINTF("colo xenstore: %s: request %" PRIu64 ": %s", b->disk_dir, req_id, text);
+	colo_xsb_write(b, "result", val);
+}
+
+static void colo_xsb_request_done(void *arg, int err, uint64_t value)
+{
+	struct colo_xsb_pending *p = arg;
+	struct colo_xsb *b = colo_xsb_find(p->binding);
+	td_vbd_t *vbd;
+	struct colo *c;
+
+	if (!b) {
+		free(p); /* unbound meanwhile: nobody to tell */
+		return;
+	}
+	vbd = tapdisk_server_get_vbd(b->minor);
+	c = vbd ? colo_from_vbd(vbd) : NULL;
+	if (!err && p->verb == COLO_COMMAND_CHECKPOINT)
+		colo_xsb_result(b, p->req_id, 0, "epoch=%" PRIu64, value);
+	else if (!err)
+		colo_xsb_result(b, p->req_id, 0, "ok");
+	else
+		colo_xsb_result(b, p->req_id, err < 0 ? err : -EIO, "%s: %s",
+				colo_command_verb_name(p->verb),
+				c && colo_command_error(c, p->verb)[0] ?
+					colo_command_error(c, p->verb) :
+					strerror(err < 0 ? -err : EIO));
+	if (c)
+		colo_xsb_publish(b, c);
+	free(p);
+}
+
+/* Printable and short, for echoing a malformed request back. */
+static void colo_xsb_echo(const char *text, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; text[i] && i + 1 < size && i < COLO_XSB_ECHO_MAX; i++)
+		out[i] = text[i] >= 0x20 && text[i] < 0x7f && text[i] != '\'' ? text[i] : '?';
+	out[i] = '\0';
+}
+
+static void colo_xsb_request(struct colo_xsb *b, const char *text)
+{
+	char why[300], echo[COLO_XSB_ECHO_MAX + 1], tok[COLO_XSB_ECHO_MAX + 1];
+	struct colo_xsb_pending *p;
+	struct colo_command cmd;
+	size_t id_len = strcspn(text, " \t\n");
+	uint64_t req_id;
+	td_vbd_t *vbd;
+	struct colo *c;
+	int err;
+
+	if (colo_xs_parse_u63(text, id_len, &req_id) || req_id == 0) {
+		colo_xsb_echo(text, echo, sizeof(echo));
+		colo_xsb_echo(text, tok, id_len + 1 < sizeof(tok) ? id_len + 1 : sizeof(tok));
+		colo_xsb_result(b, 0, -EINVAL, "malformed request '%s': bad id '%s'", echo, tok);
+		return;
+	}
+	if (req_id <= b->last_id)
+		return; /* carried out already, or history from before the bind */
+	b->last_id = req_id;
+
+	if (strlen(text) >= COLO_XSB_TEXT_MAX) {
+		colo_xsb_result(b, req_id, -EINVAL, "request is longer than %d bytes",
+				COLO_XSB_TEXT_MAX - 1);
+		return;
+	}
+	if (colo_command_parse(text + id_len, &cmd, why, sizeof(why))) {
+		colo_xsb_result(b, req_id, -EINVAL, "%s", why);
+		return;
+	}
+	if (cmd.verb == COLO_COMMAND_STATUS || cmd.verb == COLO_COMMAND_XENSTORE) {
+		colo_xsb_result(b, req_id, -EINVAL, "'%s' is not a request (start, checkpoint, "
+				"failover, stop)", colo_command_verb_name(cmd.verb));
+		return;
+	}
+	vbd = colo_xsb_vbd(b);
+	if (!vbd)
+		return;
+	if (!tapdisk_vbd_is_open(vbd)) {
+		colo_xsb_result(b, req_id, -EINVAL, "%s: VBD %u is %s",
+				colo_command_verb_name(cmd.verb), b->minor,
+				vbd->state & TD_VBD_PAUSED ? "paused" : "not open");
+		return;
+	}
+	c = colo_from_vbd(vbd);
+	if (!c) {
+		colo_xsb_result(b, req_id, -EINVAL, "%s: VBD %u is not a colo disk",
+				colo_command_verb_name(cmd.verb), b->minor);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		colo_xsb_result(b, req_id, -ENOMEM, "out of memory");
+		return;
+	}
+	p->binding = b->id;
+	p->req_id = req_id;
+	p->verb = cmd.verb;
+	DPRINTF("colo xenstore: %s: request %" PRIu64 ":%s", b->disk_dir, req_id, text + id_len);
+	err = colo_command_run(c, &cmd, colo_xsb_request_done, p);
+	if (err) {
+		free(p);
+		colo_xsb_result(b, req_id, err, "%s: %s", colo_command_verb_name(cmd.verb),
+				colo_command_error(c, cmd.verb)[0] ? colo_command_error(c, cmd.verb) :
+								      strerror(-err));
+		colo_xsb_publish(b, c);
+	}
+}
+
+static void colo_xsb_threshold(struct colo_xsb *b, const struct colo_xs_event *ev)
+{
+	uint64_t v = 0;
+
+	if (ev->present && colo_xs_parse_u63(ev->text, strlen(ev->text), &v)) {
+		EPRINTF("colo xenstore: %s/checkpoint-threshold '%.64s' is not a number of bytes; "
+			"the Primary will not ask for checkpoints", b->dom_dir, ev->text);
+		v = 0;
+	}
+	if (v != b->threshold)
+		DPRINTF("colo xenstore: %s: checkpoint threshold %" PRIu64 " bytes", b->dom_dir, v);
+	b->threshold = v;
+}
+
+static void colo_xsb_bound(struct colo_xsb *b, const struct colo_xs_event *ev)
+{
+	colo_xs_bound_t done = b->bound_done;
+	void *arg = b->bound_arg;
+	td_vbd_t *vbd;
+	struct colo *c;
+
+	b->bound_done = NULL;
+	if (ev->err) {
+		EPRINTF("colo xenstore: binding VBD %u to %s failed: %s", b->minor, b->disk_dir,
+			ev->text);
+		colo_xsb_free(b);
+		if (done)
+			done(arg, ev->err, ev->text);
+		return;
+	}
+	b->bound = true;
+	b->last_id = ev->baseline;
+	DPRINTF("colo xenstore: VBD %u bound to %s (requests above %" PRIu64 ")", b->minor,
+		b->disk_dir, b->last_id);
+	vbd = tapdisk_server_get_vbd(b->minor);
+	c = vbd && tapdisk_vbd_is_open(vbd) ? colo_from_vbd(vbd) : NULL;
+	if (c)
+		colo_xsb_publish(b, c);
+	if (done)
+		done(arg, 0, "");
+}
+
+static void colo_xsb_events(event_id_t id, char mode, void *arg)
+{
+	struct colo_xs_event *ev;
+	struct colo_xsb *b;
+
+	(void)id, (void)mode, (void)arg;
+	while ((ev = colo_xs_thread_next_event())) {
+		b = colo_xsb_find(ev->binding);
+		if (b && ev->type == COLO_XS_EV_BOUND)
+			colo_xsb_bound(b, ev);
+		else if (b && b->bound && ev->type == COLO_XS_EV_THRESHOLD)
+			colo_xsb_threshold(b, ev);
+		else if (b && b->bound && ev->type == COLO_XS_EV_REQUEST && ev->present)
+			colo_xsb_request(b, ev->text);
+		colo_xs_event_free(ev);
+	}
+}
+
+/* ---- binding ---- */
+
+int colo_xenstore_bind(td_vbd_t *vbd, const char *disk_dir, colo_xs_bound_t done, void *arg,
+		       char *why, size_t why_size)
+{
+	struct timeval tv = { 0, COLO_XSB_TICK_MS * 1000 };
+	struct colo_xsb *b;
+	int fd;
+
+	if (colo_xsb_find_vbd(vbd->uuid)) {
+		snprintf(why, why_size, "VBD %u is already bound; unbind it first (xenstore off)",
+			 vbd->uuid);
+		return -EBUSY;
+	}
+	fd = colo_xs_thread_start();
+	if (fd < 0) {
+		snprintf(why, why_size, "cannot start the xenstore thread: %s", strerror(-fd));
+		return fd;
+	}
+	if (colo_xsb.event < 0) {
+		colo_xsb.event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD, fd,
+							       (struct timeval){ 0, 0 },
+							       colo_xsb_events, NULL);
+		if (colo_xsb.event < 0) {
+			snprintf(why, why_size, "cannot watch the xenstore thread: %s",
+				 strerror(-colo_xsb.event));
+			return colo_xsb.event;
+		}
+	}
+	if (colo_xsb.tick < 0) {
+		colo_xsb.tick = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1, tv,
+							      colo_xsb_tick, NULL);
+		if (colo_xsb.tick < 0) {
+			snprintf(why, why_size, "cannot register a timer: %s",
+				 strerror(-colo_xsb.tick));
+			return colo_xsb.tick;
+		}
+	}
+	b = calloc(1, sizeof(*b));
+	if (b) {
+		b->disk_dir = strdup(disk_dir);
+		b->dom_dir = strdup(disk_dir);
+	}
+	if (!b || !b->disk_dir || !b->dom_dir) {
+		if (b) {
+			free(b->disk_dir);
+			free(b->dom_dir);
+		}
+		free(b);
+		snprintf(why, why_size, "out of memory");
+		return -ENOMEM;
+	}
+	/* colo_command_parse checked the shape: D/disks/NAME. */
+	*strrchr(b->dom_dir, '/') = '\0';
+	*strrchr(b->dom_dir, '/') = '\0';
+	b->id = ++colo_xsb.next_id;
+	b->minor = vbd->uuid;
+	b->bound_done = done;
+	b->bound_arg = arg;
+	list_add_tail(&b->next, &colo_xsb.bindings);
+	DPRINTF("colo xenstore: binding VBD %u to %s", b->minor, b->disk_dir);
+	colo_xs_thread_bind(b->id, b->dom_dir, b->disk_dir);
+	return 0;
+}
+
+int colo_xenstore_unbind(td_vbd_t *vbd, char *why, size_t why_size)
+{
+	struct colo_xsb *b = colo_xsb_find_vbd(vbd->uuid);
+
+	if (!b) {
+		snprintf(why, why_size, "VBD %u is not bound to xenstore", vbd->uuid);
+		return -ENOENT;
+	}
+	if (b->bound_done) {
+		snprintf(why, why_size, "VBD %u is still binding to %s", vbd->uuid, b->disk_dir);
+		return -EBUSY;
+	}
+	DPRINTF("colo xenstore: VBD %u unbound from %s", b->minor, b->disk_dir);
+	colo_xs_thread_unbind(b->id);
+	colo_xsb_free(b);
+	return 0;
+}

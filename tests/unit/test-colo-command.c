@@ -1,0 +1,132 @@
+/*
+ * The replication commands as text (colo-command.c), shared by the COLO control message and
+ * the xenstore requests: every verb, every refusal with its exact sentence, the shape of a
+ * xenstore binding path, and the request-id parser of colo-xenstore.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "colo-command.h"
+#include "colo-xenstore.h"
+
+static struct colo_command cmd;
+static char why[300];
+
+static void expect_ok(const char *text, enum colo_command_verb verb)
+{
+	ck_assert_msg(colo_command_parse(text, &cmd, why, sizeof(why)) == 0, "'%s': %s", text,
+		      why);
+	ck_assert_int_eq(cmd.verb, verb);
+}
+
+static void expect_refused(const char *text, const char *msg)
+{
+	ck_assert_msg(colo_command_parse(text, &cmd, why, sizeof(why)) == -EINVAL,
+		      "'%s' was accepted", text);
+	ck_assert_str_eq(why, msg);
+}
+
+START_TEST(test_verbs)
+{
+	expect_ok("checkpoint", COLO_COMMAND_CHECKPOINT);
+	expect_ok("  failover \t", COLO_COMMAND_FAILOVER);
+	expect_ok("stop", COLO_COMMAND_STOP);
+	expect_ok("status", COLO_COMMAND_STATUS);
+	expect_ok("start secondary", COLO_COMMAND_START);
+	ck_assert_int_eq(cmd.role, COLO_ROLE_SECONDARY);
+	expect_ok("start primary timeout=250  queue_limit=1M", COLO_COMMAND_START);
+	ck_assert_int_eq(cmd.role, COLO_ROLE_PRIMARY);
+	ck_assert_uint_eq(cmd.opts.timeout_ms, 250);
+	ck_assert_uint_eq(cmd.opts.queue_limit, 1 << 20);
+	ck_assert_str_eq(colo_command_verb_name(COLO_COMMAND_XENSTORE), "xenstore");
+}
+END_TEST
+
+START_TEST(test_refusals)
+{
+	char long_text[1100];
+
+	expect_refused("", "missing colo command (start, checkpoint, failover, stop, status, "
+			   "xenstore)");
+	expect_refused("chekpoint", "unknown colo command 'chekpoint' (start, checkpoint, "
+				    "failover, stop, status, xenstore)");
+	expect_refused("checkpoint now", "checkpoint takes no arguments (got 'now')");
+	expect_refused("start", "start needs a role: start primary|secondary [key=value ...]");
+	expect_refused("start tertiary", "unknown role 'tertiary': expected primary or secondary");
+	expect_refused("start primary timeout=0", "timeout=0: must be from 100 to 600000 ms");
+	memset(long_text, 'a', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	expect_refused(long_text, "colo command is longer than 1023 bytes");
+}
+END_TEST
+
+START_TEST(test_xenstore_paths)
+{
+	expect_ok("xenstore /local/domain/0/colo/5/disks/51712", COLO_COMMAND_XENSTORE);
+	ck_assert_str_eq(cmd.xs_path, "/local/domain/0/colo/5/disks/51712");
+	expect_ok("xenstore off", COLO_COMMAND_XENSTORE);
+	ck_assert_str_eq(cmd.xs_path, "");
+	expect_refused("xenstore", "xenstore needs the VBD's directory or 'off': xenstore "
+				   "PATH|off");
+	expect_refused("xenstore local/domain/0/colo/5/disks/1",
+		       "xenstore path 'local/domain/0/colo/5/disks/1' is not absolute");
+	expect_refused("xenstore /colo/5/disks/1 extra", "xenstore takes one argument (got 'extra')");
+	expect_refused("xenstore /colo/5/disk/1", "xenstore path '/colo/5/disk/1' does not end in "
+						  "/disks/NAME (see docs/xenstore.md)");
+	expect_refused("xenstore /disks/1", "xenstore path '/disks/1' does not end in /disks/NAME "
+					    "(see docs/xenstore.md)");
+	expect_refused("xenstore /colo/5/disks/", "xenstore path '/colo/5/disks/' has an empty "
+						  "component");
+	expect_refused("xenstore /colo//disks/1", "xenstore path '/colo//disks/1' has an empty "
+						  "component");
+	expect_refused("xenstore /colo/5/disks/a.b",
+		       "xenstore path '/colo/5/disks/a.b' has a character xenstore refuses");
+}
+END_TEST
+
+START_TEST(test_request_ids)
+{
+	uint64_t v = 7;
+
+	ck_assert_int_eq(colo_xs_parse_u63("42", 2, &v), 0);
+	ck_assert_uint_eq(v, 42);
+	ck_assert_int_eq(colo_xs_parse_u63("0", 1, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(colo_xs_parse_u63("9223372036854775807", 19, &v), 0);
+	ck_assert_uint_eq(v, INT64_MAX);
+	v = 7;
+	ck_assert_int_eq(colo_xs_parse_u63("9223372036854775808", 19, &v), -EINVAL);
+	ck_assert_int_eq(colo_xs_parse_u63("12345678901234567890", 20, &v), -EINVAL);
+	ck_assert_int_eq(colo_xs_parse_u63("", 0, &v), -EINVAL);
+	ck_assert_int_eq(colo_xs_parse_u63("-1", 2, &v), -EINVAL);
+	ck_assert_int_eq(colo_xs_parse_u63("+1", 2, &v), -EINVAL);
+	ck_assert_int_eq(colo_xs_parse_u63("007", 3, &v), -EINVAL);
+	ck_assert_int_eq(colo_xs_parse_u63("1x", 2, &v), -EINVAL);
+	ck_assert_uint_eq(v, 7);
+	/* Only @len bytes count: the request's id ends at its first blank. */
+	ck_assert_int_eq(colo_xs_parse_u63("12 checkpoint", 2, &v), 0);
+	ck_assert_uint_eq(v, 12);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("colo-command");
+	TCase *tc = tcase_create("parse");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_verbs);
+	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_xenstore_paths);
+	tcase_add_test(tc, test_request_ids);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
