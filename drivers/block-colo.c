@@ -134,45 +134,17 @@ static void colo_io_cancel_all(struct colo *c)
 /* "HOST:PORT:/path", HOST may be "[v6addr]". */
 static int colo_parse_name(struct colo *c, const char *name)
 {
-	const char *p = name, *end;
-	size_t n;
+	struct colo_name n;
 
-	if (*p == '[') {
-		end = strchr(p, ']');
-		if (!end || end[1] != ':')
-			goto bad;
-		n = end - p - 1;
-		p++;
-		end++;
-	} else {
-		end = strchr(p, ':');
-		if (!end)
-			goto bad;
-		n = end - p;
+	if (colo_name_parse(name, &n)) {
+		EPRINTF("colo: '%s' is not HOST:PORT:/path/to/image (port 1-65535, absolute path)",
+			name);
+		return -EINVAL;
 	}
-	if (!n || n >= sizeof(c->host))
-		goto bad;
-	memcpy(c->host, p, n);
-	c->host[n] = '\0';
-	p = end + 1;
-	end = strchr(p, ':');
-	if (!end || end == p || (size_t)(end - p) >= sizeof(c->port))
-		goto bad;
-	memcpy(c->port, p, end - p);
-	c->port[end - p] = '\0';
-	for (const char *q = c->port; *q; q++)
-		if (*q < '0' || *q > '9')
-			goto bad;
-	if (atoi(c->port) < 1 || atoi(c->port) > 65535)
-		goto bad;
-	p = end + 1;
-	if (*p != '/' || strlen(p) >= sizeof(c->path))
-		goto bad;
-	strcpy(c->path, p);
+	memcpy(c->host, n.host, sizeof(c->host));
+	memcpy(c->port, n.port, sizeof(c->port));
+	memcpy(c->path, n.path, sizeof(c->path));
 	return 0;
-bad:
-	EPRINTF("colo: '%s' is not HOST:PORT:/path/to/image (port 1-65535, absolute path)", name);
-	return -EINVAL;
 }
 
 static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryption *encryption,

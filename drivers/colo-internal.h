@@ -95,9 +95,9 @@ struct colo {
 	td_driver_t *driver;
 	td_image_t *image; /* known once started */
 	td_vbd_t *vbd;
-	char host[256];
-	char port[16];
-	char path[1024];
+	char host[sizeof(((struct colo_name *)0)->host)];
+	char port[sizeof(((struct colo_name *)0)->port)];
+	char path[sizeof(((struct colo_name *)0)->path)];
 	uint64_t disk_size; /* bytes */
 
 	enum colo_role role;

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "colo.h"
@@ -322,4 +323,44 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 	json_string(&o, st->last_error ? st->last_error : "");
 	json_printf(&o, "}");
 	return o.len > INT32_MAX ? -1 : (int)o.len;
+}
+
+int colo_name_parse(const char *name, struct colo_name *out)
+{
+	const char *p = name, *end;
+	size_t n;
+
+	if (*p == '[') {
+		end = strchr(p, ']');
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		n = end - p - 1;
+		p++;
+		end++;
+	} else {
+		end = strchr(p, ':');
+		if (!end)
+			return -EINVAL;
+		n = end - p;
+	}
+	if (!n || n >= sizeof(out->host))
+		return -EINVAL;
+	memcpy(out->host, p, n);
+	out->host[n] = '\0';
+	p = end + 1;
+	end = strchr(p, ':');
+	if (!end || end == p || (size_t)(end - p) >= sizeof(out->port))
+		return -EINVAL;
+	memcpy(out->port, p, end - p);
+	out->port[end - p] = '\0';
+	for (const char *q = out->port; *q; q++)
+		if (*q < '0' || *q > '9')
+			return -EINVAL;
+	if (atoi(out->port) < 1 || atoi(out->port) > 65535)
+		return -EINVAL;
+	p = end + 1;
+	if (*p != '/' || strlen(p) >= sizeof(out->path))
+		return -EINVAL;
+	strcpy(out->path, p);
+	return 0;
 }

@@ -69,6 +69,16 @@ struct colo_status {
 	const char *last_error; /* "" when none */
 };
 
+/* The part of a disk's name after "colo:": HOST:PORT:/path/img, HOST may be "[v6addr]". */
+struct colo_name {
+	char host[256];
+	char port[16]; /* decimal, 1 ... 65535 */
+	char path[1024];
+};
+
+/* Splits @name into @out.  Returns 0, or -EINVAL if it is not HOST:PORT:/absolute/path. */
+int colo_name_parse(const char *name, struct colo_name *out);
+
 /* Called once when an accepted operation ends: 0, or a negative errno (see colo_last_error). */
 typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
 
