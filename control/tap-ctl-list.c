@@ -55,7 +55,18 @@ static int list_parse_name(const char *name, const char *prefix)
 	return n;
 }
 
-/* The numbers in the names "<prefix><n>" in @dir, as a malloc'd array.  A missing dir is empty. */
+static int list_cmp_id(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The numbers in the names "<prefix><n>" in @dir, as a malloc'd array in ascending order, so
+ * that a listing comes out the same each time (readdir's order is the filesystem's).  A
+ * missing dir is empty.
+ */
 static int list_scan_dir(const char *dir, const char *prefix, int **ids)
 {
 	struct dirent *de;
@@ -83,6 +94,8 @@ static int list_scan_dir(const char *dir, const char *prefix, int **ids)
 		a[n++] = id;
 	}
 	closedir(d);
+	if (n > 1)
+		qsort(a, n, sizeof(*a), list_cmp_id);
 	*ids = a;
 	return n;
 }

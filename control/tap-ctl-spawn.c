@@ -61,6 +61,11 @@ static pid_t spawn_child(const char *tapdisk, int *readfd)
 	/* Child.  stderr stays ours, so tapdisk's start-up errors reach the user. */
 	if (dup2(channel[1], STDOUT_FILENO) < 0)
 		_exit(127);
+	/*
+	 * Nothing else of ours lives on in tapdisk: a hotplug script's lock file held open
+	 * across "tap-ctl spawn" would otherwise stay locked as long as the tapdisk runs.
+	 */
+	close_range(3, ~0U, 0);
 	signal(SIGPIPE, SIG_DFL);
 	if (strchr(tapdisk, '/'))
 		execl(tapdisk, tapdisk, (char *)NULL);

@@ -1,0 +1,517 @@
+/*
+ * colo-controller: the reference checkpoint controller.  It plays the disk part of a
+ * Remus/COLO toolstack through xenstore (docs/xenstore.md): one request per domain and side,
+ * every colo disk of the domain answers it.  docs/colo-controller.md is its manual.
+ *
+ * The Primary and the Secondary may live on different hosts, so each side has its own
+ * xenstore connection.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "colo-controller.h"
+
+#define USAGE                                                                                      \
+	"usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status\n"             \
+	"  --primary DOMID  --secondary DOMID  --primary-xs SOCKET  --secondary-xs SOCKET\n"       \
+	"  --primary-args 'K=V ...'  --secondary-args 'K=V ...'  --threshold BYTES\n"              \
+	"  --timeout MS  --interval MS  --count N  --duration MS  --failover-on-error  -v\n"       \
+	"(see docs/colo-controller.md)\n"
+
+void ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("colo-controller: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Not an error: what -v tells. */
+void ctl_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("colo-controller: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int64_t ctl_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Reads what the signalfd holds: SIGINT/SIGTERM end run after this checkpoint, SIGUSR1
+ * fails over. */
+void ctl_handle_signals(struct ctl *c)
+{
+	struct signalfd_siginfo si;
+
+	while (read(c->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1)
+			c->failover_asked = true;
+		else
+			c->stop_asked = true;
+	}
+}
+
+/*
+ * One checkpoint: the Primary's (a barrier that changes no disk), and only if every Primary
+ * disk succeeded, the Secondary's with the same id.  *CONSISTENT says on failure whether
+ * every Secondary disk still holds one and the same checkpoint, so that a failover is safe.
+ */
+int ctl_checkpoint(struct ctl *c, uint64_t *idp, uint64_t *epochp, bool *consistent)
+{
+	struct ctl_outcome out;
+	uint64_t id = 0;
+	int rc;
+
+	*consistent = true;
+	if (!c->s.max_known && side_read_max(c, &c->s))
+		return CTL_EFAIL;
+	rc = side_request(c, &c->p, c->s.max_id, &id, "checkpoint", NULL, &out);
+	*idp = id;
+	if (rc) {
+		if (id && !out.aborted)
+			ctl_err("checkpoint %" PRIu64
+				" failed on the primary: the secondary was not asked",
+				id);
+		return rc;
+	}
+	rc = side_request(c, &c->s, 0, &id, "checkpoint", NULL, &out);
+	if (rc) {
+		*consistent = !out.ok && !out.lost && !out.bad;
+		ctl_err("checkpoint %" PRIu64 " failed on the secondary: %s", id,
+			*consistent ? "every disk kept the previous checkpoint"
+				    : "its disks may be at different checkpoints");
+		return rc;
+	}
+	*epochp = out.epoch;
+	return CTL_OK;
+}
+
+int ctl_failover(struct ctl *c)
+{
+	struct ctl_outcome out;
+	uint64_t id = 0;
+	int rc;
+
+	rc = side_request(c, &c->s, 0, &id, "failover", NULL, &out);
+	if (!rc && c->verbose)
+		printf("%s %u: request %" PRIu64 " (failover) ok\n", c->s.name, c->s.domid, id);
+	return rc;
+}
+
+/* The start, failover or stop of one side. */
+static int ctl_simple(struct ctl *c, struct ctl_side *sd, const char *verb, const char *thr)
+{
+	struct ctl_outcome out;
+	uint64_t id = 0;
+	int rc;
+
+	rc = side_request(c, sd, 0, &id, verb, thr, &out);
+	if (!rc && c->verbose)
+		printf("%s %u: request %" PRIu64 " (%s) ok\n", sd->name, sd->domid, id, verb);
+	return rc;
+}
+
+static int cmd_start(struct ctl *c)
+{
+	char verb[4096];
+	int rc;
+
+	snprintf(verb, sizeof(verb), "start secondary%s%s", c->s_args ? " " : "",
+		 c->s_args ? c->s_args : "");
+	rc = ctl_simple(c, &c->s, verb, NULL);
+	if (rc) {
+		ctl_err("start: the secondary did not start: the primary was not asked");
+		return rc;
+	}
+	snprintf(verb, sizeof(verb), "start primary%s%s", c->p_args ? " " : "",
+		 c->p_args ? c->p_args : "");
+	return ctl_simple(c, &c->p, verb, c->threshold);
+}
+
+static int cmd_checkpoint(struct ctl *c)
+{
+	uint64_t id, epoch;
+	bool consistent;
+	int rc;
+
+	rc = ctl_checkpoint(c, &id, &epoch, &consistent);
+	if (!rc)
+		printf("checkpoint %" PRIu64 " epoch=%" PRIu64 "\n", id, epoch);
+	return rc;
+}
+
+/* Each side that was named, the Primary first; one that cannot be reached is reported. */
+static int cmd_stop(struct ctl *c)
+{
+	struct ctl_side *sides[2] = {&c->p, &c->s};
+	int i, r, rc = CTL_OK;
+
+	for (i = 0; i < 2; i++) {
+		if (!sides[i]->set)
+			continue;
+		r = side_connect(c, sides[i]) ? CTL_EFAIL : ctl_simple(c, sides[i], "stop", NULL);
+		if (r > rc)
+			rc = r;
+	}
+	return rc;
+}
+
+static int cmd_status(struct ctl *c)
+{
+	struct ctl_side *sides[2] = {&c->p, &c->s};
+	int i, r, rc = CTL_OK;
+
+	for (i = 0; i < 2; i++) {
+		if (!sides[i]->set)
+			continue;
+		r = side_connect(c, sides[i]) ? CTL_EFAIL : side_status(c, sides[i]);
+		if (r > rc)
+			rc = r;
+	}
+	return rc;
+}
+
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("colo-controller: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see colo-controller --help)\n", stderr);
+	return CTL_ESETUP;
+}
+
+/* Strict decimal in [min, max], with an optional K, M or G when SUFFIX. */
+static int parse_num(const char *opt, const char *s, uint64_t min, uint64_t max, bool suffix,
+		     uint64_t *v)
+{
+	uint64_t n = 0, mult = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			goto bad;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (suffix && *p && !p[1]) {
+		mult = *p == 'K' ? 1ULL << 10 : *p == 'M' ? 1ULL << 20 : *p == 'G' ? 1ULL << 30 : 0;
+		if (mult)
+			p++;
+	}
+	if (*p || !mult || n > max / mult || n * mult < min)
+		goto bad;
+	*v = n * mult;
+	return 0;
+bad:
+	usage_err("bad value '%s' for %s (expected %" PRIu64 "..%" PRIu64 "%s)", s, opt, min, max,
+		  suffix ? ", K, M or G suffix allowed" : "");
+	return -1;
+}
+
+/* Options go into one request line: printable ASCII only. */
+static int check_args(const char *opt, const char *s)
+{
+	const char *p;
+
+	for (p = s; *p; p++)
+		if (*p < 0x20 || *p > 0x7e) {
+			usage_err("%s: only printable characters on one line", opt);
+			return -1;
+		}
+	return 0;
+}
+
+static void side_init(struct ctl_side *sd, const char *name, unsigned int domid)
+{
+	sd->name = name;
+	sd->set = true;
+	sd->domid = domid;
+	snprintf(sd->dir, sizeof(sd->dir), "/local/domain/0/colo/%u", domid);
+	snprintf(sd->disks_path, sizeof(sd->disks_path), "%s/disks", sd->dir);
+}
+
+enum {
+	OPT_PRIMARY = 256,
+	OPT_SECONDARY,
+	OPT_PRIMARY_XS,
+	OPT_SECONDARY_XS,
+	OPT_PRIMARY_ARGS,
+	OPT_SECONDARY_ARGS,
+	OPT_THRESHOLD,
+	OPT_TIMEOUT,
+	OPT_INTERVAL,
+	OPT_COUNT,
+	OPT_DURATION,
+	OPT_FAILOVER_ON_ERROR,
+};
+
+static const struct option options[] = {
+	{"primary", required_argument, NULL, OPT_PRIMARY},
+	{"secondary", required_argument, NULL, OPT_SECONDARY},
+	{"primary-xs", required_argument, NULL, OPT_PRIMARY_XS},
+	{"secondary-xs", required_argument, NULL, OPT_SECONDARY_XS},
+	{"primary-args", required_argument, NULL, OPT_PRIMARY_ARGS},
+	{"secondary-args", required_argument, NULL, OPT_SECONDARY_ARGS},
+	{"threshold", required_argument, NULL, OPT_THRESHOLD},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"count", required_argument, NULL, OPT_COUNT},
+	{"duration", required_argument, NULL, OPT_DURATION},
+	{"failover-on-error", no_argument, NULL, OPT_FAILOVER_ON_ERROR},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+/* Which options each command takes, beyond the sides and -v. */
+#define O_XS (1U << 0)
+#define O_ARGS (1U << 1)
+#define O_THRESHOLD (1U << 2)
+#define O_TIMEOUT (1U << 3)
+#define O_RUN (1U << 4)
+
+struct command {
+	const char *name;
+	int (*fn)(struct ctl *c);
+	bool primary, secondary; /* needed */
+	unsigned int opts;
+};
+
+static const struct command commands[] = {
+	{"start", cmd_start, true, true, O_XS | O_ARGS | O_THRESHOLD | O_TIMEOUT},
+	{"checkpoint", cmd_checkpoint, true, true, O_XS | O_TIMEOUT},
+	{"run", ctl_run, true, true, O_XS | O_THRESHOLD | O_TIMEOUT | O_RUN},
+	{"failover", ctl_failover, false, true, O_XS | O_TIMEOUT},
+	{"stop", cmd_stop, false, false, O_XS | O_TIMEOUT},
+	{"status", cmd_status, false, false, O_XS},
+};
+
+struct parsed {
+	struct ctl c;
+	unsigned int given; /* O_* of the options given */
+	const char *given_name[5];
+};
+
+static void note_given(struct parsed *ps, unsigned int o, const char *name)
+{
+	unsigned int i;
+
+	ps->given |= o;
+	for (i = 0; i < 5; i++)
+		if (o == 1U << i)
+			ps->given_name[i] = name;
+}
+
+static int parse_options(int argc, char **argv, struct parsed *ps)
+{
+	struct ctl *c = &ps->c;
+	char name[32];
+	uint64_t v;
+	int opt, idx;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+vh", options, &idx)) != -1) {
+		if (opt >= OPT_PRIMARY)
+			snprintf(name, sizeof(name), "--%s", options[idx].name);
+		switch (opt) {
+		case OPT_PRIMARY:
+		case OPT_SECONDARY:
+			/* DOMID_FIRST_RESERVED is 0x7ff0 */
+			if (parse_num(name, optarg, 1, 0x7fef, false, &v))
+				return -1;
+			side_init(opt == OPT_PRIMARY ? &c->p : &c->s,
+				  opt == OPT_PRIMARY ? "primary" : "secondary", (unsigned int)v);
+			break;
+		case OPT_PRIMARY_XS:
+			c->p.xs_path = optarg;
+			break;
+		case OPT_SECONDARY_XS:
+			c->s.xs_path = optarg;
+			break;
+		case OPT_PRIMARY_ARGS:
+		case OPT_SECONDARY_ARGS:
+			if (check_args(name, optarg))
+				return -1;
+			*(opt == OPT_PRIMARY_ARGS ? &c->p_args : &c->s_args) = optarg;
+			note_given(ps, O_ARGS,
+				   opt == OPT_PRIMARY_ARGS ? "--primary-args" : "--secondary-args");
+			break;
+		case OPT_THRESHOLD:
+			if (parse_num("--threshold", optarg, 0, UINT64_MAX, true, &v))
+				return -1;
+			c->threshold = optarg;
+			note_given(ps, O_THRESHOLD, "--threshold");
+			break;
+		case OPT_TIMEOUT:
+			if (parse_num("--timeout", optarg, 1, 3600000, false, &v))
+				return -1;
+			c->timeout_ms = (int)v;
+			note_given(ps, O_TIMEOUT, "--timeout");
+			break;
+		case OPT_INTERVAL:
+			if (parse_num("--interval", optarg, 0, 3600000, false, &v))
+				return -1;
+			c->interval_ms = (int)v;
+			note_given(ps, O_RUN, "--interval");
+			break;
+		case OPT_COUNT:
+			if (parse_num("--count", optarg, 1, UINT64_MAX, false, &v))
+				return -1;
+			c->count = v;
+			note_given(ps, O_RUN, "--count");
+			break;
+		case OPT_DURATION:
+			if (parse_num("--duration", optarg, 1, INT64_MAX / 1000000, false, &v))
+				return -1;
+			c->duration_ms = (int64_t)v;
+			note_given(ps, O_RUN, "--duration");
+			break;
+		case OPT_FAILOVER_ON_ERROR:
+			c->failover_on_error = true;
+			note_given(ps, O_RUN, "--failover-on-error");
+			break;
+		case 'v':
+			c->verbose++;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			exit(0);
+		default:
+			if (optopt >= OPT_PRIMARY)
+				usage_err("%s needs a value", argv[optind - 1]);
+			else if (optopt)
+				usage_err("unknown option '-%c'", optopt);
+			else
+				usage_err("unknown option '%s'", argv[optind - 1]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The threshold as the decimal the disks read. */
+static char threshold_buf[24];
+
+int main(int argc, char **argv)
+{
+	static struct parsed ps;
+	struct ctl *c = &ps.c;
+	const struct command *cmd = NULL;
+	unsigned int i, extra;
+	const char *env;
+	uint64_t thr;
+	sigset_t set;
+	int rc;
+
+	c->timeout_ms = 10000;
+	c->interval_ms = 100;
+	c->sigfd = -1;
+	if (parse_options(argc, argv, &ps))
+		return CTL_ESETUP;
+	if (optind >= argc)
+		return usage_err("no command");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[optind], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd)
+		return usage_err("unknown command '%s'", argv[optind]);
+	if (optind + 1 < argc)
+		return usage_err("%s: unexpected argument '%s'", cmd->name, argv[optind + 1]);
+	extra = ps.given & ~cmd->opts;
+	for (i = 0; i < 5; i++)
+		if (extra & (1U << i))
+			return usage_err("%s does not apply to %s", ps.given_name[i], cmd->name);
+	if ((cmd->primary && !c->p.set) || (cmd->secondary && !c->s.set))
+		return usage_err("%s needs %s", cmd->name,
+				 cmd->primary && cmd->secondary ? "--primary and --secondary"
+								: "--secondary");
+	if (!c->p.set && !c->s.set)
+		return usage_err("%s needs --primary or --secondary (or both)", cmd->name);
+	/* failover never touches the Primary: its host may be dead */
+	if (cmd->fn == ctl_failover)
+		c->p.set = false;
+	if (c->threshold) {
+		parse_num("--threshold", c->threshold, 0, UINT64_MAX, true, &thr);
+		snprintf(threshold_buf, sizeof(threshold_buf), "%" PRIu64, thr);
+		c->threshold = threshold_buf;
+	}
+
+	env = getenv("XENSTORED_PATH");
+	if (env) {
+		c->env_xs_path = strdup(env);
+		if (!c->env_xs_path) {
+			ctl_err("out of memory");
+			return CTL_ESETUP;
+		}
+	}
+	if (cmd->fn == ctl_run) {
+		/* Blocked before libxenstore starts its threads, so only the signalfd sees them. */
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGUSR1);
+		if (sigprocmask(SIG_BLOCK, &set, NULL) ||
+		    (c->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+			ctl_err("signalfd: %s", strerror(errno));
+			return CTL_ESETUP;
+		}
+	}
+
+	rc = CTL_OK;
+	if (cmd->primary && side_connect(c, &c->p))
+		rc = CTL_ESETUP;
+	else if (cmd->secondary && side_connect(c, &c->s))
+		rc = CTL_ESETUP;
+	if (!rc)
+		rc = cmd->fn(c);
+
+	side_close(&c->p);
+	side_close(&c->s);
+	for (i = 0; i < c->p.n_disks; i++) {
+		free(c->p.disks[i].name);
+		free(c->p.disks[i].res.raw);
+	}
+	for (i = 0; i < c->s.n_disks; i++) {
+		free(c->s.disks[i].name);
+		free(c->s.disks[i].res.raw);
+	}
+	free(c->p.disks);
+	free(c->s.disks);
+	free(c->env_xs_path);
+	if (c->sigfd >= 0)
+		close(c->sigfd);
+	if (fflush(stdout)) {
+		ctl_err("stdout: %s", strerror(errno));
+		if (!rc)
+			rc = CTL_ESETUP;
+	}
+	return rc;
+}
