@@ -18,7 +18,7 @@
 #include "tapdisk-log.h"
 #include "tapdisk-server.h"
 
-/* Threshold checks; the state nodes are refreshed every COLO_XSB_PUBLISH_TICKS ticks. */
+/* Threshold and state checks; the byte counts are refreshed every COLO_XSB_PUBLISH_TICKS. */
 #define COLO_XSB_TICK_MS 10
 #define COLO_XSB_PUBLISH_TICKS 20
 #define COLO_XSB_TEXT_MAX 1024
@@ -129,7 +129,12 @@ static td_vbd_t *colo_xsb_vbd(struct colo_xsb *b)
 
 /* ---- state nodes and the Primary's checkpoint-wanted ---- */
 
-static void colo_xsb_publish(struct colo_xsb *b, struct colo *c)
+/*
+ * Writes the state nodes that changed.  Role, state, link, epoch and last-error change
+ * rarely and matter at once; the byte counts move with every write, so @counters says
+ * whether to write them too (every COLO_XSB_PUBLISH_TICKS ticks, and after a request).
+ */
+static void colo_xsb_publish(struct colo_xsb *b, struct colo *c, bool counters)
 {
 	char val[COLO_XSB_N_NODES][256];
 	struct colo_status st;
@@ -144,6 +149,8 @@ static void colo_xsb_publish(struct colo_xsb *b, struct colo *c)
 	snprintf(val[COLO_XSB_BUFFER], sizeof(val[0]), "%" PRIu64, st.buffer_bytes);
 	snprintf(val[COLO_XSB_ERROR], sizeof(val[0]), "%s", st.last_error ? st.last_error : "");
 	for (i = 0; i < COLO_XSB_N_NODES; i++) {
+		if (!counters && (i == COLO_XSB_SENT || i == COLO_XSB_BUFFER))
+			continue;
 		/* xenstore's names use '-' where colo_status's JSON uses '_'. */
 		for (char *p = val[i]; i != COLO_XSB_ERROR && *p; p++)
 			if (*p == '_')
@@ -186,8 +193,7 @@ static void colo_xsb_tick(event_id_t id, char mode, void *arg)
 		if (!c)
 			continue;
 		colo_xsb_check_threshold(b, c);
-		if (publish)
-			colo_xsb_publish(b, c);
+		colo_xsb_publish(b, c, publish);
 	}
 }
 
@@ -235,7 +241,7 @@ static void colo_xsb_request_done(void *arg, int err, uint64_t value)
 					colo_command_error(c, p->verb) :
 					strerror(err < 0 ? -err : EIO));
 	if (c)
-		colo_xsb_publish(b, c);
+		colo_xsb_publish(b, c, true);
 	free(p);
 }
 
@@ -314,7 +320,7 @@ static void colo_xsb_request(struct colo_xsb *b, const char *text)
 		colo_xsb_result(b, req_id, err, "%s: %s", colo_command_verb_name(cmd.verb),
 				colo_command_error(c, cmd.verb)[0] ? colo_command_error(c, cmd.verb) :
 								      strerror(-err));
-		colo_xsb_publish(b, c);
+		colo_xsb_publish(b, c, true);
 	}
 }
 
@@ -355,7 +361,7 @@ static void colo_xsb_bound(struct colo_xsb *b, const struct colo_xs_event *ev)
 	vbd = tapdisk_server_get_vbd(b->minor);
 	c = vbd && tapdisk_vbd_is_open(vbd) ? colo_from_vbd(vbd) : NULL;
 	if (c)
-		colo_xsb_publish(b, c);
+		colo_xsb_publish(b, c, true);
 	if (done)
 		done(arg, 0, "");
 }

@@ -1,3 +1,5 @@
+# shellcheck shell=bash disable=SC2154
+# (top_builddir and the helpers come from functions.sh)
 # Helpers for tests that need a xenstore: source after functions.sh.
 #
 # xsd_start runs colo-test-xenstored (a xenstore daemon for tests, without a hypervisor) on
@@ -68,4 +70,22 @@ xsd_kill9() {
 xsd_restart() {
 	[ -z "$XSD_PID" ] || xsd_stop
 	xsd_start "$@"
+}
+
+# xsd_host_start NAME: a second daemon, for a second host (the Secondary's, say), on
+# $TEST_DIR/xsd-NAME.sock; prints nothing and sets XSD_HOST_SOCK.  It is killed at exit.
+xsd_host_start() {
+	local sock=$TEST_DIR/xsd-$1.sock pid
+	"$XSD_BIN" --socket "$sock" --state "$TEST_DIR/xsd-$1.state" \
+		--trace "$TEST_DIR/xsd-$1.trace" 2>>"$TEST_DIR/xsd-$1.log" &
+	pid=$!
+	cleanup_fn "kill -9 $pid 2>/dev/null"
+	for _ in $(seq 1000); do
+		[ -S "$sock" ] && break
+		kill -0 "$pid" 2>/dev/null || fail "colo-test-xenstored $1 exited at start"
+		sleep 0.01
+	done
+	[ -S "$sock" ] || fail "colo-test-xenstored $1 made no socket within 10 s"
+	# shellcheck disable=SC2034 # for the caller
+	XSD_HOST_SOCK=$sock
 }

@@ -478,6 +478,13 @@ int main(int argc, char **argv)
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
 		sigaddset(&set, SIGUSR1);
+		/*
+		 * A shell starts background jobs with SIGINT ignored, and an ignored signal
+		 * never reaches a signalfd: take them back first.
+		 */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGUSR1, SIG_DFL);
 		if (sigprocmask(SIG_BLOCK, &set, NULL) ||
 		    (c->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
 			ctl_err("signalfd: %s", strerror(errno));

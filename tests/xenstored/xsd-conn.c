@@ -95,8 +95,7 @@ static void trace_msg(const char *dir, const struct xsd_conn *c, const struct xs
 		  h->req_id, h->tx_id, h->len, text);
 }
 
-static void queue(struct xsd_conn *c, const struct xsd_sockmsg *h, const void *data,
-		  bool is_event)
+static void queue(struct xsd_conn *c, const struct xsd_sockmsg *h, const void *data, bool is_event)
 {
 	struct xsd_out *o;
 
@@ -127,8 +126,8 @@ static void queue(struct xsd_conn *c, const struct xsd_sockmsg *h, const void *d
 	trace_msg("OUT", c, h, o->data + XSD_HDR_SIZE);
 }
 
-void xsd_reply(struct xsd_conn *c, const struct xsd_sockmsg *req, uint32_t type,
-	       const void *data, size_t len)
+void xsd_reply(struct xsd_conn *c, const struct xsd_sockmsg *req, uint32_t type, const void *data,
+	       size_t len)
 {
 	struct xsd_sockmsg h = *req;
 

@@ -194,15 +194,7 @@ static bool has_request(const struct xsd_conn *c)
 	return h.len > XENSTORE_PAYLOAD_MAX || c->in_used >= XSD_HDR_SIZE + h.len;
 }
 
-static void save_if_dirty(const struct options *o)
-{
-	if (xsd_dirty && o->state) {
-		xsd_state_save(o->state);
-		xsd_dirty = false;
-	}
-}
-
-static int run(int lfd, const struct options *o, const sigset_t *waitmask)
+static int run(int lfd, const sigset_t *waitmask)
 {
 	struct pollfd *fds = NULL;
 	struct xsd_conn **conns = NULL, *c, *next;
@@ -247,7 +239,8 @@ static int run(int lfd, const struct options *o, const sigset_t *waitmask)
 				xsd_conn_input(conns[i]);
 		for (c = xsd_conns; c; c = c->next)
 			xsd_conn_process(c);
-		save_if_dirty(o);
+		/* On disk before any reply of this round goes out. */
+		xsd_state_sync();
 		timeout = -1;
 		for (c = xsd_conns; c; c = next) {
 			next = c->next;
@@ -279,7 +272,7 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block, waitmask;
-	int lfd, ret, rc = 1;
+	int lfd, rc = 1;
 
 	if (parse_options(argc, argv, &o))
 		return 2;
@@ -306,34 +299,30 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	ret = o.state ? xsd_state_load(o.state) : 1;
-	if (ret < 0)
-		goto out_trace;
-	if (ret > 0) {
-		xsd_tree_init_default();
-		xsd_dirty = true;
-	}
-	save_if_dirty(&o);
-
+	/* The socket first: a second daemon on the same socket must not touch the state. */
 	lfd = listen_socket(o.socket);
 	if (lfd < 0)
-		goto out_tree;
+		goto out_trace;
+	if (o.state) {
+		if (xsd_state_open(o.state))
+			goto out_tree;
+	} else {
+		xsd_tree_init_default();
+	}
 	if (o.pid_file && write_pid_file(o.pid_file))
-		goto out_sock;
+		goto out_tree;
 
-	if (!run(lfd, &o, &waitmask))
+	if (!run(lfd, &waitmask))
 		rc = 0;
-	xsd_dirty = true;
-	save_if_dirty(&o);
 	while (xsd_conns)
 		xsd_conn_free(xsd_conns);
 	if (o.pid_file)
 		unlink(o.pid_file);
-out_sock:
+out_tree:
+	xsd_state_close();
+	xsd_tree_free();
 	close(lfd);
 	unlink(o.socket);
-out_tree:
-	xsd_tree_free();
 out_trace:
 	if (trace_fp)
 		fclose(trace_fp);

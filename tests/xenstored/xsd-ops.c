@@ -411,8 +411,8 @@ static int do_is_domain_introduced(const struct req *r)
 	if (!arg)
 		return EINVAL;
 	domid = (unsigned int)atoi(arg);
-	xsd_reply(r->c, r->h, XS_IS_DOMAIN_INTRODUCED, domid == 0 || domid == XSD_DOMID_SELF ? "T" : "F",
-		  2);
+	xsd_reply(r->c, r->h, XS_IS_DOMAIN_INTRODUCED,
+		  domid == 0 || domid == XSD_DOMID_SELF ? "T" : "F", 2);
 	return 0;
 }
 

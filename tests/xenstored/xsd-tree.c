@@ -9,7 +9,6 @@
 
 struct xsd_map xsd_tree;
 uint64_t xsd_generation;
-bool xsd_dirty;
 
 static void *xmalloc(size_t n)
 {
@@ -225,8 +224,8 @@ int xsd_canonicalize(const char *in, bool allow_special, char **out)
 	len = strlen(name);
 	if (sscanf(name, "/local/domain/%5u/%n", &domid, &local_off) != 1)
 		local_off = 0;
-	if ((len > 1 && name[len - 1] == '/') || strstr(name, "//") || len > XENSTORE_ABS_PATH_MAX ||
-	    len - local_off > XENSTORE_REL_PATH_MAX) {
+	if ((len > 1 && name[len - 1] == '/') || strstr(name, "//") ||
+	    len > XENSTORE_ABS_PATH_MAX || len - local_off > XENSTORE_REL_PATH_MAX) {
 		free(name);
 		return EINVAL;
 	}
@@ -322,7 +321,7 @@ void xsd_changed(struct xsd_txn *t, struct xsd_node *n)
 	if (t)
 		n->modified = true;
 	else
-		xsd_dirty = true;
+		xsd_state_touch(n->path);
 }
 
 /* A new empty node that inherits the parent's permissions, added to the parent's children. */
@@ -351,9 +350,9 @@ struct xsd_node *xsd_create(struct xsd_txn *t, const char *path, struct xsd_node
 void xsd_delete(struct xsd_txn *t, struct xsd_node *n)
 {
 	if (!t) {
+		xsd_state_touch(n->path);
 		xsd_map_remove(&xsd_tree, n);
 		xsd_node_free(n);
-		xsd_dirty = true;
 		return;
 	}
 	n->deleted = true;

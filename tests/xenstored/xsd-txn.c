@@ -55,6 +55,7 @@ static void txn_apply(struct xsd_txn *t)
 	for (e = t->order_head; e; e = e->order_next) {
 		if (!e->modified)
 			continue;
+		xsd_state_touch(e->path);
 		g = xsd_map_find(&xsd_tree, e->path);
 		if (e->deleted) {
 			if (g) {
@@ -70,7 +71,6 @@ static void txn_apply(struct xsd_txn *t)
 		xsd_node_copy_contents(g, e);
 		g->gen = ++xsd_generation;
 	}
-	xsd_dirty = true;
 	for (e = t->order_head; e; e = e->order_next)
 		if (e->fire)
 			xsd_watch_fire(e->path, e->fire_exact);

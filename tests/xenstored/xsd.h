@@ -44,7 +44,7 @@ struct xsd_conn {
 	struct xsd_conn *next;
 	int fd;
 	unsigned int id; /* for the trace */
-	bool closing;    /* protocol violation or hang-up: freed by the loop */
+	bool closing;	 /* protocol violation or hang-up: freed by the loop */
 
 	/* Room for two maximal messages, so a whole one always fits after a partial one. */
 	unsigned char in[2 * (XSD_HDR_SIZE + XENSTORE_PAYLOAD_MAX)];
@@ -73,8 +73,8 @@ void xsd_conn_process(struct xsd_conn *c);
 void xsd_conn_flush(struct xsd_conn *c);
 bool xsd_conn_wants_input(const struct xsd_conn *c);
 
-void xsd_reply(struct xsd_conn *c, const struct xsd_sockmsg *req, uint32_t type,
-	       const void *data, size_t len);
+void xsd_reply(struct xsd_conn *c, const struct xsd_sockmsg *req, uint32_t type, const void *data,
+	       size_t len);
 void xsd_reply_ok(struct xsd_conn *c, const struct xsd_sockmsg *req);
 void xsd_reply_error(struct xsd_conn *c, const struct xsd_sockmsg *req, int err);
 void xsd_send_event(struct xsd_conn *c, const char *path, const char *token);
@@ -95,9 +95,9 @@ struct xsd_node {
 	uint64_t gen; /* bumped on every change, for transactions and DIRECTORY_PART */
 
 	/* Only for nodes held by a transaction. */
-	bool deleted;      /* absent in this transaction's view */
-	bool modified;     /* to be written back at commit */
-	bool fire;         /* a watch event is due at commit */
+	bool deleted;  /* absent in this transaction's view */
+	bool modified; /* to be written back at commit */
+	bool fire;     /* a watch event is due at commit */
 	bool fire_exact;
 	uint64_t orig_gen; /* global generation at first access, XSD_NO_GEN if absent */
 	struct xsd_node *order_next;
@@ -111,7 +111,6 @@ struct xsd_map {
 
 extern struct xsd_map xsd_tree;
 extern uint64_t xsd_generation;
-extern bool xsd_dirty; /* the global tree changed since the last save */
 
 struct xsd_node *xsd_map_find(const struct xsd_map *m, const char *path);
 void xsd_map_insert(struct xsd_map *m, struct xsd_node *n);
@@ -146,7 +145,7 @@ void xsd_tree_free(void);
 
 struct xsd_watch {
 	struct xsd_watch *next;
-	char *path;  /* canonical */
+	char *path; /* canonical */
 	char *token;
 	size_t prefix_len; /* stripped from event paths of relative watches */
 };
@@ -176,7 +175,9 @@ void xsd_ops_handle(struct xsd_conn *c, const struct xsd_sockmsg *req, const cha
 
 /* ---- xsd-state.c ---- */
 
-int xsd_state_load(const char *file);
-int xsd_state_save(const char *file);
+int xsd_state_open(const char *file);
+void xsd_state_touch(const char *path);
+int xsd_state_sync(void);
+void xsd_state_close(void);
 
 #endif /* XSD_H */
