@@ -7,6 +7,7 @@ pkgs=(
 	qemu-utils nbdkit libnbd-bin python3-libnbd fio	# real NBD clients and peers for tests
 	clang libclang-rt-14-dev			# libFuzzer targets
 	e2fsprogs iproute2 procps			# chattr, ip netns, pgrep
+	xenstore-utils					# xenstore-read/-write/-watch/-ls: the toolstack in tests
 )
 missing=()
 for p in "${pkgs[@]}"; do
