@@ -163,8 +163,16 @@ static int cmd_checkpoint(struct ctl *c)
 	return rc;
 }
 
-/* Each side that was named, the Primary first; one that cannot be reached is reported. */
-static int cmd_stop(struct ctl *c)
+static int side_stop(struct ctl *c, struct ctl_side *sd)
+{
+	return ctl_simple(c, sd, "stop", NULL);
+}
+
+/*
+ * @fn on each side that was named, the Primary first; one that cannot be reached is reported
+ * and the other is still done.  Returns the worst result.
+ */
+static int ctl_each_side(struct ctl *c, int (*fn)(struct ctl *c, struct ctl_side *sd))
 {
 	struct ctl_side *sides[2] = {&c->p, &c->s};
 	int i, r, rc = CTL_OK;
@@ -172,26 +180,21 @@ static int cmd_stop(struct ctl *c)
 	for (i = 0; i < 2; i++) {
 		if (!sides[i]->set)
 			continue;
-		r = side_connect(c, sides[i]) ? CTL_EFAIL : ctl_simple(c, sides[i], "stop", NULL);
+		r = side_connect(c, sides[i]) ? CTL_EFAIL : fn(c, sides[i]);
 		if (r > rc)
 			rc = r;
 	}
 	return rc;
 }
 
+static int cmd_stop(struct ctl *c)
+{
+	return ctl_each_side(c, side_stop);
+}
+
 static int cmd_status(struct ctl *c)
 {
-	struct ctl_side *sides[2] = {&c->p, &c->s};
-	int i, r, rc = CTL_OK;
-
-	for (i = 0; i < 2; i++) {
-		if (!sides[i]->set)
-			continue;
-		r = side_connect(c, sides[i]) ? CTL_EFAIL : side_status(c, sides[i]);
-		if (r > rc)
-			rc = r;
-	}
-	return rc;
+	return ctl_each_side(c, side_status);
 }
 
 static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
