@@ -5,7 +5,8 @@
 # A Primary domain 1 and a Secondary domain 2, each with two disks (51712 and 51728), each
 # disk in a tapdisk process of its own, as Xen runs them.  Checked exactly: requests written
 # before the bind are history; start and checkpoint reach every disk of a domain; a request
-# runs once however often its watch fires; malformed requests get their error and change
+# runs once however often its watch fires, and of requests coalesced while a disk could not
+# read them only the last runs; malformed requests get their error and change
 # nothing; checkpoint-wanted past the threshold; xenstored killed and restarted mid-run;
 # failover through xenstore, with the disks compared with the model afterwards.
 source "$(dirname "$0")/functions.sh"
@@ -198,6 +199,28 @@ wait_results 2 "7 0 epoch=2"
 expect_epochs 2
 expect_status S1 state running
 
+step "coalesced watch events: of three requests written while the disks are stopped, only the last runs"
+kill -STOP "$P1_PID" "$P2_PID"
+# SIGSTOP takes effect on each thread on its own time: wait until every one is stopped.
+for pid in "$P1_PID" "$P2_PID"; do
+	for _ in $(seq 200); do
+		grep -qv '^[0-9]* ([^)]*) T' /proc/"$pid"/task/*/stat || break
+		sleep 0.01
+	done
+	grep -qv '^[0-9]* ([^)]*) T' /proc/"$pid"/task/*/stat && fail "tapdisk $pid did not stop"
+done
+request 1 "8 checkpoint"
+request 1 "9 chekpoint"
+request 1 "10 checkpoint"
+sleep 0.2
+kill -CONT "$P1_PID" "$P2_PID"
+wait_results 1 "10 0 epoch=3"
+request 2 "10 checkpoint"
+wait_results 2 "10 0 epoch=3"
+sleep 0.3
+expect_epochs 3
+grep -q "request 8:\|request 9:" "$TAPLOG" && fail "a coalesced request ran: $(grep 'request [89]:' "$TAPLOG")"
+
 step "malformed requests get their error and change nothing"
 request 1 "x1 checkpoint"
 wait_results 1 "0 22 malformed request 'x1 checkpoint': bad id 'x1'"
@@ -207,28 +230,28 @@ request 1 "9223372036854775808 checkpoint"
 wait_results 1 "0 22 malformed request '9223372036854775808 checkpoint': bad id '9223372036854775808'"
 request 1 ""
 wait_results 1 "0 22 malformed request '': bad id ''"
-request 1 "8 chekpoint"
-wait_results 1 "8 22 unknown colo command 'chekpoint' (start, checkpoint, failover, stop, status, xenstore)"
-request 1 "9 status"
-wait_results 1 "9 22 'status' is not a request (start, checkpoint, failover, stop)"
-request 1 "10 xenstore off"
-wait_results 1 "10 22 'xenstore' is not a request (start, checkpoint, failover, stop)"
-request 1 "11 checkpoint now"
-wait_results 1 "11 22 checkpoint takes no arguments (got 'now')"
-request 1 "12 start primary bogus=1"
-wait_results 1 "12 22 unknown option 'bogus'"
-request 2 "12 start secondary"
-wait_results 2 "12 16 start: already started as secondary (running)"
-expect_epochs 2
+request 1 "11 chekpoint"
+wait_results 1 "11 22 unknown colo command 'chekpoint' (start, checkpoint, failover, stop, status, xenstore)"
+request 1 "12 status"
+wait_results 1 "12 22 'status' is not a request (start, checkpoint, failover, stop)"
+request 1 "13 xenstore off"
+wait_results 1 "13 22 'xenstore' is not a request (start, checkpoint, failover, stop)"
+request 1 "14 checkpoint now"
+wait_results 1 "14 22 checkpoint takes no arguments (got 'now')"
+request 1 "15 start primary bogus=1"
+wait_results 1 "15 22 unknown option 'bogus'"
+request 2 "15 start secondary"
+wait_results 2 "15 16 start: already started as secondary (running)"
+expect_epochs 3
 for name in P1 P2 S1 S2; do expect_status $name state running; done
 
 step "after the errors, the next request runs"
-pwrite P1 "P1 writes of epoch 2" 'write -P 0x13 5M 128k'
-request 1 "13 checkpoint"
-wait_results 1 "13 0 epoch=3"
-request 2 "13 checkpoint"
-wait_results 2 "13 0 epoch=3"
-expect_epochs 3
+pwrite P1 "P1 writes of epoch 3" 'write -P 0x13 5M 128k'
+request 1 "16 checkpoint"
+wait_results 1 "16 0 epoch=4"
+request 2 "16 checkpoint"
+wait_results 2 "16 0 epoch=4"
+expect_epochs 4
 same "$TEST_DIR/s1.img" "$TEST_DIR/m1.img" "disk 51712 of the Secondary after checkpoint 13"
 
 ##############################################################################################
@@ -239,28 +262,28 @@ pwrite P1 "P1 writes 512 KiB" 'write -P 0x14 8M 512k'
 sleep 0.3
 expect_node 1 51712 checkpoint-wanted "<absent>"
 pwrite P1 "P1 writes 2 MiB" 'write -P 0x15 16M 2M'
-wait_node 1 51712 checkpoint-wanted "3 $((2 * MiB + 512 * 1024))"
+wait_node 1 51712 checkpoint-wanted "4 $((2 * MiB + 512 * 1024))"
 expect_node 1 51728 checkpoint-wanted "<absent>"
 # Once per epoch.
 pwrite P1 "P1 writes 1 MiB more" 'write -P 0x16 20M 1M'
 sleep 0.3
-expect_node 1 51712 checkpoint-wanted "3 $((2 * MiB + 512 * 1024))"
-request 1 "14 checkpoint"
-wait_results 1 "14 0 epoch=4"
-request 2 "14 checkpoint"
-wait_results 2 "14 0 epoch=4"
+expect_node 1 51712 checkpoint-wanted "4 $((2 * MiB + 512 * 1024))"
+request 1 "17 checkpoint"
+wait_results 1 "17 0 epoch=5"
+request 2 "17 checkpoint"
+wait_results 2 "17 0 epoch=5"
 pwrite P2 "P2 writes 1 MiB" 'write -P 0x23 4M 1M'
-wait_node 1 51728 checkpoint-wanted "4 $MiB"
-expect_node 1 51712 checkpoint-wanted "3 $((2 * MiB + 512 * 1024))"
+wait_node 1 51728 checkpoint-wanted "5 $MiB"
+expect_node 1 51712 checkpoint-wanted "4 $((2 * MiB + 512 * 1024))"
 xenstore-write "$(dom_dir 1)/checkpoint-threshold" 0
 sleep 0.1
-request 1 "15 checkpoint"
-wait_results 1 "15 0 epoch=5"
-request 2 "15 checkpoint"
-wait_results 2 "15 0 epoch=5"
+request 1 "18 checkpoint"
+wait_results 1 "18 0 epoch=6"
+request 2 "18 checkpoint"
+wait_results 2 "18 0 epoch=6"
 pwrite P2 "P2 writes 2 MiB with no threshold" 'write -P 0x24 6M 2M'
 sleep 0.3
-expect_node 1 51728 checkpoint-wanted "4 $MiB"
+expect_node 1 51728 checkpoint-wanted "5 $MiB"
 
 ##############################################################################################
 step "xenstored killed and restarted: guest I/O goes on, nothing runs twice"
@@ -271,8 +294,8 @@ sleep 1.2
 xsd_restart
 # The watches fire again on reconnection with request 15: already done.
 sleep 2
-expect_epochs 5
-wait_results 1 "15 0 epoch=5"
+expect_epochs 6
+wait_results 1 "18 0 epoch=6"
 grep -q "colo xenstore: lost the connection to $XENSTORED_PATH" "$TAPLOG" ||
 	fail "no tapdisk logged the lost connection"
 grep -q "colo xenstore: reconnected to $XENSTORED_PATH" "$TAPLOG" ||
@@ -281,11 +304,11 @@ grep -q "colo xenstore: reconnected to $XENSTORED_PATH" "$TAPLOG" ||
 step "a request written before the tapdisks are back runs once they are"
 xsd_kill9
 xsd_restart
-request 1 "16 checkpoint"
-wait_results 1 "16 0 epoch=6"
-request 2 "16 checkpoint"
-wait_results 2 "16 0 epoch=6"
-expect_epochs 6
+request 1 "19 checkpoint"
+wait_results 1 "19 0 epoch=7"
+request 2 "19 checkpoint"
+wait_results 2 "19 0 epoch=7"
+expect_epochs 7
 same "$TEST_DIR/s1.img" "$TEST_DIR/m1.img" "disk 51712 of the Secondary after checkpoint 16"
 same "$TEST_DIR/s2.img" "$TEST_DIR/m2.img" "disk 51728 of the Secondary after checkpoint 16"
 
@@ -299,8 +322,8 @@ pwrite P1 "P1 writes after the last checkpoint" 'write -P 0x18 1M 1M'
 pwrite P2 "P2 writes after the last checkpoint" 'write -P 0x25 2M 1M'
 wait_node 1 51712 sent-bytes $MiB
 kill -9 "$P1_PID" "$P2_PID"
-request 2 "17 failover"
-wait_results 2 "17 0 ok"
+request 2 "20 failover"
+wait_results 2 "20 0 ok"
 for dev in "${DEVS[@]}"; do
 	wait_node 2 $dev state failed-over
 done
@@ -309,13 +332,13 @@ same "$TEST_DIR/s2.img" "$TEST_DIR/f2.img" "disk 51728 after failover"
 same_view "$S1_URI" "$TEST_DIR/f1.img" "what the new Primary VM reads on 51712"
 
 step "after failover: errors from the driver, and an unbound disk hears nothing"
-request 2 "18 checkpoint"
-wait_results 2 "18 108 checkpoint: do_checkpoint: replication has ended (failed-over); the disk is a plain disk"
+request 2 "21 checkpoint"
+wait_results 2 "21 108 checkpoint: do_checkpoint: replication has ended (failed-over); the disk is a plain disk"
 colo S1 xenstore off || fail "unbinding S1"
-request 2 "19 stop"
-wait_node 2 51728 result "19 108 stop: replication has already failed over"
+request 2 "22 stop"
+wait_node 2 51728 result "22 108 stop: replication has already failed over"
 sleep 0.3
-expect_node 2 51712 result "18 108 checkpoint: do_checkpoint: replication has ended (failed-over); the disk is a plain disk"
+expect_node 2 51712 result "21 108 checkpoint: do_checkpoint: replication has ended (failed-over); the disk is a plain disk"
 colo_destroy S1
 colo_destroy S2
 echo PASS
