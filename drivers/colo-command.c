@@ -5,6 +5,7 @@
  * answer on every disk.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -184,4 +185,62 @@ const char *colo_command_error(struct colo *c, enum colo_command_verb verb)
 	if (why && !strncmp(why, name, n) && why[n] == ':' && why[n + 1] == ' ')
 		why += n + 2;
 	return why ? why : "";
+}
+
+int colo_parse_u63(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!len || len > 19)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		if (v > (INT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (len > 1 && s[0] == '0')
+		return -EINVAL; /* one spelling per number, so ids compare as text does */
+	*out = v;
+	return 0;
+}
+
+/* Printable and short, for echoing a malformed request back. */
+static void colo_request_echo(const char *text, size_t len, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < len && text[i] && i + 1 < size; i++)
+		out[i] = text[i] >= 0x20 && text[i] < 0x7f && text[i] != '\'' ? text[i] : '?';
+	out[i] = '\0';
+}
+
+int colo_request_parse(const char *text, uint64_t *id, struct colo_command *cmd, char *why,
+		       size_t why_size)
+{
+	char echo[COLO_REQUEST_ECHO_MAX + 1], tok[COLO_REQUEST_ECHO_MAX + 1];
+	size_t id_len = strcspn(text, " \t\n");
+	int err;
+
+	*id = 0;
+	if (colo_parse_u63(text, id_len, id) || *id == 0) {
+		*id = 0;
+		colo_request_echo(text, COLO_REQUEST_ECHO_MAX, echo, sizeof(echo));
+		colo_request_echo(text, id_len, tok, sizeof(tok));
+		return colo_command_reject(why, why_size, "malformed request '%s': bad id '%s'",
+					   echo, tok);
+	}
+	if (strlen(text) >= COLO_COMMAND_TEXT_MAX)
+		return colo_command_reject(why, why_size, "request is longer than %d bytes",
+					   COLO_COMMAND_TEXT_MAX - 1);
+	err = colo_command_parse(text + id_len, cmd, why, why_size);
+	if (err)
+		return err;
+	if (cmd->verb == COLO_COMMAND_STATUS || cmd->verb == COLO_COMMAND_XENSTORE)
+		return colo_command_reject(why, why_size, "'%s' is not a request (start, "
+					   "checkpoint, failover, stop)",
+					   colo_command_verb_name(cmd->verb));
+	return 0;
 }

@@ -8,6 +8,7 @@
 #define _COLO_COMMAND_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "colo.h"
 
@@ -40,6 +41,20 @@ const char *colo_command_verb_name(enum colo_command_verb verb);
  * errno when refused (colo_command_error says why).
  */
 int colo_command_run(struct colo *c, const struct colo_command *cmd, colo_done_t done, void *arg);
+
+/* Parses a number: decimal, no sign, no leading zero, 0 ... 2^63-1.  Returns 0 or -EINVAL. */
+int colo_parse_u63(const char *s, size_t len, uint64_t *out);
+
+/* How much of a malformed request its error echoes. */
+#define COLO_REQUEST_ECHO_MAX 64
+
+/*
+ * Parses a xenstore request, "<id> start|checkpoint|failover|stop [args]".  Returns 0, or
+ * -EINVAL with one sentence in @why.  @id is the request's id (1 ... 2^63-1), or 0 when the
+ * id itself cannot be read.
+ */
+int colo_request_parse(const char *text, uint64_t *id, struct colo_command *cmd, char *why,
+		       size_t why_size);
 
 /* The driver's sentence for the last failure of @verb, without a repeated "verb: " prefix. */
 const char *colo_command_error(struct colo *c, enum colo_command_verb verb);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "colo-command.h"
 #include "colo-xenstore.h"
 #include "tapdisk-log.h"
 
@@ -84,26 +85,6 @@ static void colo_xs_drain(int fd)
 
 	while (read(fd, &n, sizeof(n)) > 0)
 		;
-}
-
-int colo_xs_parse_u63(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (!len || len > 19)
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		if (v > (INT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (len > 1 && s[0] == '0')
-		return -EINVAL; /* one spelling per number, so ids compare as text does */
-	*out = v;
-	return 0;
 }
 
 /* ---- events, for tapdisk's loop ---- */
@@ -393,7 +374,7 @@ static int colo_xs_baseline(struct colo_xs_watched *w, uint64_t *baseline)
 			return -1;
 		if (!rc)
 			continue;
-		if (!colo_xs_parse_u63(val, strcspn(val, " "), &id) && id > *baseline)
+		if (!colo_parse_u63(val, strcspn(val, " "), &id) && id > *baseline)
 			*baseline = id;
 		free(val);
 	}

@@ -21,8 +21,6 @@
 /* Threshold and state checks; the byte counts are refreshed every COLO_XSB_PUBLISH_TICKS. */
 #define COLO_XSB_TICK_MS 10
 #define COLO_XSB_PUBLISH_TICKS 20
-#define COLO_XSB_TEXT_MAX 1024
-#define COLO_XSB_ECHO_MAX 64
 
 enum colo_xsb_node {
 	COLO_XSB_ROLE,
@@ -245,49 +243,26 @@ static void colo_xsb_request_done(void *arg, int err, uint64_t value)
 	free(p);
 }
 
-/* Printable and short, for echoing a malformed request back. */
-static void colo_xsb_echo(const char *text, char *out, size_t size)
-{
-	size_t i;
-
-	for (i = 0; text[i] && i + 1 < size && i < COLO_XSB_ECHO_MAX; i++)
-		out[i] = text[i] >= 0x20 && text[i] < 0x7f && text[i] != '\'' ? text[i] : '?';
-	out[i] = '\0';
-}
-
 static void colo_xsb_request(struct colo_xsb *b, const char *text)
 {
-	char why[300], echo[COLO_XSB_ECHO_MAX + 1], tok[COLO_XSB_ECHO_MAX + 1];
 	struct colo_xsb_pending *p;
 	struct colo_command cmd;
-	size_t id_len = strcspn(text, " \t\n");
 	uint64_t req_id;
+	char why[300];
 	td_vbd_t *vbd;
 	struct colo *c;
 	int err;
 
-	if (colo_xs_parse_u63(text, id_len, &req_id) || req_id == 0) {
-		colo_xsb_echo(text, echo, sizeof(echo));
-		colo_xsb_echo(text, tok, id_len + 1 < sizeof(tok) ? id_len + 1 : sizeof(tok));
-		colo_xsb_result(b, 0, -EINVAL, "malformed request '%s': bad id '%s'", echo, tok);
+	err = colo_request_parse(text, &req_id, &cmd, why, sizeof(why));
+	if (!req_id) {
+		colo_xsb_result(b, 0, err, "%s", why);
 		return;
 	}
 	if (req_id <= b->last_id)
 		return; /* carried out already, or history from before the bind */
 	b->last_id = req_id;
-
-	if (strlen(text) >= COLO_XSB_TEXT_MAX) {
-		colo_xsb_result(b, req_id, -EINVAL, "request is longer than %d bytes",
-				COLO_XSB_TEXT_MAX - 1);
-		return;
-	}
-	if (colo_command_parse(text + id_len, &cmd, why, sizeof(why))) {
-		colo_xsb_result(b, req_id, -EINVAL, "%s", why);
-		return;
-	}
-	if (cmd.verb == COLO_COMMAND_STATUS || cmd.verb == COLO_COMMAND_XENSTORE) {
-		colo_xsb_result(b, req_id, -EINVAL, "'%s' is not a request (start, checkpoint, "
-				"failover, stop)", colo_command_verb_name(cmd.verb));
+	if (err) {
+		colo_xsb_result(b, req_id, err, "%s", why);
 		return;
 	}
 	vbd = colo_xsb_vbd(b);
@@ -313,7 +288,7 @@ static void colo_xsb_request(struct colo_xsb *b, const char *text)
 	p->binding = b->id;
 	p->req_id = req_id;
 	p->verb = cmd.verb;
-	DPRINTF("colo xenstore: %s: request %" PRIu64 ":%s", b->disk_dir, req_id, text + id_len);
+	DPRINTF("colo xenstore: %s: request %s", b->disk_dir, text);
 	err = colo_command_run(c, &cmd, colo_xsb_request_done, p);
 	if (err) {
 		free(p);
@@ -328,7 +303,7 @@ static void colo_xsb_threshold(struct colo_xsb *b, const struct colo_xs_event *e
 {
 	uint64_t v = 0;
 
-	if (ev->present && colo_xs_parse_u63(ev->text, strlen(ev->text), &v)) {
+	if (ev->present && colo_parse_u63(ev->text, strlen(ev->text), &v)) {
 		EPRINTF("colo xenstore: %s/checkpoint-threshold '%.64s' is not a number of bytes; "
 			"the Primary will not ask for checkpoints", b->dom_dir, ev->text);
 		v = 0;

@@ -68,7 +68,5 @@ void colo_xs_thread_forget(const char *dir);
 /* The next event, or NULL; the caller frees it with colo_xs_event_free. */
 struct colo_xs_event *colo_xs_thread_next_event(void);
 void colo_xs_event_free(struct colo_xs_event *ev);
-/* Parses a request id or node number: decimal, no sign, 1 ... 2^63-1.  Returns 0 or -EINVAL. */
-int colo_xs_parse_u63(const char *s, size_t len, uint64_t *out);
 
 #endif

@@ -91,24 +91,73 @@ START_TEST(test_request_ids)
 {
 	uint64_t v = 7;
 
-	ck_assert_int_eq(colo_xs_parse_u63("42", 2, &v), 0);
+	ck_assert_int_eq(colo_parse_u63("42", 2, &v), 0);
 	ck_assert_uint_eq(v, 42);
-	ck_assert_int_eq(colo_xs_parse_u63("0", 1, &v), 0);
+	ck_assert_int_eq(colo_parse_u63("0", 1, &v), 0);
 	ck_assert_uint_eq(v, 0);
-	ck_assert_int_eq(colo_xs_parse_u63("9223372036854775807", 19, &v), 0);
+	ck_assert_int_eq(colo_parse_u63("9223372036854775807", 19, &v), 0);
 	ck_assert_uint_eq(v, INT64_MAX);
 	v = 7;
-	ck_assert_int_eq(colo_xs_parse_u63("9223372036854775808", 19, &v), -EINVAL);
-	ck_assert_int_eq(colo_xs_parse_u63("12345678901234567890", 20, &v), -EINVAL);
-	ck_assert_int_eq(colo_xs_parse_u63("", 0, &v), -EINVAL);
-	ck_assert_int_eq(colo_xs_parse_u63("-1", 2, &v), -EINVAL);
-	ck_assert_int_eq(colo_xs_parse_u63("+1", 2, &v), -EINVAL);
-	ck_assert_int_eq(colo_xs_parse_u63("007", 3, &v), -EINVAL);
-	ck_assert_int_eq(colo_xs_parse_u63("1x", 2, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("9223372036854775808", 19, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("12345678901234567890", 20, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("", 0, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("-1", 2, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("+1", 2, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("007", 3, &v), -EINVAL);
+	ck_assert_int_eq(colo_parse_u63("1x", 2, &v), -EINVAL);
 	ck_assert_uint_eq(v, 7);
 	/* Only @len bytes count: the request's id ends at its first blank. */
-	ck_assert_int_eq(colo_xs_parse_u63("12 checkpoint", 2, &v), 0);
+	ck_assert_int_eq(colo_parse_u63("12 checkpoint", 2, &v), 0);
 	ck_assert_uint_eq(v, 12);
+}
+END_TEST
+
+/* @text is a request with id @id that fails with exactly @msg (or succeeds when @msg is NULL). */
+static void expect_request(const char *text, uint64_t id, const char *msg)
+{
+	uint64_t got = 99;
+	int rc = colo_request_parse(text, &got, &cmd, why, sizeof(why));
+
+	ck_assert_msg(got == id, "'%s': id %llu, expected %llu", text, (unsigned long long)got,
+		      (unsigned long long)id);
+	if (!msg) {
+		ck_assert_msg(rc == 0, "'%s': %s", text, why);
+		return;
+	}
+	ck_assert_int_eq(rc, -EINVAL);
+	ck_assert_str_eq(why, msg);
+}
+
+START_TEST(test_requests)
+{
+	char long_text[1100];
+
+	expect_request("7 checkpoint", 7, NULL);
+	ck_assert_int_eq(cmd.verb, COLO_COMMAND_CHECKPOINT);
+	expect_request("8 start secondary peer=192.0.2.1", 8, NULL);
+	ck_assert_int_eq(cmd.role, COLO_ROLE_SECONDARY);
+	ck_assert_str_eq(cmd.opts.peer, "192.0.2.1");
+	expect_request("9\tfailover", 9, NULL);
+	expect_request("10", 10, "missing colo command (start, checkpoint, failover, stop, status, "
+				 "xenstore)");
+	expect_request("11 status", 11,
+		       "'status' is not a request (start, checkpoint, failover, stop)");
+	expect_request("12 xenstore off", 12,
+		       "'xenstore' is not a request (start, checkpoint, failover, stop)");
+	expect_request("x1 checkpoint", 0, "malformed request 'x1 checkpoint': bad id 'x1'");
+	expect_request("0 checkpoint", 0, "malformed request '0 checkpoint': bad id '0'");
+	expect_request("", 0, "malformed request '': bad id ''");
+	expect_request(" 5 checkpoint", 0, "malformed request ' 5 checkpoint': bad id ''");
+	/* "?" "?" keeps the compiler from reading a trigraph. */
+	expect_request("5'\x01 stop", 0, "malformed request '5?" "? stop': bad id '5?" "?'");
+	memset(long_text, '7', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	expect_request(long_text, 0, "malformed request '7777777777777777777777777777777777777777"
+				     "777777777777777777777777': bad id '777777777777777777777777"
+				     "7777777777777777777777777777777777777777'");
+	memset(long_text, ' ', sizeof(long_text) - 1);
+	long_text[0] = '3';
+	expect_request(long_text, 3, "request is longer than 1023 bytes");
 }
 END_TEST
 
@@ -123,6 +172,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_xenstore_paths);
 	tcase_add_test(tc, test_request_ids);
+	tcase_add_test(tc, test_requests);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
