@@ -56,7 +56,16 @@ fake_disk_loop() {
 	local sock=$1 dir=$2 dev=$3 mode=$4 log=$5 ready=$6
 	local d=$dir/disks/$dev last=0 epoch=1 req id verb fd wpid
 	export XENSTORED_PATH=$sock
-	xenstore-write "$d/pid" "$$" "$d/epoch" "$epoch" "$d/role" none
+	# Like a tapdisk, a fake disk keeps an answer until xenstore has it: its daemon may be
+	# restarting right now.
+	xw() {
+		for _ in $(seq 400); do
+			xenstore-write "$@" 2>/dev/null && return 0
+			sleep 0.05
+		done
+		echo "fake disk $d: cannot write $*" >&2
+	}
+	xw "$d/pid" "$$" "$d/epoch" "$epoch" "$d/role" none
 	req=$(xenstore-read "$dir/request" 2>/dev/null) && last=${req%% *}
 	while :; do
 		exec {fd}< <(exec xenstore-watch "$dir/request" 2>/dev/null)
@@ -73,13 +82,13 @@ fake_disk_loop() {
 			echo "$req" >>"$log"
 			case $mode/$verb in
 			silent/checkpoint) ;;
-			garbage/checkpoint) xenstore-write "$d/result" "what is this" ;;
-			fail/checkpoint) xenstore-write "$d/result" "$id 110 checkpoint: link lost" ;;
+			garbage/checkpoint) xw "$d/result" "what is this" ;;
+			fail/checkpoint) xw "$d/result" "$id 110 checkpoint: link lost" ;;
 			*/checkpoint)
 				epoch=$((epoch + 1))
-				xenstore-write "$d/epoch" "$epoch" "$d/result" "$id 0 epoch=$epoch"
+				xw "$d/epoch" "$epoch" "$d/result" "$id 0 epoch=$epoch"
 				;;
-			*) xenstore-write "$d/result" "$id 0 ok" ;;
+			*) xw "$d/result" "$id 0 ok" ;;
 			esac
 		done
 		kill "$wpid" 2>/dev/null
@@ -157,6 +166,8 @@ wait_for() {
 
 req_is() { [ "$($1 xenstore-read "$(dir "$2")/request" 2>/dev/null)" = "$3" ]; }
 req_id() { $1 xenstore-read "$(dir "$2")/request" | cut -d' ' -f1; }
+# result_is SIDE DOMID DEVID VALUE: the disk's result is VALUE now (read at each call).
+result_is() { [ "$($1 xenstore-read "$(dir "$2")/disks/$3/result" 2>/dev/null)" = "$4" ]; }
 # req_id_ge SIDE DOMID N: the domain's request id is N or more.
 req_id_ge() { [ "$(req_id "$1" "$2")" -ge "$3" ]; }
 
@@ -217,7 +228,7 @@ expect_same "$(xb xenstore-read "$(dir 7)/request")" "2 checkpoint" "B request"
 # An id of 9 on the Secondary's side only, then 15 in one Primary result only.
 xb xenstore-write "$(dir 7)/request" "9 noop"
 wait_for 5 "the Secondary's disks answer 9" req_is xb 7 "9 noop"
-wait_for 5 "S7b answers 9" test "$(xb xenstore-read "$(dir 7)/disks/51728/result")" = "9 0 ok"
+wait_for 5 "S7b answers 9" result_is xb 7 51728 "9 0 ok"
 ctl --primary 5 --secondary 7 checkpoint
 expect 0 "checkpoint 10 epoch=3" "" "checkpoint above the Secondary's 9"
 xa xenstore-write "$(dir 5)/disks/51712/result" "15 0 ok"

@@ -130,6 +130,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 static int listen_socket(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char tmp[sizeof(sa.sun_path)];
 	struct stat st;
 	mode_t old;
 	int fd, probe;
@@ -156,15 +157,27 @@ static int listen_socket(const char *path)
 		xsd_log("socket: %m");
 		return -1;
 	}
+	/*
+	 * Bound under a temporary name and renamed once listening: a client that sees the
+	 * socket can connect to it (between bind and listen it would be refused).
+	 */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(sa.sun_path)) {
+		xsd_log("%s: path too long", path);
+		close(fd);
+		return -1;
+	}
+	unlink(tmp);
+	strcpy(sa.sun_path, tmp);
 	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) ||
+	    chmod(tmp, 0600) || rename(tmp, path)) {
 		umask(old);
 		xsd_log("%s: %m", path);
+		unlink(tmp);
 		close(fd);
 		return -1;
 	}
 	umask(old);
-	chmod(path, 0600);
 	return fd;
 }
 
