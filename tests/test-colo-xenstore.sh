@@ -301,6 +301,22 @@ grep -q "colo xenstore: lost the connection to $XENSTORED_PATH" "$TAPLOG" ||
 grep -q "colo xenstore: reconnected to $XENSTORED_PATH" "$TAPLOG" ||
 	fail "no tapdisk logged the reconnection"
 
+step "xenstored stopped (SIGSTOP): guest I/O, replication and tap-ctl go on; state catches up"
+sent=$(colo_field P2 sent_bytes)
+kill -STOP "$XSD_PID"
+pwrite P2 "P2 writes while xenstored is stopped" 'write -P 0x26 8M 256k'
+pwrite S1 "S1 (Secondary VM) reads while xenstored is stopped" 'read -P 0x13 5M 128k'
+# The Primary's replication goes on: its write is applied on the Secondary meanwhile.
+for _ in $(seq 100); do
+	[ "$(colo_field P2 inflight_bytes)" = 0 ] && [ "$(colo_field P2 sent_bytes)" != "$sent" ] && break
+	sleep 0.05
+done
+expect_status P2 inflight_bytes 0
+expect_status P2 sent_bytes $((sent + 256 * 1024))
+expect_status P2 link up
+kill -CONT "$XSD_PID"
+wait_node 1 51728 sent-bytes $((sent + 256 * 1024))
+
 step "a request written before the tapdisks are back runs once they are"
 xsd_kill9
 xsd_restart
