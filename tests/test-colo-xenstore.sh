@@ -7,7 +7,8 @@
 # before the bind are history; start and checkpoint reach every disk of a domain; a request
 # runs once however often its watch fires, and of requests coalesced while a disk could not
 # read them only the last runs; malformed requests get their error and change
-# nothing; checkpoint-wanted past the threshold; xenstored killed and restarted mid-run;
+# nothing; checkpoint-wanted past the threshold; xenstored stopped, and killed and restarted,
+# mid-run;
 # failover through xenstore, with the disks compared with the model afterwards.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/xenstore-functions.sh"
