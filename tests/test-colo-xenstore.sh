@@ -6,9 +6,8 @@
 # disk in a tapdisk process of its own, as Xen runs them.  Checked exactly: requests written
 # before the bind are history; start and checkpoint reach every disk of a domain; a request
 # runs once however often its watch fires, and of requests coalesced while a disk could not
-# read them only the last runs; malformed requests get their error and change
-# nothing; checkpoint-wanted past the threshold; xenstored stopped, and killed and restarted,
-# mid-run;
+# read them only the last runs; malformed requests get their error and change nothing;
+# checkpoint-wanted past the threshold; xenstored stopped, and killed and restarted, mid-run;
 # failover through xenstore, with the disks compared with the model afterwards.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/xenstore-functions.sh"
