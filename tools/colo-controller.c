@@ -27,29 +27,32 @@
 	"  --timeout MS  --interval MS  --count N  --duration MS  --failover-on-error  -v\n"       \
 	"(see docs/colo-controller.md)\n"
 
+/* One line on stderr, after whatever stdout holds, so that the two interleave in order. */
+static void ctl_vline(const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fputs("colo-controller: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void ctl_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("colo-controller: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ctl_vline(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
-/* Not an error: what -v tells. */
+/* Not an error: what -v tells.  The same line, so that logs read alike. */
 void ctl_info(const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("colo-controller: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ctl_vline(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int64_t ctl_now_ns(void)
