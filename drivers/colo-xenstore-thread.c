@@ -386,7 +386,7 @@ static void colo_xs_do_bind(struct colo_xs_op *op)
 	struct colo_xs_watched *w;
 	char why[300];
 	uint64_t baseline;
-	int err = errno = 0;
+	int tries, err = errno = 0;
 
 	w = calloc(1, sizeof(*w));
 	if (!w || asprintf(&w->request_path, "%s/request", op->dom_dir) < 0 ||
@@ -403,18 +403,23 @@ static void colo_xs_do_bind(struct colo_xs_op *op)
 	w->disk_dir = op->disk_dir;
 	op->dom_dir = op->disk_dir = NULL;
 
-	if (!colo_xs_connect()) {
-		err = errno ? -errno : -EIO;
-		snprintf(why, sizeof(why), "cannot connect to xenstore at %s: %s",
-			 colo_xs_socket(), strerror(-err));
-		goto fail;
-	}
-	/* Requests already in xenstore are history for this VBD: read them before watching. */
-	if (colo_xs_baseline(w, &baseline) || !colo_xs_watch_one(w)) {
-		err = -EIO;
-		snprintf(why, sizeof(why), "xenstore at %s failed while binding %s",
-			 colo_xs_socket(), w->disk_dir);
-		goto fail;
+	/* A connection that died unnoticed fails the first try; a fresh one gets a second. */
+	for (tries = 0;; tries++) {
+		if (!colo_xs_connect()) {
+			err = errno ? -errno : -EIO;
+			snprintf(why, sizeof(why), "cannot connect to xenstore at %s: %s",
+				 colo_xs_socket(), strerror(-err));
+			goto fail;
+		}
+		/* Requests already in xenstore are history for this VBD: read them first. */
+		if (!colo_xs_baseline(w, &baseline) && colo_xs_watch_one(w))
+			break;
+		if (tries) {
+			err = -EIO;
+			snprintf(why, sizeof(why), "xenstore at %s failed while binding %s",
+				 colo_xs_socket(), w->disk_dir);
+			goto fail;
+		}
 	}
 	list_add_tail(&w->next, &colo_xs.watched);
 	colo_xs_post(COLO_XS_EV_BOUND, w->binding, 0, true, baseline, "", 0);
