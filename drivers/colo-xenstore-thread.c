@@ -306,7 +306,12 @@ static bool colo_xs_connect(void)
 
 	if (colo_xs.xs)
 		return true;
-	colo_xs.xs = xs_open(0);
+	/*
+	 * Never libxenstore's fallback to /dev/xen/xenbus: with xenstored gone, a request
+	 * there blocks in the kernel for good (seen in a real dom0), and even kill -9 cannot
+	 * end the thread.  XENSTORED_PATH=/dev/xen/xenbus still opens it on purpose.
+	 */
+	colo_xs.xs = xs_open(XS_OPEN_SOCKETONLY);
 	if (!colo_xs.xs) {
 		int err = errno;
 

@@ -181,7 +181,12 @@ static int side_open(struct ctl *c, struct ctl_side *sd)
 		setenv("XENSTORED_PATH", path, 1);
 	else
 		unsetenv("XENSTORED_PATH");
-	sd->xsh = xs_open(0);
+	/*
+	 * Not libxenstore's fallback to /dev/xen/xenbus: with xenstored gone, a request there
+	 * blocks in the kernel so that not even kill -9 ends the controller.  Naming the
+	 * device in XENSTORED_PATH (or --*-xs) still opens it on purpose.
+	 */
+	sd->xsh = xs_open(XS_OPEN_SOCKETONLY);
 	if (!sd->xsh)
 		return -1;
 	if (xs_fileno(sd->xsh) < 0 || !xs_watch(sd->xsh, sd->disks_path, CTL_TOKEN)) {
