@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <xenstore.h>
+#include <xenstore_lib.h>
 
 #include "colo-command.h"
 #include "colo-xenstore.h"
@@ -244,7 +245,7 @@ static const char *colo_xs_socket(void)
 {
 	const char *path = getenv("XENSTORED_PATH");
 
-	return path && path[0] ? path : "/run/xenstored/socket";
+	return path && path[0] ? path : xs_daemon_socket();
 }
 
 static void colo_xs_disconnect(const char *what)
@@ -306,12 +307,7 @@ static bool colo_xs_connect(void)
 
 	if (colo_xs.xs)
 		return true;
-	/*
-	 * Never libxenstore's fallback to /dev/xen/xenbus: with xenstored gone, a request
-	 * there blocks in the kernel for good (seen in a real dom0), and even kill -9 cannot
-	 * end the thread.  XENSTORED_PATH=/dev/xen/xenbus still opens it on purpose.
-	 */
-	colo_xs.xs = xs_open(XS_OPEN_SOCKETONLY);
+	colo_xs.xs = xs_open(0);
 	if (!colo_xs.xs) {
 		int err = errno;
 
@@ -610,6 +606,18 @@ int colo_xs_thread_start(void)
 	if (colo_xs.wake_fd < 0 || colo_xs.event_fd < 0) {
 		err = -errno;
 		EPRINTF("colo xenstore: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	/*
+	 * Never libxenstore's fallback to /dev/xen/xenbus: with xenstored gone, a request
+	 * there blocks in the kernel for good (seen in a real dom0), and not even kill -9
+	 * ends the process.  libxenstore 4.17 ignores XS_OPEN_SOCKETONLY, but falls back to
+	 * XENSTORED_PATH itself when that is set: so it is pinned to the socket, once, before
+	 * the thread exists.  XENSTORED_PATH=/dev/xen/xenbus still opens the device on purpose.
+	 */
+	if (!getenv("XENSTORED_PATH") && setenv("XENSTORED_PATH", xs_daemon_socket(), 1)) {
+		err = -errno;
+		EPRINTF("colo xenstore: setenv: %s", strerror(errno));
 		goto fail;
 	}
 	/* Signals stay with tapdisk's loop. */

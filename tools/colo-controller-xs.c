@@ -176,17 +176,16 @@ static int side_open(struct ctl *c, struct ctl_side *sd)
 	const char *path = sd->xs_path ? sd->xs_path : c->env_xs_path;
 	int e;
 
-	/* libxenstore takes its socket from XENSTORED_PATH when it opens a handle. */
-	if (path)
-		setenv("XENSTORED_PATH", path, 1);
-	else
-		unsetenv("XENSTORED_PATH");
 	/*
-	 * Not libxenstore's fallback to /dev/xen/xenbus: with xenstored gone, a request there
-	 * blocks in the kernel so that not even kill -9 ends the controller.  Naming the
-	 * device in XENSTORED_PATH (or --*-xs) still opens it on purpose.
+	 * libxenstore takes its socket from XENSTORED_PATH when it opens a handle.  Without
+	 * one it would fall back to /dev/xen/xenbus when the socket fails, and with xenstored
+	 * gone a request there blocks in the kernel so that not even kill -9 ends the
+	 * controller (seen in a real dom0; 4.17 ignores XS_OPEN_SOCKETONLY).  With
+	 * XENSTORED_PATH set, the fallback tries that path again: so it is always set, to the
+	 * default socket when nothing else is named.  Naming /dev/xen/xenbus still opens it.
 	 */
-	sd->xsh = xs_open(XS_OPEN_SOCKETONLY);
+	setenv("XENSTORED_PATH", path ? path : xs_daemon_socket(), 1);
+	sd->xsh = xs_open(0);
 	if (!sd->xsh)
 		return -1;
 	if (xs_fileno(sd->xsh) < 0 || !xs_watch(sd->xsh, sd->disks_path, CTL_TOKEN)) {

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <xenstore.h>
+#include <xenstore_lib.h>
 
 /* Exit statuses. */
 #define CTL_OK 0
