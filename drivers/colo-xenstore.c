@@ -149,10 +149,6 @@ static void colo_xsb_publish(struct colo_xsb *b, struct colo *c, bool counters)
 	for (i = 0; i < COLO_XSB_N_NODES; i++) {
 		if (!counters && (i == COLO_XSB_SENT || i == COLO_XSB_BUFFER))
 			continue;
-		/* xenstore's names use '-' where colo_status's JSON uses '_'. */
-		for (char *p = val[i]; i != COLO_XSB_ERROR && *p; p++)
-			if (*p == '_')
-				*p = '-';
 		colo_xsb_write(b, colo_xsb_node_names[i], val[i]);
 	}
 }
