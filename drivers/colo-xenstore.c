@@ -55,6 +55,7 @@ struct colo_xsb {
 
 /* A request handed to the driver; it finds its binding again by id, which may be gone. */
 struct colo_xsb_pending {
+	struct colo *colo; /* outlives its callbacks, even when the VBD closes meanwhile */
 	unsigned int binding;
 	uint64_t req_id;
 	enum colo_command_verb verb;
@@ -215,15 +216,12 @@ static void colo_xsb_request_done(void *arg, int err, uint64_t value)
 {
 	struct colo_xsb_pending *p = arg;
 	struct colo_xsb *b = colo_xsb_find(p->binding);
-	td_vbd_t *vbd;
-	struct colo *c;
+	struct colo *c = p->colo;
 
 	if (!b) {
 		free(p); /* unbound meanwhile: nobody to tell */
 		return;
 	}
-	vbd = tapdisk_server_get_vbd(b->minor);
-	c = vbd ? colo_from_vbd(vbd) : NULL;
 	if (!err && p->verb == COLO_COMMAND_CHECKPOINT)
 		colo_xsb_result(b, p->req_id, 0, "epoch=%" PRIu64, value);
 	else if (!err)
@@ -231,11 +229,9 @@ static void colo_xsb_request_done(void *arg, int err, uint64_t value)
 	else
 		colo_xsb_result(b, p->req_id, err < 0 ? err : -EIO, "%s: %s",
 				colo_command_verb_name(p->verb),
-				c && colo_command_error(c, p->verb)[0] ?
-					colo_command_error(c, p->verb) :
-					strerror(err < 0 ? -err : EIO));
-	if (c)
-		colo_xsb_publish(b, c, true);
+				colo_command_error(c, p->verb)[0] ? colo_command_error(c, p->verb) :
+								    strerror(err < 0 ? -err : EIO));
+	colo_xsb_publish(b, c, true);
 	free(p);
 }
 
@@ -281,6 +277,7 @@ static void colo_xsb_request(struct colo_xsb *b, const char *text)
 		colo_xsb_result(b, req_id, -ENOMEM, "out of memory");
 		return;
 	}
+	p->colo = c;
 	p->binding = b->id;
 	p->req_id = req_id;
 	p->verb = cmd.verb;

@@ -355,6 +355,31 @@ request 2 "22 stop"
 wait_node 2 51728 result "22 108 stop: replication has already failed over"
 sleep 0.3
 expect_node 2 51712 result "21 108 checkpoint: do_checkpoint: replication has ended (failed-over); the disk is a plain disk"
+step "a request in flight when its VBD is paused: the driver's error is the result"
+port3=$(free_port)
+make_image "$TEST_DIR/s3.img" 8M 3
+cp "$TEST_DIR/s3.img" "$TEST_DIR/p3.img"
+colo_vbd S3 "colo:127.0.0.1:$port3:$TEST_DIR/s3.img"
+colo_vbd P3 "colo:127.0.0.1:$port3:$TEST_DIR/p3.img"
+for n in S3:4 P3:3; do
+	colo "${n%:*}" xenstore "$(disk_dir "${n#*:}" 1)" || fail "binding ${n%:*}"
+done
+request 4 "1 start secondary"
+wait_node 4 1 result "1 0 ok"
+request 3 "1 start primary"
+wait_node 3 1 result "1 0 ok"
+# The Secondary's checkpoint waits for the Primary's epoch marker, which never comes.
+request 4 "2 checkpoint"
+sleep 0.3
+expect_node 4 1 result "1 0 ok"
+"$TAPCTL" pause -p "$S3_PID" -m "$S3_MINOR" || fail "pausing S3"
+wait_node 4 1 result "2 19 checkpoint: the VBD was closed"
+request 4 "3 checkpoint"
+wait_node 4 1 result "3 22 checkpoint: VBD $S3_MINOR is paused"
+"$TAPCTL" unpause -p "$S3_PID" -m "$S3_MINOR" || fail "unpausing S3"
+colo_destroy P3
+colo_destroy S3
+
 colo_destroy S1
 colo_destroy S2
 echo PASS
