@@ -50,30 +50,33 @@ static struct xsd_node *get_node(const struct req *r, const char *arg, bool allo
 	return n;
 }
 
-static int do_read(const struct req *r)
+/* READ, DIRECTORY and GET_PERMS: one field of one node, as it stands in r's view. */
+static int reply_node_field(const struct req *r, uint32_t type)
 {
 	struct xsd_node *n;
 	char *name;
 	int err;
 
-	n = get_node(r, onearg(r), false, &name, &err);
-	if (n)
-		xsd_reply(r->c, r->h, XS_READ, n->value, n->vlen);
+	/* Only permissions may be asked of @introduceDomain and friends. */
+	n = get_node(r, onearg(r), type == XS_GET_PERMS, &name, &err);
+	if (n && type == XS_READ)
+		xsd_reply(r->c, r->h, type, n->value, n->vlen);
+	else if (n && type == XS_DIRECTORY)
+		xsd_reply(r->c, r->h, type, n->children, n->childlen);
+	else if (n)
+		xsd_reply(r->c, r->h, type, n->perms, n->permlen);
 	free(name);
 	return err;
 }
 
+static int do_read(const struct req *r)
+{
+	return reply_node_field(r, XS_READ);
+}
+
 static int do_directory(const struct req *r)
 {
-	struct xsd_node *n;
-	char *name;
-	int err;
-
-	n = get_node(r, onearg(r), false, &name, &err);
-	if (n)
-		xsd_reply(r->c, r->h, XS_DIRECTORY, n->children, n->childlen);
-	free(name);
-	return err;
+	return reply_node_field(r, XS_DIRECTORY);
 }
 
 /* path, offset: "<generation>\0" then as many whole names as fit, "\0" after the last one. */
@@ -257,15 +260,7 @@ static int do_rm(const struct req *r)
 
 static int do_get_perms(const struct req *r)
 {
-	struct xsd_node *n;
-	char *name;
-	int err;
-
-	n = get_node(r, onearg(r), true, &name, &err);
-	if (n)
-		xsd_reply(r->c, r->h, XS_GET_PERMS, n->perms, n->permlen);
-	free(name);
-	return err;
+	return reply_node_field(r, XS_GET_PERMS);
 }
 
 /* "r5\0w0\0..." to its canonical form, as xenstore_strings_to_perms() reads it. */
