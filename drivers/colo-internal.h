@@ -160,6 +160,13 @@ struct colo {
 		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits
 					  on it */
 		uint32_t *verify_crcs;
+		/*
+		 * The Secondary VM's I/O against the buffer: @gen counts the buffer's drops, so
+		 * that a disk read begun before a drop is not trusted after it; @svm_writes
+		 * counts its writes still filling blocks, which a stop or failover waits for.
+		 */
+		uint64_t gen;
+		int svm_writes;
 		/* failover write-back */
 		uint64_t *wb_blocks;
 		size_t wb_n, wb_next;
@@ -217,6 +224,8 @@ void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload);
 void colo_secondary_link_lost(struct colo *c);
 void colo_secondary_close(struct colo *c);
 void colo_secondary_writeback_sync(struct colo *c);
+/* Starts what may start, retires what finished, and moves a pending stop or failover on. */
+void colo_secondary_pump(struct colo *c);
 /* Sends an ACK for what is applied (a deferred: once per loop iteration). */
 void colo_secondary_send_ack(void *arg);
 

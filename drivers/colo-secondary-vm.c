@@ -3,6 +3,12 @@
  * (a partial block is first filled from the disk); its reads come from the disk with every
  * block the buffer holds laid over them at completion, which is what keeps a read that races
  * a forwarded write from seeing the Primary's new data (see colo-secondary.c).
+ *
+ * A disk read is only good for the buffer it was begun under.  A read or fill that a drop of
+ * the buffer (checkpoint, failover, stop) overtook is done again: the disk may have held an
+ * older checkpoint's data, or blocks that only the dropped buffer held.  A stop or failover
+ * waits for the writes still filling (s.svm_writes) and turns new ones away (-EBUSY, retried
+ * by the VBD), so that no acknowledged write reaches the buffer after its write-back.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +22,7 @@
 struct colo_svm_req {
 	td_request_t treq;
 	struct colo *c;
+	uint64_t gen; /* s.gen when the disk read began */
 	int pending;
 	int err;
 };
@@ -60,11 +67,20 @@ static void colo_svm_read_done(td_request_t clone, int err)
 	struct colo_svm_req *r = clone.cb_data;
 	struct colo *c = r->c;
 	td_request_t treq = r->treq;
+	bool overtaken = r->gen != c->s.gen;
 
+	free(r);
+	if (!err && overtaken) {
+		/* Once replication has ended the disk is plain and complete. */
+		if (colo_ended(c))
+			td_forward_request(treq);
+		else
+			colo_secondary_queue_read(c, treq);
+		return;
+	}
 	if (!err && c->s.buf)
 		err = colo_overlay(c, treq.buf, treq.sec << SECTOR_SHIFT,
 				   (uint64_t)treq.secs << SECTOR_SHIFT);
-	free(r);
 	td_complete_request(treq, err);
 }
 
@@ -79,6 +95,7 @@ void colo_secondary_queue_read(struct colo *c, td_request_t treq)
 	}
 	r->treq = treq;
 	r->c = c;
+	r->gen = c->s.gen;
 	clone.cb = colo_svm_read_done;
 	clone.cb_data = r;
 	td_forward_request(clone);
@@ -88,6 +105,7 @@ void colo_secondary_queue_read(struct colo *c, td_request_t treq)
 
 static void colo_svm_write_finish(struct colo_svm_req *r)
 {
+	struct colo *c = r->c;
 	td_request_t treq = r->treq;
 	int err = r->err;
 
@@ -95,6 +113,8 @@ static void colo_svm_write_finish(struct colo_svm_req *r)
 		return;
 	free(r);
 	td_complete_request(treq, err);
+	if (!--c->s.svm_writes && c->stop_call.done)
+		colo_secondary_pump(c); /* the stop or failover waited for this write */
 }
 
 /* Stores the part of the write that falls in block @b; @blk is the block's old contents. */
@@ -127,44 +147,20 @@ static int colo_svm_store(struct colo *c, const td_request_t *treq, uint64_t b, 
 struct colo_fill {
 	struct colo_svm_req *r;
 	uint64_t block;
+	uint64_t gen; /* s.gen when this read of the block began */
 	char *blk;
 };
 
-static void colo_svm_fill_done(td_request_t clone, int err)
+static void colo_svm_fill_done(td_request_t clone, int err);
+
+/* Reads the block's old contents from the disk.  The read is a piece of the guest's own
+ * request, so a pause waits for it and never holds it back. */
+static void colo_svm_fill_read(struct colo *c, struct colo_fill *f)
 {
-	struct colo_fill *f = clone.cb_data;
-	struct colo_svm_req *r = f->r;
+	uint64_t bs = colo_bs(c), start = f->block * bs;
+	td_request_t clone = f->r->treq;
 
-	if (!err)
-		err = colo_svm_store(r->c, &r->treq, f->block, f->blk);
-	if (err && !r->err)
-		r->err = err;
-	free(f->blk);
-	free(f);
-	colo_svm_write_finish(r);
-}
-
-/*
- * A partial block not in the buffer: read it from the disk first.  The read is a piece of the
- * guest's own request, so a pause waits for it and never holds it back.
- */
-static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
-{
-	uint64_t bs = colo_bs(c), start = b * bs;
-	struct colo_fill *f = calloc(1, sizeof(*f));
-	td_request_t clone = r->treq;
-
-	if (!f)
-		return -ENOMEM;
-	f->blk = colo_alloc_aligned(bs);
-	if (!f->blk) {
-		free(f);
-		return -ENOMEM;
-	}
-	memset(f->blk, 0, bs);
-	f->r = r;
-	f->block = b;
-	r->pending++;
+	f->gen = c->s.gen;
 	clone.op = TD_OP_READ;
 	clone.sec = start >> SECTOR_SHIFT;
 	clone.secs = (int)((start + bs > c->disk_size ? c->disk_size - start : bs) >> SECTOR_SHIFT);
@@ -172,6 +168,49 @@ static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
 	clone.cb = colo_svm_fill_done;
 	clone.cb_data = f;
 	td_forward_request(clone);
+}
+
+static void colo_svm_fill_done(td_request_t clone, int err)
+{
+	struct colo_fill *f = clone.cb_data;
+	struct colo_svm_req *r = f->r;
+	struct colo *c = r->c;
+
+	/*
+	 * A checkpoint dropped the buffer during the read, which may then hold the checkpoint
+	 * before.  Read again, unless a forwarded write has saved the block since: the buffer's
+	 * copy is then the one to write into.
+	 */
+	if (!err && f->gen != c->s.gen && !colo_buffer_contains(c->s.buf, f->block)) {
+		colo_svm_fill_read(c, f);
+		return;
+	}
+	if (!err)
+		err = colo_svm_store(c, &r->treq, f->block, f->blk);
+	if (err && !r->err)
+		r->err = err;
+	free(f->blk);
+	free(f);
+	colo_svm_write_finish(r);
+}
+
+/* A partial block not in the buffer: read the rest of it from the disk first. */
+static int colo_svm_fill(struct colo *c, struct colo_svm_req *r, uint64_t b)
+{
+	struct colo_fill *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->blk = colo_alloc_aligned(colo_bs(c));
+	if (!f->blk) {
+		free(f);
+		return -ENOMEM;
+	}
+	memset(f->blk, 0, colo_bs(c));
+	f->r = r;
+	f->block = b;
+	r->pending++;
+	colo_svm_fill_read(c, f);
 	return 0;
 }
 
@@ -188,6 +227,7 @@ static void colo_svm_write(struct colo *c, td_request_t treq)
 	r->treq = treq;
 	r->c = c;
 	r->pending = 1;
+	c->s.svm_writes++;
 	for (b = off / bs; b <= last && !r->err; b++) {
 		uint64_t start = b * bs, end = start + bs;
 		bool whole = off <= start && (off + len >= end || off + len >= c->disk_size);
@@ -212,10 +252,11 @@ static void colo_svm_write(struct colo *c, td_request_t treq)
 void colo_secondary_queue_write(struct colo *c, td_request_t treq)
 {
 	/*
-	 * The buffer is being written back: the VBD retries the write (or flush) with backoff
-	 * until the disk is plain.  Holding it here instead would stall a pause.
+	 * A stop or failover is pending or the buffer is being written back: the VBD retries
+	 * the write with backoff until the disk is plain.  Holding it here instead would stall
+	 * a pause.
 	 */
-	if (c->state == COLO_STATE_FAILING_OVER) {
+	if (c->state == COLO_STATE_FAILING_OVER || c->stop_call.done) {
 		td_complete_request(treq, -EBUSY);
 		return;
 	}

@@ -53,7 +53,6 @@ struct colo_apply {
 
 enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
 
-static void colo_secondary_pump(struct colo *c);
 static void colo_secondary_finish_stop(struct colo *c);
 static void colo_secondary_cancel_ckpt_timer(struct colo *c);
 
@@ -96,6 +95,7 @@ static void colo_secondary_trim_cb(event_id_t id, char mode, void *priv)
 static void colo_secondary_drop_buffer(struct colo *c)
 {
 	colo_buffer_drop(c->s.buf);
+	c->s.gen++;
 	if (c->s.trim_timer)
 		return;
 	c->s.trim_timer = tapdisk_server_register_event(
@@ -283,7 +283,7 @@ static void colo_secondary_marker(struct colo *c, struct colo_apply *a)
 }
 
 /* Starts what may start, retires what finished, in order. */
-static void colo_secondary_pump(struct colo *c)
+void colo_secondary_pump(struct colo *c)
 {
 	struct colo_apply *a, *tmp, *e;
 	bool advanced = false;
@@ -622,7 +622,11 @@ static void colo_secondary_close_sockets(struct colo *c)
 	colo_link_close(c);
 }
 
-/* Runs once no forwarded write is in flight and no checkpoint is pending. */
+/*
+ * Runs once no forwarded write is in flight, no Secondary VM write is still filling a block
+ * (it would reach the buffer after the write-back or the drop, and be lost), and no
+ * checkpoint is pending.
+ */
 static void colo_secondary_finish_stop(struct colo *c)
 {
 	int err;
@@ -633,7 +637,7 @@ static void colo_secondary_finish_stop(struct colo *c)
 	if (c->link_state != COLO_LINK_LOST)
 		c->link_state = COLO_LINK_NONE;
 	colo_secondary_drop_unapplied(c);
-	if (c->s.inflight)
+	if (c->s.inflight || c->s.svm_writes)
 		return;
 	if (!list_empty(&c->s.rxq))
 		return;
