@@ -23,8 +23,13 @@ Secondary (its image file must then equal the model's view, and it keeps serving
 disk) or with a stop (after a Primary checkpoint: the file must equal the Primary's disk at
 that checkpoint).  The next session starts from copies of the Secondary's file.
 
+MODE=ft runs without Secondary VM I/O other than reads (Remus, micro-checkpointing: the
+Secondary VM does not run); MODE=colo (the default) has the Secondary VM write.  KILL9=always
+makes every failover follow a kill -9 of the Primary, KILL9=never none; by default some do.
+
 usage: colo_random.py TAPCTL TEST_DIR SEED
-env:   STEPS (3000), FAILOVERS (1), STOPS (1), FULL_EVERY (250); BLKTAP_CONTROL_DIR
+env:   STEPS (3000), FAILOVERS (1), STOPS (1), FULL_EVERY (250), MODE (colo), KILL9 (random);
+       BLKTAP_CONTROL_DIR
 """
 import collections
 import itertools
@@ -33,6 +38,7 @@ import os
 import random
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -53,12 +59,21 @@ STEPS = env_int("STEPS", 3000)
 FAILOVERS = env_int("FAILOVERS", 1)
 STOPS = env_int("STOPS", 1)
 FULL_EVERY = env_int("FULL_EVERY", 250)
+MODE = os.environ.get("MODE") or "colo"
+KILL9 = os.environ.get("KILL9") or "random"
+if MODE not in ("colo", "ft") or KILL9 not in ("always", "never", "random"):
+    raise SystemExit("MODE is colo or ft, KILL9 always, never or random")
+SVM = MODE == "colo"  # the Secondary VM writes
 SIZE = 8 << 20
 SECTOR = 512
 MAX_IO = 256 << 10
+# Larger than every piece size inside: the export's 1 MiB WRITE_ZEROES pieces, the
+# write-back's 1 MiB runs, a 1 MiB block.
+BIG_IO = 3 << 20
+ZERO_PIECE = 1 << 20
 
 rng = random.Random(SEED)
-BS = rng.choice([512, 4096, 16384])
+BS = rng.choice([512, 4096, 16384, 65536, 1 << 20])
 history = collections.deque(maxlen=40)  # the last operations, printed on failure
 step_no = -1
 
@@ -165,10 +180,16 @@ def pump(handles, timeout=0.005):
 class Op:
     """One asynchronous command: kind is 'pw' (Primary write), 'pr', 'sw', 'sr'."""
 
-    def __init__(self, h, kind, off, n, data=None):
+    def __init__(self, h, kind, off, n, data=None, how="write"):
+        """@how is 'write', 'zero' (WRITE_ZEROES: @data is zeros) or 'trim' (no data)."""
         self.h, self.kind, self.off, self.n, self.data = h, kind, off, n, data
+        self.how = how
         self.done = False
-        if data is not None:
+        if how == "zero":
+            self.cookie = h.aio_zero(n, off)
+        elif how == "trim":
+            self.cookie = h.aio_trim(n, off)
+        elif data is not None:
             self.buf = nbd.Buffer.from_bytearray(bytearray(data))
             self.cookie = h.aio_pwrite(self.buf, off)
         else:
@@ -210,9 +231,12 @@ class Extents:
     def __init__(self):
         self.hot = rng.randrange(0, SIZE - (1 << 20) + 1, SECTOR)
 
-    def pick(self, max_n=MAX_IO):
+    def pick(self, max_n=MAX_IO, big=0.0):
         r = rng.random()
-        if r < 0.3:
+        if rng.random() < big:
+            k = rng.randint(ZERO_PIECE // SECTOR + 1, BIG_IO // SECTOR)
+            max_n = BIG_IO
+        elif r < 0.3:
             k = rng.randint(1, 8)
         elif r < 0.7:
             k = rng.randint(9, 64)
@@ -234,10 +258,10 @@ class Extents:
         off = max(0, min(off, SIZE - n))
         return off, n
 
-    def disjoint(self, count, taken=()):
+    def disjoint(self, count, taken=(), big=0.0):
         picked = []
         for _ in range(count * 3):
-            e = self.pick()
+            e = self.pick(big=big)
             if not any(overlaps(e, t) for t in list(taken) + picked):
                 picked.append(e)
             if len(picked) == count:
@@ -318,6 +342,7 @@ class Session:
         self.hp = [connect(self.P.sock), connect(self.P.sock)]
         self.hs = [connect(self.S.sock), connect(self.S.sock)]
         self.all = self.hp + self.hs
+        self.primary_killed = False
 
     # -- checks --
 
@@ -476,11 +501,42 @@ class Session:
                 fail("after the Secondary's checkpoint its buffer holds %d blocks, expected 0"
                      % ss["buffer_blocks"])
 
-    def issue_pwrites(self, count):
+    def issue_pwrites(self, count, mixed=False):
+        """@count disjoint Primary writes; @mixed: some larger than every internal piece
+        size, and WRITE_ZEROES and TRIM among them."""
         ops = []
-        for off, n in self.ext.disjoint(count):
-            ops.append(Op(rng.choice(self.hp), "pw", off, n, rng.randbytes(n)))
+        for off, n in self.ext.disjoint(count, big=0.25 if mixed else 0.0):
+            how = rng.choices(["write", "zero", "trim"], [6, 2, 1])[0] if mixed else "write"
+            data = bytes(n) if how == "zero" else None if how == "trim" else rng.randbytes(n)
+            ops.append(Op(rng.choice(self.hp), "pw", off, n, data, how))
         return ops
+
+    def issue_swrites(self, count):
+        """@count disjoint Secondary VM writes of every shape: inside a block at an unaligned
+        offset (a fill read each), whole blocks, across blocks, larger than 1 MiB, zeroes."""
+        ops = []
+        if not SVM:
+            return ops
+        for off, n in self.ext.disjoint(count, big=0.2):
+            if rng.random() < 0.3 and BS > 512:
+                b = rng.randrange(SIZE // BS)
+                n = min(n, BS // 2, 4096)
+                off = b * BS + rng.randrange(1, (BS - n) // SECTOR + 1) * SECTOR - SECTOR
+            # The moved ones may meet any other: writes in flight together stay disjoint.
+            if any(overlaps((off, n), (o.off, o.n)) for o in ops):
+                continue
+            zero = rng.random() < 0.15
+            ops.append(Op(rng.choice(self.hs), "sw", off, n, bytes(n) if zero else
+                          rng.randbytes(n), "zero" if zero else "write"))
+        return ops
+
+    @staticmethod
+    def pieces(op):
+        """The parts of a request in flight at a checkpoint that each go into it whole or not
+        at all (docs/colo.md): a WRITE whole, a WRITE_ZEROES in 1 MiB pieces from its
+        offset."""
+        step = ZERO_PIECE if op.how == "zero" else op.n
+        return [(op.off + i, min(step, op.n - i)) for i in range(0, op.n, step)]
 
     def issue_sreads(self, count, near=()):
         ops = []
@@ -515,7 +571,7 @@ class Session:
         entirely or not at all."""
         m = self.m
         before = bytes(m.primary)
-        pw = self.issue_pwrites(rng.randint(2, 12))
+        pw = self.issue_pwrites(rng.randint(2, 12), mixed=True)
         for _ in range(rng.choice([0, 1, 2, 5, 20])):
             pump(self.all, 0.0005)
         done_before = [op for op in pw if op.check()]
@@ -537,42 +593,62 @@ class Session:
         self.checkpoint_secondary()
         wait_ops(pw, self.all)
         ckpt = bytearray(before)
-        included, excluded = [], []
+        included, excluded, unknown = [], [], False
         for op in pw:
-            got = rng.choice(self.hs).pread(op.n, op.off)
-            old = before[op.off:op.off + op.n]
-            if got == op.data:
-                included.append(op)
-                ckpt[op.off:op.off + op.n] = op.data
-            elif op in done_before:
-                fail("a Primary write of %d bytes at %d completed before the checkpoint was "
-                     "called, but the Secondary's view after the checkpoint lacks it (%s)" %
-                     (op.n, op.off, "it holds the old contents" if got == old
-                      else "it holds neither old nor new contents"))
-            elif got == old:
-                excluded.append(op)
-            else:
-                diff = [i for i in range(op.n) if got[i] != op.data[i]]
-                fail("torn checkpoint: the Secondary's view of a Primary write of %d bytes at "
-                     "%d, in flight at the checkpoint, is neither the old nor the new "
-                     "contents (first difference from the new at %d, %d bytes differ)" %
-                     (op.n, op.off, op.off + diff[0], len(diff)))
-        note("  %d of the writes in flight went into the checkpoint, %d after" %
-             (len(included) - len(done_before), len(excluded)))
+            if op.how == "trim":  # advisory: changes nothing on either side
+                got = rng.choice(self.hs).pread(op.n, op.off)
+                if got != before[op.off:op.off + op.n]:
+                    fail("a TRIM of %d bytes at %d in flight at the checkpoint changed the "
+                         "Secondary's view" % (op.n, op.off))
+                continue
+            for off, n in self.pieces(op):
+                got = rng.choice(self.hs).pread(n, off)
+                old = before[off:off + n]
+                new = op.data[off - op.off:off - op.off + n]
+                what = "%s of %d bytes at %d (its piece of %d bytes at %d)" % (
+                    "WRITE_ZEROES" if op.how == "zero" else "write", op.n, op.off, n, off)
+                if got == new and new == old and op not in done_before:
+                    unknown = True  # in the checkpoint or after it: the bytes cannot tell
+                    ckpt[off:off + n] = new
+                elif got == new:
+                    included.append((off, n))
+                    ckpt[off:off + n] = new
+                elif op in done_before:
+                    fail("a Primary %s completed before the checkpoint was called, but the "
+                         "Secondary's view after the checkpoint lacks it (%s)" %
+                         (what, "it holds the old contents" if got == old
+                          else "it holds neither old nor new contents"))
+                elif got == old:
+                    excluded.append((off, n))
+                else:
+                    diff = [i for i in range(n) if got[i] != new[i]]
+                    fail("torn checkpoint: the Secondary's view of a Primary %s, in flight at "
+                         "the checkpoint, is neither the old nor the new contents (first "
+                         "difference from the new at %d, %d bytes differ)" %
+                         (what, off + diff[0], len(diff)))
+        note("  %d pieces of the requests in flight went into the checkpoint, %d after" %
+             (len(included), len(excluded)))
         for op in pw:
-            m.primary[op.off:op.off + op.n] = op.data
+            if op.how != "trim":
+                m.primary[op.off:op.off + op.n] = op.data
         m.checkpoint(ckpt)
-        m.p_blocks = set().union(*[blocks_of(o.off, o.n) for o in excluded])
-        m.sent = sum(o.n for o in excluded)
-        self.stats["racing writes in the checkpoint"] += len(included) - len(done_before)
-        self.stats["racing writes after it"] += len(excluded)
+        m.p_blocks = set().union(*[blocks_of(o, n) for o, n in excluded])
+        m.sent = sum(n for _, n in excluded)
+        self.stats["racing pieces in the checkpoint"] += len(included)
+        self.stats["racing pieces after it"] += len(excluded)
+        if unknown:
+            # What the Primary has sent since is known again after an empty epoch.
+            self.checkpoint_primary()
+            self.checkpoint_secondary()
+            m.checkpoint(m.primary)
+            m.p_blocks, m.sent = set(), 0
 
     def op_batch(self):
         """Concurrent Primary writes and reads, Secondary VM writes and reads, on two
         connections per side: Primary writes disjoint from each other and from Primary
         reads, Secondary VM writes disjoint from each other and from Secondary reads."""
         pw = self.ext.disjoint(rng.randint(0, 8))
-        sw = self.ext.disjoint(rng.randint(0, 4))
+        sw = self.ext.disjoint(rng.randint(0, 4) if SVM else 0)
         pr = self.ext.disjoint(rng.randint(0, 4), pw)
         sr = self.ext.disjoint(rng.randint(1, 8), sw)
         kinds = [("pw", e) for e in pw] + [("sw", e) for e in sw] + \
@@ -642,14 +718,74 @@ class Session:
         self.m.pwrite(off, pw.data)
         self.check_view(lo, hi - lo)
 
+    def block_pieces(self, op):
+        """A Secondary VM write cut at block boundaries: each piece reaches the buffer on its
+        own, so one in flight at a checkpoint may be split there."""
+        out, off = [], op.off
+        while off < op.off + op.n:
+            end = min(op.off + op.n, (off // BS + 1) * BS)
+            out.append((off, end - off))
+            off = end
+        return out
+
+    def op_svm_ckpt_racing(self):
+        """Secondary VM writes of every shape in flight at the Secondary's checkpoint: after
+        it, each block piece of each write is in the new epoch's view or not, and all else
+        is the new checkpoint (never what a fill read saw before the drop)."""
+        m = self.m
+        self.checkpoint_primary()
+        marker = bytes(m.primary)
+        sw = self.issue_swrites(rng.randint(1, 10))
+        for _ in range(rng.choice([0, 0, 1, 3])):
+            pump(self.all, 0.0005)
+        note("the Secondary's checkpoint racing %d Secondary VM writes %s" %
+             (len(sw), [(o.how, o.n, o.off) for o in sw]))
+        proc = self.S.colo_async("checkpoint")
+        wait_ops(sw, self.all)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode:
+            fail("the Secondary's checkpoint racing Secondary VM writes exited %d: %s" %
+                 (proc.returncode, err.strip()))
+        ep = parse_epoch(out, "the Secondary's")
+        if ep != m.epoch + 1:
+            fail("the Secondary's checkpoint returned epoch %d, expected %d" % (ep, m.epoch + 1))
+        m.checkpoint(marker)
+        m.p_blocks, m.sent = set(), 0
+        kept, unknown = 0, False
+        for op in sw:
+            for off, n in self.block_pieces(op):
+                got = rng.choice(self.hs).pread(n, off)
+                new = op.data[off - op.off:off - op.off + n]
+                if got == new and new == marker[off:off + n]:
+                    unknown = True  # in the buffer or not: the bytes cannot tell
+                elif got == new:
+                    m.swrite(off, new)
+                    kept += 1
+                elif got != marker[off:off + n]:
+                    fail("after the Secondary's checkpoint, the piece of %d bytes at %d of a "
+                         "Secondary VM %s of %d bytes at %d in flight is neither the new "
+                         "checkpoint nor the write" % (n, off, op.how, op.n, op.off))
+        for op in sw:  # the rest of every block touched is the new checkpoint
+            lo = op.off // BS * BS
+            self.check_view(lo, min(SIZE, -(-(op.off + op.n) // BS) * BS) - lo)
+        self.stats["Secondary VM pieces kept by a racing checkpoint"] += kept
+        if unknown:
+            # What the buffer holds is known again after an empty epoch.
+            self.checkpoint_primary()
+            self.checkpoint_secondary()
+            m.checkpoint(m.primary)
+
     OPS = [("pwrite", 22), ("swrite", 12), ("sread", 16), ("pread", 6), ("checkpoint", 4),
-           ("ckpt_after_burst", 3), ("ckpt_racing", 3), ("batch", 8), ("poverlap", 3),
-           ("meet", 4), ("flush", 2), ("status", 2)]
+           ("ckpt_after_burst", 3), ("ckpt_racing", 3), ("svm_ckpt_racing", 3), ("batch", 8),
+           ("poverlap", 3), ("meet", 4), ("flush", 2), ("status", 2)]
+
+    SVM_OPS = ("swrite", "svm_ckpt_racing", "meet")
 
     def run(self, first, last, stats):
         self.stats = stats
-        names = [o for o, _ in self.OPS]
-        weights = [w for _, w in self.OPS]
+        ops = [(o, w) for o, w in self.OPS if SVM or o not in self.SVM_OPS]
+        names = [o for o, _ in ops]
+        weights = [w for _, w in ops]
         global step_no
         for step_no in range(first, last):
             op = rng.choices(names, weights)[0]
@@ -692,6 +828,8 @@ class Session:
         if self.read_file(self.simg) != expected:
             fail("after the end of replication and plain writes the Secondary's file "
                  "differs from its writes")
+        if self.primary_killed:
+            return
         # The Primary still serves too.
         off, n = self.ext.pick()
         data = rng.randbytes(n)
@@ -717,7 +855,7 @@ class Session:
         # Primary writes since the checkpoint must not reach the file.
         for _ in range(rng.randint(0, 5)):
             self.op_pwrite()
-        v = rng.random()
+        v = 1.0 if KILL9 == "always" else rng.random()
         if v < 0.3:
             # A failover asked for while the Secondary's checkpoint waits for its marker
             # runs after that checkpoint.
@@ -744,22 +882,39 @@ class Session:
             m.checkpoint(m.primary)
         elif v < 0.6:
             pw = self.issue_pwrites(rng.randint(1, 8))
+            sw = self.issue_swrites(rng.randint(1, 8)) if rng.random() < 0.6 else []
             pump(self.all, 0)
-            note("failover of the Secondary with %d Primary writes in flight" % len(pw))
+            note("failover of the Secondary with %d Primary writes and %d Secondary VM "
+                 "writes %s in flight" % (len(pw), len(sw), [(o.how, o.n, o.off) for o in sw]))
             self.S.colo("failover")
-            wait_ops(pw, self.all)
+            wait_ops(pw + sw, self.all)
             for op in pw:
                 m.primary[op.off:op.off + op.n] = op.data
+            for op in sw:  # acknowledged: each must be on the disk after the failover
+                m.swrite(op.off, op.data)
         else:
-            note("failover of the Secondary")
+            if KILL9 == "always" or (KILL9 == "random" and rng.random() < 0.5):
+                note("kill -9 of the Primary (pid %d)" % self.P.pid)
+                self.stats["failover after kill -9 of the Primary"] += 1
+                os.kill(self.P.pid, signal.SIGKILL)
+                self.primary_killed = True
+            sw = self.issue_swrites(rng.randint(1, 8)) if rng.random() < 0.6 else []
+            for _ in range(rng.choice([0, 0, 1, 3])):
+                pump(self.all, 0.0005)
+            note("failover of the Secondary with %d Secondary VM writes %s in flight" %
+                 (len(sw), [(o.how, o.n, o.off) for o in sw]))
             self.S.colo("failover")
+            wait_ops(sw, self.hs)
+            for op in sw:
+                m.swrite(op.off, op.data)
         st = self.S.status()
         if st["state"] != "failed-over" or st["buffer_blocks"] != 0:
             fail("after failover the Secondary's status is %s" % st)
         self.compare_file(bytes(m.view), "after failover")
         for off in range(0, SIZE, 1 << 20):
             self.check_view(off, 1 << 20)
-        self.wait_primary_broken()
+        if not self.primary_killed:
+            self.wait_primary_broken()
         self.plain_disk(m.view)
 
     def end_stop(self):
@@ -768,9 +923,25 @@ class Session:
         self.checkpoint_primary()
         marker = bytearray(m.primary)
         # The Secondary VM's writes are dropped by the stop.
-        for _ in range(rng.randint(0, 3)):
+        for _ in range(rng.randint(0, 3) if SVM else 0):
             self.op_swrite()
+        sw = self.issue_swrites(rng.randint(1, 8)) if rng.random() < 0.5 else []
+        for _ in range(rng.choice([0, 0, 1, 3])):
+            pump(self.all, 0.0005)
+        note("stop of the Secondary with %d Secondary VM writes %s in flight" %
+             (len(sw), [(o.how, o.n, o.off) for o in sw]))
         self.S.colo("stop")
+        wait_ops(sw, self.hs)
+        # Each is dropped with the buffer or, turned away until the stop was done, on the
+        # plain disk: whole, never torn, and the rest is the checkpoint.
+        got = self.read_file(self.simg)
+        for op in sw:
+            if got[op.off:op.off + op.n] == op.data:
+                marker[op.off:op.off + op.n] = op.data
+                self.stats["Secondary VM writes in flight at stop, after it"] += 1
+            elif got[op.off:op.off + op.n] != marker[op.off:op.off + op.n]:
+                fail("a Secondary VM %s of %d bytes at %d in flight at the stop is torn on "
+                     "the disk" % (op.how, op.n, op.off))
         st = self.S.status()
         if st["state"] != "stopped" or st["buffer_blocks"] != 0:
             fail("after stop the Secondary's status is %s" % st)
@@ -783,15 +954,17 @@ class Session:
         self.plain_disk(m.view)
 
     def close(self):
-        for h in self.all:
+        for h in self.hs if self.primary_killed else self.all:
             h.shutdown()
         self.all = self.hp = self.hs = None  # libnbd closes a handle when it is freed
         self.S.destroy()
-        self.P.destroy()
+        if not self.primary_killed:
+            self.P.destroy()
 
 
 def main():
-    print("seed=%d block_size=%d steps=%d size=%d" % (SEED, BS, STEPS, SIZE), flush=True)
+    print("seed=%d block_size=%d steps=%d size=%d mode=%s kill9=%s" %
+          (SEED, BS, STEPS, SIZE, MODE, KILL9), flush=True)
     t0 = time.monotonic()
     events = ["failover"] * FAILOVERS + ["stop"] * STOPS
     rng.shuffle(events)

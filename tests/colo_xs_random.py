@@ -11,12 +11,15 @@ toolstack with Debian's xenstore-write/-read and a guest with libnbd, and keeps 
   last id, epoch, and the exact result every disk must show
 
 Random steps: guest writes on the Primary, Secondary VM writes, checkpoints of both domains,
+Secondary VM writes of every shape (inside a block at an unaligned offset, whole blocks, across
+blocks, larger than 1 MiB, zeroes) in flight when the Secondary's checkpoint is requested,
 replays of the current request, stale ids, malformed requests, unrelated nodes, coalesced
 requests written while the Primary tapdisks are stopped, and xenstored killed and restarted
 (with the next request written before the tapdisks are back).  After every step each disk's
 result and epoch nodes must be exactly the model's; after every checkpoint the Secondary's
 files must equal the Primary's.  At the end the Primary dies and the Secondary fails over
-through xenstore: its files must be the last checkpoint plus the Secondary VM's writes.
+through xenstore, with Secondary VM writes in flight: its files must be the last checkpoint
+plus the Secondary VM's writes, every acknowledged one included.
 
     colo_xs_random.py SEED STEPS STATE_JSON
 STATE_JSON names the images, NBD URIs, tapdisk pids and the daemon's command line.
@@ -37,6 +40,7 @@ rng = random.Random(seed)
 DEVS = [51712, 51728]
 DOM = {"p": 1, "s": 2}
 SIZE = st["size"]
+BS = st["block_size"]
 
 
 def fail(msg):
@@ -129,14 +133,55 @@ def rand_extent():
     return off, length
 
 
-def do_checkpoint(what):
-    global last_id, epoch, checkpoint
-    last_id += 1
-    epoch += 1
-    want = "%d 0 epoch=%d" % (last_id, epoch)
-    request("p", "%d checkpoint" % last_id)
-    wait_nodes("p", "result", want, what)
-    request("s", "%d checkpoint" % last_id)
+def svm_writes_async(i, count):
+    """Starts @count disjoint Secondary VM writes of every shape on disk @i; returns
+    [(cookie, offset, data)]."""
+    ops = []
+    for _ in range(count * 3):
+        if len(ops) == count:
+            break
+        kind = rng.randrange(4)
+        if kind == 0:  # inside one block at an unaligned offset: a fill read
+            n = min(BS // 2, 4096) if BS > 512 else 512
+            off = rng.randrange(SIZE // BS) * BS + rng.randrange(0, (BS - n) // 512 + 1) * 512
+        elif kind == 1:  # whole blocks
+            n = BS * rng.randint(1, max(1, min(4, (2 << 20) // BS)))
+            off = rng.randrange(SIZE // BS - n // BS + 1) * BS
+        elif kind == 2:  # larger than every piece size inside (1 MiB)
+            n = rng.randrange(2 << 11, 5 << 11) * 512
+            off = rng.randrange(0, (SIZE - n) // 512 + 1) * 512
+        else:
+            off, n = rand_extent()
+        if any(off < o + len(d) and o < off + n for _, o, d in ops):
+            continue
+        if rng.random() < 0.2:
+            data = bytes(n)
+            cookie = h("s", i).aio_zero(n, off)
+        else:
+            data = rng.randbytes(n)
+            cookie = h("s", i).aio_pwrite(data, off)
+        ops.append((cookie, off, data))
+    return ops
+
+
+def svm_wait(i, ops, secs=120):
+    c = h("s", i)
+    end = time.monotonic() + secs
+    pending = {cookie for cookie, _, _ in ops}
+    while True:
+        # A completed command is retired by the call that reports it (an error raises).
+        pending = {k for k in pending if not c.aio_command_completed(k)}
+        if not pending:
+            return
+        if time.monotonic() > end:
+            fail("Secondary VM writes on disk %d did not complete" % i)
+        c.poll(1)
+
+
+def checkpoint_done(want, what):
+    """Both domains answered @want: the model takes the checkpoint, which the Secondary's
+    files must now hold."""
+    global checkpoint
     wait_nodes("s", "result", want, what)
     result["p"] = result["s"] = want
     checkpoint = [bytes(p) for p in primary]
@@ -144,6 +189,17 @@ def do_checkpoint(what):
         svm[i].clear()
         if read_file(st["simg"][i]) != checkpoint[i]:
             fail("%s: the Secondary's disk %d differs from the model" % (what, i))
+
+
+def do_checkpoint(what):
+    global last_id, epoch
+    last_id += 1
+    epoch += 1
+    want = "%d 0 epoch=%d" % (last_id, epoch)
+    request("p", "%d checkpoint" % last_id)
+    wait_nodes("p", "result", want, what)
+    request("s", "%d checkpoint" % last_id)
+    checkpoint_done(want, what)
 
 
 def stop_primaries(sig):
@@ -186,9 +242,9 @@ def restart_xenstored():
 counts = {}
 for step in range(1, steps + 1):
     op = rng.choices(
-        ["pwrite", "svmwrite", "checkpoint", "replay", "stale", "malformed", "unrelated",
-         "coalesce", "restart"],
-        weights=[30, 8, 20, 8, 5, 8, 4, 4, 3])[0]
+        ["pwrite", "svmwrite", "checkpoint", "svm_racing", "replay", "stale", "malformed",
+         "unrelated", "coalesce", "restart"],
+        weights=[30, 8, 20, 6, 8, 5, 8, 4, 4, 3])[0]
     counts[op] = counts.get(op, 0) + 1
     if op == "pwrite":
         i = rng.randrange(2)
@@ -204,6 +260,30 @@ for step in range(1, steps + 1):
         svm[i].append((off, data))
     elif op == "checkpoint":
         do_checkpoint("checkpoint")
+    elif op == "svm_racing":
+        # Secondary VM writes in flight at the Secondary's checkpoint: each block piece of
+        # each is in the new epoch's view or not; the file is the new checkpoint either way.
+        i = rng.randrange(2)
+        last_id += 1
+        epoch += 1
+        want = "%d 0 epoch=%d" % (last_id, epoch)
+        request("p", "%d checkpoint" % last_id)
+        wait_nodes("p", "result", want, "checkpoint before racing writes")
+        ops = svm_writes_async(i, rng.randint(1, 6))
+        request("s", "%d checkpoint" % last_id)
+        svm_wait(i, ops)
+        checkpoint_done(want, "checkpoint racing Secondary VM writes")
+        for _, off, data in ops:
+            pos = off
+            while pos < off + len(data):
+                end = min(off + len(data), (pos // BS + 1) * BS)
+                got = h("s", i).pread(end - pos, pos)
+                if got != data[pos - off:end - off] and got != checkpoint[i][pos:end]:
+                    fail("after a checkpoint racing it, the piece %d..%d of a Secondary VM "
+                         "write of %d bytes at %d is neither the write nor the checkpoint"
+                         % (pos, end, len(data), off))
+                svm[i].append((pos, got))
+                pos = end
     elif op == "replay":
         side = rng.choice("ps")
         request(side, "%d checkpoint" % seen[side])
@@ -252,13 +332,7 @@ for step in range(1, steps + 1):
         want = "%d 0 epoch=%d" % (last_id, epoch)
         wait_nodes("p", "result", want, "coalesced requests")
         request("s", "%d checkpoint" % last_id)
-        wait_nodes("s", "result", want, "coalesced requests")
-        result["p"] = result["s"] = want
-        checkpoint = [bytes(p) for p in primary]
-        for i in range(2):
-            svm[i].clear()
-            if read_file(st["simg"][i]) != checkpoint[i]:
-                fail("coalesced: the Secondary's disk %d differs from the model" % i)
+        checkpoint_done(want, "coalesced requests")
     elif op == "restart":
         restart_xenstored()
         if rng.randrange(2):
@@ -279,8 +353,13 @@ for (side, i), c in list(handles.items()):
         c.shutdown()
         del handles[(side, i)]
 stop_primaries(signal.SIGKILL)
+# Acknowledged Secondary VM writes in flight as the failover is requested must all be on disk.
+racing = [svm_writes_async(i, rng.randint(0, 6)) for i in range(2)]
 last_id += 1
 request("s", "%d failover" % last_id)
+for i in range(2):
+    svm_wait(i, racing[i])
+    svm[i].extend((off, data) for _, off, data in racing[i])
 wait_nodes("s", "result", "%d 0 ok" % last_id, "failover")
 wait_nodes("s", "state", "failed-over", "failover")
 for i in range(2):

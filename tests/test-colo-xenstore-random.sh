@@ -3,7 +3,9 @@
 # only, with guest writes on both sides, checkpoints, replayed, stale, malformed and coalesced
 # requests, and xenstored killed and restarted at random steps, then a failover; every disk's
 # result and epoch, and the Secondary's files, are compared with a model after each step
-# (tests/colo_xs_random.py).  SEED=n replays a run; STEPS=n sets its length (150).
+# (tests/colo_xs_random.py).  Secondary VM writes of every shape race the Secondary's
+# checkpoints and the failover.  The seed picks the block size and whether the Secondary's
+# buffer spills.  SEED=n replays a run; STEPS=n sets its length (150).
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/xenstore-functions.sh"
 requires xenstore-write
@@ -11,7 +13,11 @@ requires_python_nbd
 
 SEED=${SEED:-$RANDOM}
 STEPS=${STEPS:-150}
-echo "SEED=$SEED STEPS=$STEPS"
+BS_CHOICES=(512 4096 65536 1048576)
+BS=${BS_CHOICES[$((SEED % 4))]}
+SOPTS="block_size=$BS"
+(( SEED / 4 % 2 )) && SOPTS+=" ram_limit=1M spill=$TEST_DIR/spill"
+echo "SEED=$SEED STEPS=$STEPS secondary options: $SOPTS"
 log_tapdisks xenstore
 xsd_start
 echo "$XSD_PID" >"$TEST_DIR/xsd.pid"
@@ -31,14 +37,14 @@ for i in 0 1; do
 	colo "P$i" xenstore "/local/domain/0/colo/1/disks/${DEVS[$i]}" || fail "binding P$i"
 done
 
-xenstore-write /local/domain/0/colo/2/request "1 start secondary"
+xenstore-write /local/domain/0/colo/2/request "1 start secondary $SOPTS"
 for dev in "${DEVS[@]}"; do
 	for _ in $(seq 500); do
 		[ "$(xenstore-read /local/domain/0/colo/2/disks/$dev/result 2>/dev/null)" = "1 0 ok" ] && break
 		sleep 0.01
 	done
 done
-xenstore-write /local/domain/0/colo/1/request "1 start primary"
+xenstore-write /local/domain/0/colo/1/request "1 start primary block_size=$BS"
 for d in 1 2; do
 	for dev in "${DEVS[@]}"; do
 		for _ in $(seq 500); do
@@ -55,6 +61,7 @@ done
 import json, sys
 json.dump({
     "size": 16 << 20,
+    "block_size": $BS,
     "pimg": ["$TEST_DIR/p0.img", "$TEST_DIR/p1.img"],
     "simg": ["$TEST_DIR/s0.img", "$TEST_DIR/s1.img"],
     "puri": ["$P0_URI", "$P1_URI"],
