@@ -30,8 +30,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,6 +70,7 @@ struct colo_buffer {
 
 	int spill_fd; /* -1: no spill file */
 	char *spill_path;
+	bool spill_unlink; /* a named file of ours, not one in a directory */
 	uint32_t spill_max;
 	uint32_t spill_used;
 };
@@ -300,6 +303,53 @@ static int config_check(const struct colo_buffer_config *cfg)
 	return 0;
 }
 
+/* Logs why the spill file cannot be used and tells the caller. */
+static int spill_fail(const struct colo_buffer_config *cfg, int err, const char *what)
+{
+	EPRINTF("spill=%s: %s (%s)", cfg->spill_path, what, strerror(-err));
+	if (cfg->why)
+		snprintf(cfg->why, cfg->why_len, "spill=%s: %s (%s)", cfg->spill_path, what,
+			 strerror(-err));
+	return err;
+}
+
+/*
+ * Two Secondaries writing their saved blocks into one file would restore each other's data
+ * at failover, so a named file is locked for as long as it is used.  A directory serves any
+ * number of them (one start request for all the disks of a domain names one path): each gets
+ * a nameless file there, which not even a crash leaves behind.
+ */
+static int spill_open(struct colo_buffer *b, const struct colo_buffer_config *cfg)
+{
+	const char *path = cfg->spill_path;
+	struct stat st;
+	int fd;
+
+	if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+		b->spill_fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (b->spill_fd < 0)
+			return spill_fail(cfg, -errno, "cannot create a file in this directory");
+	} else {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return spill_fail(cfg, -errno, "cannot create the file");
+		b->spill_fd = fd;
+		if (flock(fd, LOCK_EX | LOCK_NB))
+			return spill_fail(cfg, errno == EWOULDBLOCK ? -EAGAIN : -errno,
+					  "in use by another tapdisk");
+		/* It holds guest data: an old file of the same name may have been readable. */
+		if (ftruncate(fd, 0) || fchmod(fd, 0600))
+			return spill_fail(cfg, -errno, "cannot make the file empty and private");
+		b->spill_unlink = true;
+	}
+	b->spill_path = strdup(path);
+	if (!b->spill_path) {
+		EPRINTF("out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int colo_buffer_create(const struct colo_buffer_config *cfg, struct colo_buffer **out)
 {
 	struct colo_buffer *b;
@@ -329,28 +379,9 @@ int colo_buffer_create(const struct colo_buffer_config *cfg, struct colo_buffer 
 	b->cap = COLO_BUFFER_INITIAL_CAP;
 
 	if (cfg->spill_path && cfg->spill_path[0]) {
-		b->spill_path = strdup(cfg->spill_path);
-		if (!b->spill_path) {
-			EPRINTF("out of memory");
-			err = -ENOMEM;
+		err = spill_open(b, cfg);
+		if (err)
 			goto fail;
-		}
-		b->spill_fd = open(b->spill_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (b->spill_fd < 0) {
-			err = -errno;
-			EPRINTF("cannot create spill file %s: %s", b->spill_path, strerror(-err));
-			/* Not ours: destroy must not unlink it. */
-			free(b->spill_path);
-			b->spill_path = NULL;
-			goto fail;
-		}
-		/* It holds guest data: an old file of the same name may have been readable. */
-		if (fchmod(b->spill_fd, 0600)) {
-			err = -errno;
-			EPRINTF("cannot make spill file %s private: %s", b->spill_path,
-				strerror(-err));
-			goto fail;
-		}
 		n = COLO_BUFFER_MAX_BLOCKS - b->ram_max;
 		if (cfg->spill_limit && cfg->spill_limit >> b->shift < n)
 			n = cfg->spill_limit >> b->shift;
@@ -374,7 +405,7 @@ void colo_buffer_destroy(struct colo_buffer *b)
 	free(b->slots);
 	if (b->spill_fd >= 0)
 		close(b->spill_fd);
-	if (b->spill_path && unlink(b->spill_path) && errno != ENOENT)
+	if (b->spill_unlink && unlink(b->spill_path) && errno != ENOENT)
 		EPRINTF("cannot remove spill file %s: %s", b->spill_path, strerror(errno));
 	free(b->spill_path);
 	free(b);

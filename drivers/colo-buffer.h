@@ -17,11 +17,15 @@ struct colo_buffer_config {
 	uint64_t ram_limit;	/* bytes of block data kept in RAM */
 	const char *spill_path; /* NULL or "": no spill file; beyond ram_limit puts fail -ENOSPC */
 	uint64_t spill_limit;	/* bytes of block data in the spill file; 0: only the disk's */
+	char *why;		/* optional: where create puts the reason it failed */
+	size_t why_len;
 };
 
 /*
- * Returns 0 or -errno, and logs the reason. The spill file is created (truncated, mode 0600)
- * here and unlinked by colo_buffer_destroy().
+ * Returns 0 or -errno, and logs the reason. A spill path that names a directory gets a
+ * nameless file in it (O_TMPFILE); otherwise the file is created, locked against every other
+ * tapdisk (-EAGAIN while another holds it), truncated to mode 0600, and unlinked by
+ * colo_buffer_destroy().
  */
 int colo_buffer_create(const struct colo_buffer_config *cfg, struct colo_buffer **out);
 void colo_buffer_destroy(struct colo_buffer *b);

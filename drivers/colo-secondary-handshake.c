@@ -225,15 +225,20 @@ static int colo_secondary_listen(struct colo *c)
 
 int colo_secondary_start(struct colo *c)
 {
+	char why[COLO_ERR_LEN] = "";
 	struct colo_buffer_config cfg = {
 		.block_size = c->opts.block_size,
 		.ram_limit = c->opts.ram_limit,
 		.spill_path = c->opts.spill_path,
 		.spill_limit = c->opts.spill_limit,
+		.why = why,
+		.why_len = sizeof(why),
 	};
 	int err;
 
 	err = colo_buffer_create(&cfg, &c->s.buf);
+	if (err && why[0])
+		return colo_fail(c, err, "start: %s", why);
 	if (err)
 		return colo_fail(c, err, "start: cannot create the disk buffer: %s",
 				 strerror(-err));
