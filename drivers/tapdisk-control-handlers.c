@@ -292,11 +292,12 @@ static int control_handle_pause(const tapdisk_message_t *req, td_vbd_t *vbd,
 static int control_handle_resume(const tapdisk_message_t *req, td_vbd_t *vbd,
 				 struct tapdisk_control_reply *reply, int *after)
 {
-	const char *params = req->u.resume.new_params[0] ? req->u.resume.new_params : NULL;
+	/* blktap3's layout: the new image, if any, in the open parameters' path. */
+	const char *params = req->u.params.path[0] ? req->u.params.path : NULL;
 	tapdisk_message_t rsp;
 	int err;
 
-	if (control_check_flags(req, reply, req->u.resume.flags, after))
+	if (control_check_flags(req, reply, req->u.params.flags, after))
 		return 0;
 	if (!(vbd->state & TD_VBD_PAUSED)) {
 		control_reply_error(reply, req, -EINVAL, "VBD %u is not paused", req->cookie);

@@ -153,16 +153,17 @@ int tapdisk_message_check_request(const tapdisk_message_t *msg, char *why, size_
 		return 0;
 
 	case TAPDISK_MESSAGE_RESUME:
-		err = message_check_flags(msg->u.resume.flags, why, why_size);
+		/* As OPEN, but the path may be empty: resume on the same image. */
+		err = message_check_flags(msg->u.params.flags, why, why_size);
 		if (err)
 			return err;
-		err = message_check_str(msg->u.resume.new_params, sizeof(msg->u.resume.new_params),
-					"new_params", 0, why, why_size);
+		err = message_check_str(msg->u.params.path, sizeof(msg->u.params.path), "path", 0,
+					why, why_size);
 		if (err)
 			return err;
-		if (msg->u.resume.flags & TAPDISK_MESSAGE_FLAG_SECONDARY)
-			return message_check_str(msg->u.resume.secondary,
-						 sizeof(msg->u.resume.secondary), "secondary", 1,
+		if (msg->u.params.flags & TAPDISK_MESSAGE_FLAG_SECONDARY)
+			return message_check_str(msg->u.params.secondary,
+						 sizeof(msg->u.params.secondary), "secondary", 1,
 						 why, why_size);
 		return 0;
 

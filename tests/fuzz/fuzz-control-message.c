@@ -112,8 +112,8 @@ static void fuzz_sanitize(tapdisk_message_t *m)
 		size = sizeof(m->u.params.path);
 		break;
 	case TAPDISK_MESSAGE_RESUME:
-		name = m->u.resume.new_params;
-		size = sizeof(m->u.resume.new_params);
+		name = m->u.params.path;
+		size = sizeof(m->u.params.path);
 		break;
 	case TAPDISK_MESSAGE_NBD_TCP:
 		if (tapdisk_message_str_terminated(m->u.string.text, sizeof(m->u.string.text)) &&

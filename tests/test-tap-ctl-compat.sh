@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# blktap3 v4.0.8 compatibility of the control plane, both ways: blktap3's message layout
+# sent raw to our tapdisk, and our tap-ctl against a stand-in for blktap3's tapdisk
+# (tests/fake-blktap3-tapdisk.py).  Every mismatch is reported (SOFT_CHECKS).
+source "$(dirname "$0")/functions.sh"
+requires qemu-io
+SOFT_CHECKS=1
+
+# tc ARGS...: tap-ctl; sets RC, OUT (stdout) and ERR (stderr).
+tc() {
+	RC=0
+	"$TAPCTL" "$@" >"$TEST_DIR/tc.out" 2>"$TEST_DIR/tc.err" || RC=$?
+	OUT=$(cat "$TEST_DIR/tc.out")
+	ERR=$(cat "$TEST_DIR/tc.err")
+}
+
+# expect_tc RC STDERR WHAT ARGS...: tap-ctl ARGS exits RC with exactly the line STDERR.
+expect_tc() {
+	local rc=$1 line=$2 what=$3
+	shift 3
+	tc "$@"
+	[ "$RC" = "$rc" ] || check_fail "$what: tap-ctl $*: exit $RC, expected $rc ($ERR)"
+	[ "$ERR" = "$line" ] || check_fail "$what: tap-ctl $*: expected '$line', got '$ERR'"
+}
+
+# check_eq ACTUAL EXPECTED WHAT: expect_eq that reports and goes on.
+check_eq() { [ "$1" = "$2" ] || check_fail "$3: expected '$2', got '$1'"; }
+
+# list_line MINOR: tap-ctl list's line for MINOR.
+list_line() { "$TAPCTL" list -m "$1"; }
+
+# raw_resume PID MINOR PATH: RESUME in blktap3's layout (the new image in the open
+# parameters' path field); prints "ok" or "error ERRNO TEXT".
+raw_resume() {
+	"$PY" - "$BLKTAP_CONTROL_DIR/ctl$1" "$2" "$3" <<'PYEOF'
+import socket, struct, sys
+MSG, RESUME, RESUME_RSP, ERROR = 544, 11, 12, 1
+path, minor, new = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+params = struct.pack("=III", 0, 0, 0) + new.ljust(256, b"\0")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(300)
+s.connect(path)
+s.sendall(struct.pack("=HH4x", RESUME, minor) + params.ljust(MSG - 8, b"\0"))
+r = b""
+while len(r) < MSG:
+    b = s.recv(MSG - len(r))
+    if not b:
+        sys.exit("tapdisk closed the connection")
+    r += b
+t, = struct.unpack_from("=H", r, 0)
+if t == RESUME_RSP:
+    print("ok")
+elif t == ERROR:
+    err, = struct.unpack_from("=i", r, 8)
+    print("error %d %s" % (err, r[12:268].split(b"\0")[0].decode()))
+else:
+    print("type %d" % t)
+PYEOF
+}
+
+# fake_start MINOR:STATE:ARGS...: starts the stand-in for blktap3's tapdisk; sets FAKE_PID
+# and FAKE_LOG.
+fake_start() {
+	FAKE_LOG=$TEST_DIR/fake.log
+	: >"$FAKE_LOG"
+	"$PY" "$top_srcdir/tests/fake-blktap3-tapdisk.py" "$BLKTAP_CONTROL_DIR" "$FAKE_LOG" "$@" \
+		>"$TEST_DIR/fake.out" &
+	FAKE_PID=$!
+	cleanup_fn "kill $FAKE_PID 2>/dev/null"
+	for _ in $(seq 300); do
+		grep -q '^ready' "$TEST_DIR/fake.out" && return 0
+		sleep 0.1
+	done
+	fail "the stand-in for blktap3's tapdisk did not start"
+}
+
+fake_stop() {
+	kill "$FAKE_PID"
+	wait "$FAKE_PID" 2>/dev/null || true
+	rm -f "$BLKTAP_CONTROL_DIR/ctl$FAKE_PID"
+}
+
+a=$TEST_DIR/a.img
+b=$TEST_DIR/b.img
+make_image "$a" 8M
+make_image "$b" 8M
+qemu-io -f raw "$a" -c 'write -P 0x61 0 64k' >/dev/null
+qemu-io -f raw "$b" -c 'write -P 0x62 0 64k' >/dev/null
+cp "$a" "$TEST_DIR/a.orig"
+
+step "10: unpause -a carries the new image in the open parameters' path (u.params.path)"
+vbd_create "$a"
+pid=$VBD_PID minor=$VBD_MINOR
+"$TAPCTL" pause -p "$pid" -m "$minor" || fail pause
+got=$(raw_resume "$pid" "$minor" "aio:$TEST_DIR/missing.img")
+[ "${got%% *}" = error ] || check_fail "blktap3's RESUME onto a missing image: '$got'"
+[ "$(cut -d' ' -f2 <<<"$got")" = 2 ] || check_fail "RESUME onto a missing image: errno of '$got'"
+line=$(list_line "$minor")
+[[ "$line" =~ \ state=0x2[0-9a-f]{2}\ args=aio:$a$ ]] ||
+	check_fail "after a failed RESUME the VBD must stay paused on its image: $line"
+got=$(raw_resume "$pid" "$minor" "aio:$b")
+[ "$got" = ok ] || check_fail "blktap3's RESUME onto another image: '$got'"
+check_eq "$(list_line "$minor" | sed 's/.* args=//')" "aio:$b" "image after blktap3's RESUME"
+qio -c 'read -P 0x62 0 64k' >/dev/null || check_fail "after blktap3's RESUME the VBD serves the old image"
+vbd_destroy "$pid" "$minor"
+same "$a" "$TEST_DIR/a.orig" "the old image after a resume onto another"
+
+# Ours to blktap3's tapdisk: the path in the field that blktap3 reads.
+fake_start "3:0:aio:$a"
+tc unpause -p "$FAKE_PID" -m 3 -a "aio:$b"
+[ "$RC" = 0 ] || check_fail "unpause -a to blktap3's tapdisk: exit $RC ($ERR)"
+check_eq "$(grep '^resume' "$FAKE_LOG")" "resume minor=3 flags=0 path=aio:$b" "RESUME as blktap3 reads it"
+fake_stop
+
+
+[ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed"
+echo "PASS: blktap3's unpause -a layout and size check, close -f, stats, list states and errnos"
