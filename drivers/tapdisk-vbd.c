@@ -282,8 +282,32 @@ int tapdisk_vbd_close(td_vbd_t *vbd, td_vbd_done_t done, void *arg)
 	return tapdisk_vbd_quiesce(vbd, 1, done, arg);
 }
 
+/*
+ * The guest sees the disk through the pause: a chain reopened with another size or sector
+ * size would change it under the guest's feet (blktap3 refuses it the same way).
+ */
+static int tapdisk_vbd_check_same_disk(td_vbd_t *vbd, const char *params,
+				       const td_disk_info_t *was)
+{
+	const td_disk_info_t *now = &vbd->disk_info;
+
+	if (now->size != was->size || now->sector_size != was->sector_size) {
+		EPRINTF("%s: %llu sectors of %ld bytes, but the VBD had %llu of %ld: a resume may "
+			"not change the disk size", params, (unsigned long long)now->size,
+			now->sector_size, (unsigned long long)was->size, was->sector_size);
+		return -EMEDIUMTYPE;
+	}
+	if (now->info != was->info) {
+		EPRINTF("%s: disk info %#x, but the VBD had %#x: a resume may not change it",
+			params, now->info, was->info);
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
 int tapdisk_vbd_resume(td_vbd_t *vbd, const char *params)
 {
+	td_disk_info_t was = vbd->disk_info;
 	int err;
 
 	if (!(vbd->state & TD_VBD_PAUSED)) {
@@ -293,7 +317,13 @@ int tapdisk_vbd_resume(td_vbd_t *vbd, const char *params)
 	if (!params || !*params)
 		params = vbd->name;
 	err = tapdisk_vbd_open_chain(vbd, params, vbd->flags);
+	if (!err) {
+		err = tapdisk_vbd_check_same_disk(vbd, params, &was);
+		if (err)
+			tapdisk_vbd_close_chain(vbd);
+	}
 	if (err) {
+		vbd->disk_info = was;
 		vbd->state |= TD_VBD_RESUME_FAILED;
 		return err;
 	}

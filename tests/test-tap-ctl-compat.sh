@@ -112,6 +112,21 @@ tc unpause -p "$FAKE_PID" -m 3 -a "aio:$b"
 check_eq "$(grep '^resume' "$FAKE_LOG")" "resume minor=3 flags=0 path=aio:$b" "RESUME as blktap3 reads it"
 fake_stop
 
+step "11: unpause -a onto an image of another size is refused (EMEDIUMTYPE)"
+c=$TEST_DIR/c.img
+make_image "$c" 16M
+vbd_create "$a"
+pid=$VBD_PID minor=$VBD_MINOR
+"$TAPCTL" pause -p "$pid" -m "$minor" || fail pause
+expect_tc 124 "tap-ctl: unpause: aio:$c: 32768 sectors of 512 bytes, but the VBD had 16384 of 512: a resume may not change the disk size" \
+	"resume onto a bigger image" unpause -p "$pid" -m "$minor" -a "aio:$c"
+line=$(list_line "$minor")
+[[ "$line" =~ \ state=0x2[0-9a-f]{2}\ args=aio:$a$ ]] ||
+	check_fail "after a refused resume the VBD must stay paused on its image: $line"
+"$TAPCTL" unpause -p "$pid" -m "$minor" || check_fail "unpause on the old image"
+qio -c 'read -P 0x61 0 64k' >/dev/null || check_fail "the old image after a refused resume"
+vbd_destroy "$pid" "$minor"
+
 
 [ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed"
 echo "PASS: blktap3's unpause -a layout and size check, close -f, stats, list states and errnos"
