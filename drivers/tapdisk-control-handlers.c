@@ -564,6 +564,11 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 	case TAPDISK_MESSAGE_RESUME:
 		return control_handle_resume(req, vbd, reply, after);
 	case TAPDISK_MESSAGE_CLOSE:
+	case TAPDISK_MESSAGE_FORCE_SHUTDOWN:
+		/*
+		 * blktap3's forced close closes that VBD only, without waiting for Xen rings
+		 * whose guest is gone.  There are no rings here, so it is a close.
+		 */
 		return control_handle_close(req, vbd, reply, after);
 	case TAPDISK_MESSAGE_DETACH:
 		return control_handle_detach(req, vbd, reply, after);
@@ -575,7 +580,6 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 		return control_handle_stats(req, reply, after);
 	case TAPDISK_MESSAGE_DISK_INFO:
 		return control_handle_disk_info(req, vbd, reply, after);
-	case TAPDISK_MESSAGE_FORCE_SHUTDOWN:
 	case TAPDISK_MESSAGE_EXIT:
 		return control_handle_shutdown(req, reply, after);
 	case TAPDISK_MESSAGE_NBD_TCP:

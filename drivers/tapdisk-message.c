@@ -10,7 +10,7 @@
 
 /*
  * Every message: its name and, for a request, the type of its reply and whether its cookie
- * must name an existing VBD.  FORCE_SHUTDOWN is blktap3's forced close: its client waits for
+ * must name an existing VBD.  FORCE_SHUTDOWN is blktap3's forced close of one VBD: its client waits for
  * a CLOSE_RSP.
  */
 static const struct message_info {
@@ -40,7 +40,7 @@ static const struct message_info {
 	[TAPDISK_MESSAGE_LIST_RSP] = { "list response" },
 	[TAPDISK_MESSAGE_STATS] = { "stats", TAPDISK_MESSAGE_STATS_RSP, 0 },
 	[TAPDISK_MESSAGE_STATS_RSP] = { "stats response" },
-	[TAPDISK_MESSAGE_FORCE_SHUTDOWN] = { "force shutdown", TAPDISK_MESSAGE_CLOSE_RSP, 0 },
+	[TAPDISK_MESSAGE_FORCE_SHUTDOWN] = { "force shutdown", TAPDISK_MESSAGE_CLOSE_RSP, 1 },
 	[TAPDISK_MESSAGE_XENBLKIF_CONNECT] = { "blkif connect", TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP, 0 },
 	[TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP] = { "blkif connect response" },
 	[TAPDISK_MESSAGE_XENBLKIF_DISCONNECT] = { "blkif disconnect", TAPDISK_MESSAGE_XENBLKIF_DISCONNECT_RSP, 0 },

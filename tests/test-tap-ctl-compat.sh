@@ -127,6 +127,22 @@ line=$(list_line "$minor")
 qio -c 'read -P 0x61 0 64k' >/dev/null || check_fail "the old image after a refused resume"
 vbd_destroy "$pid" "$minor"
 
+step "12: close -f closes that VBD only; the tapdisk keeps serving the others"
+vbd_create "$a"
+pid=$VBD_PID minor=$VBD_MINOR
+dev2=$("$TAPCTL" allocate) || fail allocate
+m2=${dev2##*-}
+"$TAPCTL" attach -p "$pid" -m "$m2" || fail "attach a second VBD"
+"$TAPCTL" open -p "$pid" -m "$m2" -a "aio:$b" || fail "open a second VBD"
+tc close -f -p "$pid" -m "$m2"
+[ "$RC" = 0 ] || check_fail "close -f: exit $RC ($ERR)"
+check_eq "$(list_line "$minor")" "pid=$pid minor=$minor state=0 args=aio:$a" "the other VBD"
+check_eq "$(list_line "$m2")" "pid=$pid minor=$m2 state=0x2" "the force-closed VBD"
+qio -c 'read -P 0x61 0 64k' >/dev/null || check_fail "the other VBD stopped serving after close -f"
+"$TAPCTL" detach -p "$pid" -m "$m2" || check_fail "detach after close -f"
+"$TAPCTL" free -m "$m2" || check_fail "free after close -f"
+vbd_destroy "$pid" "$minor" || { check_fail "destroy the other VBD"; "$TAPCTL" free -m "$minor"; }
+
 
 [ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed"
 echo "PASS: blktap3's unpause -a layout and size check, close -f, stats, list states and errnos"
