@@ -436,7 +436,7 @@ static int cli_stats(int argc, char **argv)
 	r = cli_parse(argc, argv, "p:m:h", "p", &o);
 	if (r)
 		return cli_usage(r);
-	err = tap_ctl_stats_fwrite(o.pid, o.minor == -1 ? TAPDISK_MESSAGE_STATS_ALL : o.minor, stdout);
+	err = tap_ctl_stats_fwrite(o.pid, o.minor, stdout);
 	if (err)
 		return err;
 	putchar('\n');

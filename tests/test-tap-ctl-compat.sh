@@ -143,6 +143,16 @@ qio -c 'read -P 0x61 0 64k' >/dev/null || check_fail "the other VBD stopped serv
 "$TAPCTL" free -m "$m2" || check_fail "free after close -f"
 vbd_destroy "$pid" "$minor" || { check_fail "destroy the other VBD"; "$TAPCTL" free -m "$minor"; }
 
+step "13: stats without -m asks each VBD in turn (blktap3's tapdisk has no all-VBD form)"
+fake_start "4:0:aio:$a" "6:0:aio:$b"
+tc stats -p "$FAKE_PID"
+[ "$RC" = 0 ] || check_fail "stats -p without -m on blktap3's tapdisk: exit $RC ($ERR)"
+check_eq "$OUT" "[{\"name\": \"aio:$a\", \"minor\": 4},{\"name\": \"aio:$b\", \"minor\": 6}]" \
+	"stats of every VBD of blktap3's tapdisk"
+check_eq "$(grep '^stats' "$FAKE_LOG" | tr '\n' ' ')" "stats minor=4 stats minor=6 " \
+	"the STATS requests"
+fake_stop
+
 
 [ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed"
 echo "PASS: blktap3's unpause -a layout and size check, close -f, stats, list states and errnos"
