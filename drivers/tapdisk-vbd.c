@@ -342,10 +342,33 @@ int tapdisk_vbd_resume(td_vbd_t *vbd, const char *params)
 
 static void tapdisk_vbd_complete_vreq(td_vbd_request_t *vreq);
 
+/*
+ * The image stats of blktap3, in sectors, on the image that completed them: "hits" every
+ * sector that came back, failed or not, except -EBUSY (to be retried); "fail" those failed.
+ */
+static void tapdisk_vbd_count_image(td_request_t treq, int err)
+{
+	td_image_t *image = treq.image;
+	int write = treq.op == TD_OP_WRITE;
+
+	if (!image || (treq.op != TD_OP_READ && !write) || err == -EBUSY)
+		return;
+	if (write)
+		image->stats.hits.wr += treq.secs;
+	else
+		image->stats.hits.rd += treq.secs;
+	if (err && write)
+		image->stats.fail.wr += treq.secs;
+	else if (err)
+		image->stats.fail.rd += treq.secs;
+}
+
 static void tapdisk_vbd_complete_td_request(td_request_t treq, int err)
 {
 	td_vbd_request_t *vreq = treq.vreq;
 	td_vbd_t *vbd = vreq->vbd;
+
+	tapdisk_vbd_count_image(treq, err);
 
 	if (err && !vreq->error)
 		vreq->error = err;

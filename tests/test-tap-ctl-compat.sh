@@ -153,6 +153,25 @@ check_eq "$(grep '^stats' "$FAKE_LOG" | tr '\n' ' ')" "stats minor=4 stats minor
 	"the STATS requests"
 fake_stop
 
+step "14: stats count the image's hits and failures in sectors"
+vbd_create "$a"
+pid=$VBD_PID minor=$VBD_MINOR
+qio -c 'write -P 0x63 0 64k' -c 'read -P 0x63 0 32k' -c 'read -P 0x63 32k 32k' >/dev/null
+"$TAPCTL" stats -p "$pid" -m "$minor" >"$TEST_DIR/stats.json" || fail stats
+got=$("$PY" -c 'import json, sys; i = json.load(open(sys.argv[1]))["images"][0]; print(i["hits"], i["fail"])' \
+	"$TEST_DIR/stats.json")
+check_eq "$got" "[128, 128] [0, 0]" "image hits and fail (read, write) in sectors"
+# A read past the end of the file, cut short under the VBD, fails.
+truncate -s 1M "$a"
+qio -c 'read 4M 32k' >/dev/null 2>&1 && check_fail "a read past the end of the file succeeded"
+"$TAPCTL" stats -p "$pid" -m "$minor" >"$TEST_DIR/stats.json" || fail stats
+got=$("$PY" -c 'import json, sys; i = json.load(open(sys.argv[1]))["images"][0]; print(i["hits"], i["fail"])' \
+	"$TEST_DIR/stats.json")
+check_eq "$got" "[192, 128] [64, 0]" "image hits and fail after a failed read"
+tc stats -p "$pid"
+check_eq "$OUT" "$(tr -d '\n' <"$TEST_DIR/stats.json" | sed 's/^/[/; s/$/]/')" "stats -p of one VBD"
+vbd_destroy "$pid" "$minor"
+
 
 [ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed"
 echo "PASS: blktap3's unpause -a layout and size check, close -f, stats, list states and errnos"
