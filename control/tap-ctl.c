@@ -202,9 +202,8 @@ static int cli_list(int argc, char **argv)
 	if (err)
 		return err;
 
+	/* A table on a terminal, without a header: blktap3 v4.0.8 prints none. */
 	tty = isatty(STDOUT_FILENO);
-	if (tty)
-		printf("%8s %4s %4s %10s %s\n", "pid", "minor", "state", "type", "file");
 	tap_list_for_each_entry(e, &list) {
 		if (minor >= 0 && e->minor != minor)
 			continue;

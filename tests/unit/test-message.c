@@ -867,8 +867,8 @@ END_TEST
 
 START_TEST(test_colo_no_vbd)
 {
-	expect_colo_error(9, "status", ENOENT, "no VBD with minor 9");
-	expect_colo_error(9, "frobnicate", ENOENT, "no VBD with minor 9");
+	expect_colo_error(9, "status", ENODEV, "no VBD with minor 9");
+	expect_colo_error(9, "frobnicate", ENODEV, "no VBD with minor 9");
 }
 END_TEST
 
