@@ -1,10 +1,12 @@
 /* Minor markers: see tapdisk-marker.h for what a held, an empty and a stale marker mean. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blktap.h"
@@ -40,6 +42,14 @@ static int marker_lock(int fd)
 	}
 }
 
+/* True when @path still names the file open as @fd: tap-ctl may have reclaimed it. */
+static int marker_is_current(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !stat(path, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int tapdisk_marker_hold(int minor, char *why, size_t why_size)
 {
 	char *path = tapdisk_marker_path(minor);
@@ -71,6 +81,11 @@ int tapdisk_marker_hold(int minor, char *why, size_t why_size)
 		}
 		goto fail;
 	}
+	if (!marker_is_current(fd, path)) {
+		err = -ENOENT;
+		snprintf(why, why_size, "minor %d is not allocated (%s was freed)", minor, path);
+		goto fail;
+	}
 	len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) || pwrite(fd, pid, len, 0) != len) {
 		err = errno ? -errno : -EIO;
@@ -95,4 +110,36 @@ void tapdisk_marker_release(int fd)
 	if (ftruncate(fd, 0) < 0)
 		errno = 0;
 	close(fd);
+}
+
+static pid_t marker_read_pid(int fd)
+{
+	char buf[16];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	long pid;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, NULL, 10);
+	return pid > 0 && pid <= INT_MAX ? (pid_t)pid : 0;
+}
+
+int tapdisk_marker_try_lock(const char *path, pid_t *pid)
+{
+	int fd, err;
+
+	*pid = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*pid = marker_read_pid(fd);
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		close(fd);
+		return err;
+	}
+	/* Read again: a tapdisk may have let go of it between the read and the lock. */
+	*pid = marker_read_pid(fd);
+	return fd;
 }

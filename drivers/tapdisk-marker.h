@@ -24,4 +24,12 @@ int tapdisk_marker_hold(int minor, char *why, size_t why_size);
 /* tapdisk: empties the marker and unlocks it (closes @fd). */
 void tapdisk_marker_release(int fd);
 
+/*
+ * tap-ctl: opens and locks the marker at @path without waiting, as blktap3's free does.
+ * *@pid gets the pid written in it (0 when none: not attached, or by blktap3's tapdisk).
+ * Returns the fd (close it to unlock), -EAGAIN while a tapdisk holds it, or -errno.
+ * Locked, and with a pid in it, the marker is stale: its tapdisk died attached.
+ */
+int tapdisk_marker_try_lock(const char *path, pid_t *pid);
+
 #endif
