@@ -17,6 +17,7 @@
 #include "blktap.h"
 #include "tap-ctl-internal.h"
 #include "tap-ctl.h"
+#include "tapdisk-marker.h"
 
 char *tap_ctl_minor_dir(void)
 {
@@ -29,12 +30,7 @@ char *tap_ctl_minor_dir(void)
 
 char *tap_ctl_minor_name(int minor)
 {
-	char *name;
-
-	if (asprintf(&name, "%s/tapdisk/%s%d", blktap_control_dir(), BLKTAP2_MINOR_PREFIX,
-		     minor) < 0)
-		return NULL;
-	return name;
+	return tapdisk_marker_path(minor);
 }
 
 /* mkdir -p @dir; what we create is 0700, since it holds control sockets and markers. */
@@ -113,6 +109,7 @@ static int allocate_find_free(int dfd)
 		close(fd);
 		return -errno;
 	}
+	rewinddir(d); /* the dup shares its offset with @dfd, which may have been read */
 	memset(used, 0, sizeof(used));
 	while ((de = readdir(d))) {
 		minor = allocate_parse_minor(de->d_name);
@@ -155,6 +152,8 @@ int tap_ctl_allocate(int *minor, char **devname)
 			goto out;
 		}
 	} else {
+		/* The minors of tapdisks that died attached are free again. */
+		tap_ctl_reclaim_stale(dfd);
 		m = allocate_find_free(dfd);
 		if (m < 0) {
 			err = m;

@@ -1,4 +1,4 @@
-/* close: drain and close VBD @minor.  Forced, it is blktap3's FORCE_SHUTDOWN. */
+/* close: drain and close VBD @minor.  Forced, it is blktap3's FORCE_SHUTDOWN of that VBD. */
 #include <string.h>
 
 #include "tap-ctl-internal.h"
@@ -9,7 +9,6 @@ int tap_ctl_close(const int id, const int minor, const int force, struct timeval
 	tapdisk_message_t message;
 
 	memset(&message, 0, sizeof(message));
-	/* As in blktap3: a forced close is a shutdown of the whole tapdisk. */
 	message.type = force ? TAPDISK_MESSAGE_FORCE_SHUTDOWN : TAPDISK_MESSAGE_CLOSE;
 	message.cookie = minor;
 	return tap_ctl_request("close", id, &message, TAPDISK_MESSAGE_CLOSE_RSP, timeout, NULL);

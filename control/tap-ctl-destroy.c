@@ -10,12 +10,9 @@ int tap_ctl_destroy(const int id, const int minor, int force, struct timeval *ti
 	if (err)
 		return err;
 
-	/* A forced close shut the whole tapdisk down: there is nothing left to detach. */
-	if (!force) {
-		err = tap_ctl_detach(id, minor);
-		if (err)
-			return err;
-	}
+	err = tap_ctl_detach(id, minor);
+	if (err)
+		return err;
 
 	return tap_ctl_free(minor);
 }

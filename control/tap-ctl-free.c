@@ -1,4 +1,7 @@
-/* free: remove the marker of @minor, under the same lock as allocate. */
+/*
+ * free: remove the marker of @minor, under the same lock as allocate.  As blktap3's, it
+ * refuses a minor whose marker a tapdisk holds locked: the minor is attached.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,11 +10,13 @@
 #include "blktap.h"
 #include "tap-ctl-internal.h"
 #include "tap-ctl.h"
+#include "tapdisk-marker.h"
 
 int tap_ctl_free(const int minor)
 {
 	char *dir, *name;
-	int dfd, err = 0;
+	int dfd, fd, err = 0;
+	pid_t holder;
 
 	if (minor < 0 || minor >= MAX_ID) {
 		tap_ctl_error("free: minor %d out of range (0..%d)", minor, MAX_ID - 1);
@@ -30,10 +35,23 @@ int tap_ctl_free(const int minor)
 		err = dfd;
 		goto out;
 	}
-	if (unlink(name)) {
-		err = -errno;
+	fd = tapdisk_marker_try_lock(name, &holder);
+	if (fd == -EAGAIN && holder > 0)
+		tap_ctl_error("free: minor %d is in use by tapdisk %d", minor, (int)holder);
+	else if (fd == -EAGAIN)
+		tap_ctl_error("free: minor %d is in use (%s is locked)", minor, name);
+	else if (fd < 0)
 		tap_ctl_error("free: %s: %s", name,
-			      errno == ENOENT ? "minor not allocated" : strerror(errno));
+			      fd == -ENOENT ? "minor not allocated" : strerror(-fd));
+	if (fd < 0) {
+		err = fd;
+	} else {
+		/* Unlinked while locked, so that no tapdisk attaches it meanwhile. */
+		if (unlink(name)) {
+			err = -errno;
+			tap_ctl_error("free: %s: %s", name, strerror(errno));
+		}
+		close(fd);
 	}
 	close(dfd);
 out:

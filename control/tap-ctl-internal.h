@@ -47,6 +47,12 @@ char *tap_ctl_minor_name(int minor);
 /* Creates @dir if needed, opens and flocks it.  Returns the fd (close it to unlock) or -errno. */
 int tap_ctl_minor_dir_lock(const char *verb, const char *dir);
 
+/*
+ * Unlinks what tapdisks killed while attached left behind (tap-ctl-stale.c).  @locked_dfd is
+ * the minor directory when the caller holds its lock, or -1.  Never fails.
+ */
+void tap_ctl_reclaim_stale(int locked_dfd);
+
 /* Splits "type:/path" into two malloc'd strings.  Returns 0 or -EINVAL / -ENOMEM. */
 int tap_ctl_split_params(const char *params, char **type, char **path);
 

@@ -1,6 +1,7 @@
 /*
  * list: every tapdisk (a ctl<pid> socket that answers PID) with its VBDs, plus tapdisks
  * without VBDs and allocated minors without a tapdisk: a three-way outer join, as blktap3.
+ * What dead tapdisks left is reclaimed first (tap-ctl-stale.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -205,6 +206,8 @@ int tap_ctl_list(struct list_head *list)
 
 	INIT_LIST_HEAD(list);
 
+	/* A tapdisk that died attached is not listed: its minor is free again. */
+	tap_ctl_reclaim_stale(-1);
 	n_ids = list_scan_dir(blktap_control_dir(), BLKTAP2_CONTROL_SOCKET, &ids);
 	if (n_ids < 0) {
 		err = n_ids;

@@ -14,25 +14,26 @@ int tap_ctl_unpause(const int id, const int minor, const char *params, int flags
 	memset(&message, 0, sizeof(message));
 	message.type = TAPDISK_MESSAGE_RESUME;
 	message.cookie = minor;
-	message.u.resume.flags = flags;
+	/* blktap3's layout: RESUME carries the open parameters (tapdisk-message.h). */
+	message.u.params.flags = flags;
 	if (logpath)
-		message.u.resume.flags |= TAPDISK_MESSAGE_FLAG_ADD_LOG;
+		message.u.params.flags |= TAPDISK_MESSAGE_FLAG_ADD_LOG;
 
 	if (params) {
-		if (strlen(params) >= sizeof(message.u.resume.new_params)) {
+		if (strlen(params) >= sizeof(message.u.params.path)) {
 			tap_ctl_error("unpause: %s: name longer than %zu bytes", params,
-				      sizeof(message.u.resume.new_params) - 1);
+				      sizeof(message.u.params.path) - 1);
 			return -ENAMETOOLONG;
 		}
-		strcpy(message.u.resume.new_params, params);
+		strcpy(message.u.params.path, params);
 	}
 	if (secondary) {
-		if (strlen(secondary) >= sizeof(message.u.resume.secondary)) {
+		if (strlen(secondary) >= sizeof(message.u.params.secondary)) {
 			tap_ctl_error("unpause: %s: name longer than %zu bytes", secondary,
-				      sizeof(message.u.resume.secondary) - 1);
+				      sizeof(message.u.params.secondary) - 1);
 			return -ENAMETOOLONG;
 		}
-		strcpy(message.u.resume.secondary, secondary);
+		strcpy(message.u.params.secondary, secondary);
 	}
 
 	return tap_ctl_request("unpause", id, &message, TAPDISK_MESSAGE_RESUME_RSP, &timeout,

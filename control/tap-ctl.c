@@ -202,9 +202,8 @@ static int cli_list(int argc, char **argv)
 	if (err)
 		return err;
 
+	/* A table on a terminal, without a header: blktap3 v4.0.8 prints none. */
 	tty = isatty(STDOUT_FILENO);
-	if (tty)
-		printf("%8s %4s %4s %10s %s\n", "pid", "minor", "state", "type", "file");
 	tap_list_for_each_entry(e, &list) {
 		if (minor >= 0 && e->minor != minor)
 			continue;
@@ -436,7 +435,7 @@ static int cli_stats(int argc, char **argv)
 	r = cli_parse(argc, argv, "p:m:h", "p", &o);
 	if (r)
 		return cli_usage(r);
-	err = tap_ctl_stats_fwrite(o.pid, o.minor == -1 ? TAPDISK_MESSAGE_STATS_ALL : o.minor, stdout);
+	err = tap_ctl_stats_fwrite(o.pid, o.minor, stdout);
 	if (err)
 		return err;
 	putchar('\n');

@@ -12,6 +12,7 @@
 #include "blktap.h"
 #include "tapdisk-control-internal.h"
 #include "tapdisk-log.h"
+#include "tapdisk-marker.h"
 #include "tapdisk-message-codec.h"
 #include "tapdisk-nbdserver.h"
 #include "tapdisk-server.h"
@@ -121,8 +122,10 @@ static int control_handle_pid(const tapdisk_message_t *req, struct tapdisk_contr
 static int control_handle_attach(const tapdisk_message_t *req,
 				 struct tapdisk_control_reply *reply, int *after)
 {
+	char why[TAPDISK_MESSAGE_STRING_LENGTH];
 	tapdisk_message_t rsp;
 	td_vbd_t *vbd;
+	int fd;
 
 	if (req->cookie >= MAX_ID) {
 		control_reply_error(reply, req, -EINVAL, "minor %u is out of range (0..%d)",
@@ -134,11 +137,19 @@ static int control_handle_attach(const tapdisk_message_t *req,
 				    req->cookie);
 		return 0;
 	}
+	/* As blktap3: the minor must be allocated, and is ours (locked) until detach. */
+	fd = tapdisk_marker_hold(req->cookie, why, sizeof(why));
+	if (fd < 0) {
+		control_reply_error(reply, req, fd, "%s", why);
+		return 0;
+	}
 	vbd = tapdisk_vbd_create(req->cookie);
 	if (!vbd) {
+		tapdisk_marker_release(fd);
 		control_reply_error(reply, req, -ENOMEM, "cannot allocate VBD %u", req->cookie);
 		return 0;
 	}
+	vbd->marker_fd = fd;
 	tapdisk_server_add_vbd(vbd);
 	DPRINTF("attached VBD %u", req->cookie);
 
@@ -192,8 +203,13 @@ static int control_handle_open(const tapdisk_message_t *req, td_vbd_t *vbd,
 	if (control_check_flags(req, reply, p->flags, after))
 		return 0;
 	if (!control_vbd_is_closed(vbd)) {
-		control_reply_error(reply, req, -EBUSY, "VBD %u is already open (%s)", req->cookie,
-				    vbd->name ? vbd->name : "paused");
+		control_reply_error(reply, req, -EALREADY, "VBD %u is already open (%s)",
+				    req->cookie, vbd->name ? vbd->name : "paused");
+		return 0;
+	}
+	if (vbd->state & TD_VBD_PAUSED) {
+		control_reply_error(reply, req, -EBUSY, "VBD %u is paused: unpause it first",
+				    req->cookie);
 		return 0;
 	}
 
@@ -276,10 +292,6 @@ static int control_handle_pause(const tapdisk_message_t *req, td_vbd_t *vbd,
 {
 	tapdisk_message_t rsp;
 
-	if (control_vbd_is_closed(vbd)) {
-		control_reply_error(reply, req, -EINVAL, "VBD %u is not open", req->cookie);
-		return 0;
-	}
 	if (vbd->state & TD_VBD_PAUSED) {
 		/* Pausing twice is harmless, as in blktap3. */
 		control_reply_init(&rsp, TAPDISK_MESSAGE_PAUSE_RSP, req->cookie);
@@ -292,11 +304,12 @@ static int control_handle_pause(const tapdisk_message_t *req, td_vbd_t *vbd,
 static int control_handle_resume(const tapdisk_message_t *req, td_vbd_t *vbd,
 				 struct tapdisk_control_reply *reply, int *after)
 {
-	const char *params = req->u.resume.new_params[0] ? req->u.resume.new_params : NULL;
+	/* blktap3's layout: the new image, if any, in the open parameters' path. */
+	const char *params = req->u.params.path[0] ? req->u.params.path : NULL;
 	tapdisk_message_t rsp;
 	int err;
 
-	if (control_check_flags(req, reply, req->u.resume.flags, after))
+	if (control_check_flags(req, reply, req->u.params.flags, after))
 		return 0;
 	if (!(vbd->state & TD_VBD_PAUSED)) {
 		control_reply_error(reply, req, -EINVAL, "VBD %u is not paused", req->cookie);
@@ -319,14 +332,7 @@ static int control_handle_resume(const tapdisk_message_t *req, td_vbd_t *vbd,
 static int control_handle_close(const tapdisk_message_t *req, td_vbd_t *vbd,
 				struct tapdisk_control_reply *reply, int *after)
 {
-	tapdisk_message_t rsp;
-
-	if (control_vbd_is_closed(vbd)) {
-		/* Idempotent, so that destroy can clean up after a failed open. */
-		control_reply_init(&rsp, TAPDISK_MESSAGE_CLOSE_RSP, req->cookie);
-		control_reply_send(reply, &rsp);
-		return 0;
-	}
+	/* Closing a closed VBD succeeds, so that destroy can clean up after a failed open. */
 	return control_start_quiesce(req, vbd, reply, tapdisk_vbd_close);
 }
 
@@ -387,7 +393,7 @@ static int control_handle_list(const tapdisk_message_t *req, struct tapdisk_cont
 		control_reply_init(&rsp, TAPDISK_MESSAGE_LIST_RSP, req->cookie);
 		rsp.u.list.count = count--;
 		rsp.u.list.minor = vbd->uuid;
-		rsp.u.list.state = vbd->state;
+		rsp.u.list.state = tapdisk_vbd_reported_state(vbd);
 		if (vbd->name && !(vbd->state & TD_VBD_CLOSED))
 			snprintf(rsp.u.list.path, sizeof(rsp.u.list.path), "%s", vbd->name);
 		control_reply_send(reply, &rsp);
@@ -432,7 +438,7 @@ static int control_handle_stats(const tapdisk_message_t *req, struct tapdisk_con
 	if (req->cookie != TAPDISK_MESSAGE_STATS_ALL) {
 		vbd = tapdisk_server_get_vbd(req->cookie);
 		if (!vbd) {
-			control_reply_error(reply, req, -ENOENT, "no VBD with minor %u",
+			control_reply_error(reply, req, -ENODEV, "no VBD with minor %u",
 					    req->cookie);
 			return 0;
 		}
@@ -545,7 +551,8 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 	if (tapdisk_message_needs_vbd(req->type)) {
 		vbd = tapdisk_server_get_vbd(req->cookie);
 		if (!vbd) {
-			control_reply_error(reply, req, -ENOENT, "no VBD with minor %u",
+			/* blktap3's errno for a minor not attached. */
+			control_reply_error(reply, req, -ENODEV, "no VBD with minor %u",
 					    req->cookie);
 			return 0;
 		}
@@ -563,6 +570,11 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 	case TAPDISK_MESSAGE_RESUME:
 		return control_handle_resume(req, vbd, reply, after);
 	case TAPDISK_MESSAGE_CLOSE:
+	case TAPDISK_MESSAGE_FORCE_SHUTDOWN:
+		/*
+		 * blktap3's forced close closes that VBD only, without waiting for Xen rings
+		 * whose guest is gone.  There are no rings here, so it is a close.
+		 */
 		return control_handle_close(req, vbd, reply, after);
 	case TAPDISK_MESSAGE_DETACH:
 		return control_handle_detach(req, vbd, reply, after);
@@ -574,7 +586,6 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 		return control_handle_stats(req, reply, after);
 	case TAPDISK_MESSAGE_DISK_INFO:
 		return control_handle_disk_info(req, vbd, reply, after);
-	case TAPDISK_MESSAGE_FORCE_SHUTDOWN:
 	case TAPDISK_MESSAGE_EXIT:
 		return control_handle_shutdown(req, reply, after);
 	case TAPDISK_MESSAGE_NBD_TCP:

@@ -89,21 +89,6 @@ int td_validate_parent(td_image_t *image, td_image_t *parent)
 	return driver->ops->td_validate_parent(driver, pdriver, 0);
 }
 
-static void td_count(td_image_t *image, int op, int err)
-{
-	if (op == TD_OP_READ) {
-		if (err)
-			image->stats.fail.rd++;
-		else
-			image->stats.hits.rd++;
-	} else if (op == TD_OP_WRITE) {
-		if (err)
-			image->stats.fail.wr++;
-		else
-			image->stats.hits.wr++;
-	}
-}
-
 static void td_queue(td_image_t *image, td_request_t treq,
 		     void (*fn)(td_driver_t *, td_request_t))
 {
@@ -113,7 +98,6 @@ static void td_queue(td_image_t *image, td_request_t treq,
 	err = tapdisk_image_check_td_request(image, treq);
 	if (!err && !fn)
 		err = -EOPNOTSUPP;
-	td_count(image, treq.op, err);
 	if (err) {
 		td_complete_request(treq, err);
 		return;

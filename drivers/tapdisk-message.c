@@ -10,7 +10,7 @@
 
 /*
  * Every message: its name and, for a request, the type of its reply and whether its cookie
- * must name an existing VBD.  FORCE_SHUTDOWN is blktap3's forced close: its client waits for
+ * must name an existing VBD.  FORCE_SHUTDOWN is blktap3's forced close of one VBD: its client waits for
  * a CLOSE_RSP.
  */
 static const struct message_info {
@@ -40,7 +40,7 @@ static const struct message_info {
 	[TAPDISK_MESSAGE_LIST_RSP] = { "list response" },
 	[TAPDISK_MESSAGE_STATS] = { "stats", TAPDISK_MESSAGE_STATS_RSP, 0 },
 	[TAPDISK_MESSAGE_STATS_RSP] = { "stats response" },
-	[TAPDISK_MESSAGE_FORCE_SHUTDOWN] = { "force shutdown", TAPDISK_MESSAGE_CLOSE_RSP, 0 },
+	[TAPDISK_MESSAGE_FORCE_SHUTDOWN] = { "force shutdown", TAPDISK_MESSAGE_CLOSE_RSP, 1 },
 	[TAPDISK_MESSAGE_XENBLKIF_CONNECT] = { "blkif connect", TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP, 0 },
 	[TAPDISK_MESSAGE_XENBLKIF_CONNECT_RSP] = { "blkif connect response" },
 	[TAPDISK_MESSAGE_XENBLKIF_DISCONNECT] = { "blkif disconnect", TAPDISK_MESSAGE_XENBLKIF_DISCONNECT_RSP, 0 },
@@ -153,16 +153,17 @@ int tapdisk_message_check_request(const tapdisk_message_t *msg, char *why, size_
 		return 0;
 
 	case TAPDISK_MESSAGE_RESUME:
-		err = message_check_flags(msg->u.resume.flags, why, why_size);
+		/* As OPEN, but the path may be empty: resume on the same image. */
+		err = message_check_flags(msg->u.params.flags, why, why_size);
 		if (err)
 			return err;
-		err = message_check_str(msg->u.resume.new_params, sizeof(msg->u.resume.new_params),
-					"new_params", 0, why, why_size);
+		err = message_check_str(msg->u.params.path, sizeof(msg->u.params.path), "path", 0,
+					why, why_size);
 		if (err)
 			return err;
-		if (msg->u.resume.flags & TAPDISK_MESSAGE_FLAG_SECONDARY)
-			return message_check_str(msg->u.resume.secondary,
-						 sizeof(msg->u.resume.secondary), "secondary", 1,
+		if (msg->u.params.flags & TAPDISK_MESSAGE_FLAG_SECONDARY)
+			return message_check_str(msg->u.params.secondary,
+						 sizeof(msg->u.params.secondary), "secondary", 1,
 						 why, why_size);
 		return 0;
 

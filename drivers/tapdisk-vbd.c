@@ -18,6 +18,7 @@
 #include "tapdisk-image.h"
 #include "tapdisk-interface.h"
 #include "tapdisk-log.h"
+#include "tapdisk-marker.h"
 #include "tapdisk-nbdserver.h"
 #include "tapdisk-server.h"
 #include "tapdisk-stats.h"
@@ -49,6 +50,7 @@ td_vbd_t *tapdisk_vbd_create(td_uuid_t uuid)
 	}
 	vbd->uuid = uuid;
 	vbd->state = TD_VBD_CLOSED;
+	vbd->marker_fd = -1;
 	INIT_LIST_HEAD(&vbd->images);
 	INIT_LIST_HEAD(&vbd->new_requests);
 	INIT_LIST_HEAD(&vbd->pending_requests);
@@ -64,6 +66,8 @@ void tapdisk_vbd_free(td_vbd_t *vbd)
 	if (!vbd)
 		return;
 	list_del(&vbd->next);
+	if (vbd->marker_fd >= 0)
+		tapdisk_marker_release(vbd->marker_fd);
 	free(vbd->name);
 	free(vbd);
 }
@@ -116,7 +120,7 @@ static int tapdisk_vbd_open_chain(td_vbd_t *vbd, const char *params, td_flag_t f
 	err = tapdisk_parse_disk_type(params, &path, &type);
 	if (err == -ENOENT || err == -ENOSYS) {
 		EPRINTF("%s: unknown disk type (try aio:/path/to/image)", params);
-		return -EINVAL;
+		return -ENOENT; /* as blktap3 */
 	}
 	if (err) {
 		EPRINTF("%s: malformed image name, expected type:/path", params);
@@ -248,10 +252,11 @@ static int tapdisk_vbd_quiesce(td_vbd_t *vbd, int close, td_vbd_done_t done, voi
 		return -EBUSY;
 	}
 	if (vbd->state & TD_VBD_CLOSED) {
-		if (!close) {
-			EPRINTF("vbd %u: not open", vbd->uuid);
-			return -EINVAL;
-		}
+		/* Nothing to drain.  A closed VBD may be paused, as in blktap3; a close unpauses it. */
+		if (close)
+			vbd->state &= ~(TD_VBD_PAUSED | TD_VBD_RESUME_FAILED);
+		else
+			vbd->state |= TD_VBD_PAUSED;
 		if (done)
 			done(vbd, 0, arg);
 		return 0;
@@ -282,18 +287,58 @@ int tapdisk_vbd_close(td_vbd_t *vbd, td_vbd_done_t done, void *arg)
 	return tapdisk_vbd_quiesce(vbd, 1, done, arg);
 }
 
+/*
+ * The guest sees the disk through the pause: a chain reopened with another size or sector
+ * size would change it under the guest's feet (blktap3 refuses it the same way).
+ */
+static int tapdisk_vbd_check_same_disk(td_vbd_t *vbd, const char *params,
+				       const td_disk_info_t *was)
+{
+	const td_disk_info_t *now = &vbd->disk_info;
+
+	if (now->size != was->size || now->sector_size != was->sector_size) {
+		EPRINTF("%s: %llu sectors of %ld bytes, but the VBD had %llu of %ld: a resume may "
+			"not change the disk size", params, (unsigned long long)now->size,
+			now->sector_size, (unsigned long long)was->size, was->sector_size);
+		return -EMEDIUMTYPE;
+	}
+	if (now->info != was->info) {
+		EPRINTF("%s: disk info %#x, but the VBD had %#x: a resume may not change it",
+			params, now->info, was->info);
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
 int tapdisk_vbd_resume(td_vbd_t *vbd, const char *params)
 {
+	td_disk_info_t was = vbd->disk_info;
 	int err;
 
 	if (!(vbd->state & TD_VBD_PAUSED)) {
 		EPRINTF("vbd %u: resume of a VBD that is not paused", vbd->uuid);
 		return -EINVAL;
 	}
+	if (vbd->state & TD_VBD_CLOSED) {
+		/* Paused while closed: there is no chain to reopen, nor a disk to switch. */
+		if (params && *params) {
+			EPRINTF("VBD %u was paused while closed: unpause it without a new image, "
+				"then open it", vbd->uuid);
+			return -EINVAL;
+		}
+		vbd->state &= ~(TD_VBD_PAUSED | TD_VBD_RESUME_FAILED);
+		return 0;
+	}
 	if (!params || !*params)
 		params = vbd->name;
 	err = tapdisk_vbd_open_chain(vbd, params, vbd->flags);
+	if (!err) {
+		err = tapdisk_vbd_check_same_disk(vbd, params, &was);
+		if (err)
+			tapdisk_vbd_close_chain(vbd);
+	}
 	if (err) {
+		vbd->disk_info = was;
 		vbd->state |= TD_VBD_RESUME_FAILED;
 		return err;
 	}
@@ -312,10 +357,33 @@ int tapdisk_vbd_resume(td_vbd_t *vbd, const char *params)
 
 static void tapdisk_vbd_complete_vreq(td_vbd_request_t *vreq);
 
+/*
+ * The image stats of blktap3, in sectors, on the image that completed them: "hits" every
+ * sector that came back, failed or not, except -EBUSY (to be retried); "fail" those failed.
+ */
+static void tapdisk_vbd_count_image(td_request_t treq, int err)
+{
+	td_image_t *image = treq.image;
+	int write = treq.op == TD_OP_WRITE;
+
+	if (!image || (treq.op != TD_OP_READ && !write) || err == -EBUSY)
+		return;
+	if (write)
+		image->stats.hits.wr += treq.secs;
+	else
+		image->stats.hits.rd += treq.secs;
+	if (err && write)
+		image->stats.fail.wr += treq.secs;
+	else if (err)
+		image->stats.fail.rd += treq.secs;
+}
+
 static void tapdisk_vbd_complete_td_request(td_request_t treq, int err)
 {
 	td_vbd_request_t *vreq = treq.vreq;
 	td_vbd_t *vbd = vreq->vbd;
+
+	tapdisk_vbd_count_image(treq, err);
 
 	if (err && !vreq->error)
 		vreq->error = err;
@@ -610,6 +678,18 @@ void tapdisk_vbd_forward_request(td_request_t treq)
 		td_queue_read(parent, treq);
 }
 
+int tapdisk_vbd_reported_state(const td_vbd_t *vbd)
+{
+	int state = vbd->state;
+
+	/* vbd->name is set by the first successful open. */
+	if (!vbd->name)
+		state &= ~TD_VBD_CLOSED;
+	if (state & TD_VBD_PAUSED)
+		state |= TD_VBD_QUIESCED | TD_VBD_CLOSED;
+	return state;
+}
+
 void tapdisk_vbd_stats(td_vbd_t *vbd, td_stats_t *st)
 {
 	td_vbd_request_t *vreq;
@@ -626,7 +706,7 @@ void tapdisk_vbd_stats(td_vbd_t *vbd, td_stats_t *st)
 	tapdisk_stats_enter(st, '{');
 	tapdisk_stats_field(st, "name", "s", vbd->name ? vbd->name : "");
 	tapdisk_stats_field(st, "minor", "d", vbd->uuid);
-	tapdisk_stats_field(st, "state", "d", vbd->state);
+	tapdisk_stats_field(st, "state", "d", tapdisk_vbd_reported_state(vbd));
 	tapdisk_stats_field(st, "secs", "[");
 	tapdisk_stats_val(st, "llu", vbd->secs[0]);
 	tapdisk_stats_val(st, "llu", vbd->secs[1]);

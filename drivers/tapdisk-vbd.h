@@ -53,6 +53,8 @@ struct td_vbd_handle {
 
 	struct td_nbdserver *nbdserver;
 
+	int marker_fd; /* the minor's marker, held while attached (tapdisk-marker.h); -1: none */
+
 	/* A pause or close waits for the queues to drain, then calls this once. */
 	td_vbd_done_t quiesce_done;
 	void *quiesce_arg;
@@ -111,6 +113,13 @@ static inline uint64_t tapdisk_vbd_size_bytes(const td_vbd_t *vbd)
 {
 	return (uint64_t)vbd->disk_info.size << SECTOR_SHIFT;
 }
+
+/*
+ * The state as blktap3's tapdisk reports it in LIST and STATS: 0 for a VBD attached and never
+ * opened, CLOSED (0x2) after a close, and a paused VBD also QUIESCED and CLOSED (0x2a, 0x22a
+ * after a failed resume).  Internally a VBD is CLOSED until opened, and a pause sets PAUSED.
+ */
+int tapdisk_vbd_reported_state(const td_vbd_t *vbd);
 
 void tapdisk_vbd_stats(td_vbd_t *vbd, td_stats_t *st);
 void tapdisk_vbd_forward_request(td_request_t treq);

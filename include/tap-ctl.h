@@ -62,6 +62,7 @@ int tap_ctl_unpause(const int id, const int minor, const char *params, int flags
 		    const char *logpath);
 
 int tap_ctl_stats(pid_t pid, int minor, char *buf, size_t size);
+/* @minor -1: a JSON list of every VBD's stats, asked one minor at a time. */
 int tap_ctl_stats_fwrite(pid_t pid, int minor, FILE *out);
 
 int tap_ctl_info(pid_t pid, int minor, unsigned long long *sectors, unsigned int *sector_size,

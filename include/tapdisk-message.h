@@ -94,6 +94,11 @@ struct tapdisk_message_blkif {
 	uint32_t poll_idle_threshold;
 };
 
+/*
+ * Declared by blktap3 but used by none of its tools: RESUME carries its new image in
+ * u.params (flags, path, secondary), as blktap3's tap-ctl sends it and its tapdisk reads
+ * it.  So do ours; this layout is kept only so that code written against it compiles.
+ */
 struct tapdisk_message_resume {
 	tapdisk_message_flag_t flags;
 	char new_params[TAPDISK_MESSAGE_MAX_PATH_LENGTH];

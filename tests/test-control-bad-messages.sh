@@ -11,7 +11,7 @@ import socket, struct, sys
 path, minor = sys.argv[1], int(sys.argv[2])
 MSG = 544
 ERROR, PID, PID_RSP, LIST, LIST_RSP, OPEN = 1, 3, 4, 19, 20, 7
-EINVAL, ENOENT, EOPNOTSUPP = 22, 2, 95
+EINVAL, ENODEV, EOPNOTSUPP = 22, 19, 95
 
 def talk(raw, expect_reply=True):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -42,7 +42,7 @@ def error_of(reply):
 assert error_of(talk(msg(999)))[0] == EINVAL
 assert error_of(talk(msg(0)))[0] == EINVAL
 assert error_of(talk(msg(LIST_RSP)))[0] == EINVAL      # a reply type sent as a request
-assert error_of(talk(msg(OPEN, 4321, struct.pack("=III", 0, 0, 0) + b"aio:/nonexistent")))[0] == ENOENT
+assert error_of(talk(msg(OPEN, 4321, struct.pack("=III", 0, 0, 0) + b"aio:/nonexistent")))[0] == ENODEV
 # An unterminated path fills the whole field.
 body = struct.pack("=III", 0, 0, 0) + b"A" * 256 + struct.pack("=IH", 0, 0)
 assert error_of(talk(msg(OPEN, minor, body)))[0] == EINVAL

@@ -24,7 +24,7 @@ for _ in $(seq 10); do
 	kill -0 "$copier" 2>/dev/null || break
 	"$TAPCTL" pause -p "$VBD_PID" -m "$VBD_MINOR" || fail "pause"
 	state=$("$TAPCTL" list -m "$VBD_MINOR" | sed -n 's/.* state=\(0x[0-9a-f]*\) .*/\1/p')
-	expect_eq "$state" 0x20 "state while paused"
+	expect_eq "$state" 0x2a "state while paused"
 	sleep 0.05
 	"$TAPCTL" unpause -p "$VBD_PID" -m "$VBD_MINOR" || fail "unpause"
 	paused=$((paused + 1))

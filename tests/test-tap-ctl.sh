@@ -21,11 +21,10 @@ expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0 args=ai
 expect_eq "$("$TAPCTL" list -p "$pid")" "pid=$pid minor=$minor state=0 args=aio:$img" "list -p"
 expect_eq "$("$TAPCTL" list -f "$img")" "pid=$pid minor=$minor state=0 args=aio:$img" "list -f"
 expect_eq "$("$TAPCTL" list -t vhd)" "" "list -t of another type"
-# On a terminal, list prints a table instead.
+# On a terminal, list prints a table instead, without a header as blktap3 v4.0.8.
 if command -v script >/dev/null; then
 	table=$(script -qec "$TAPCTL list -m $minor" /dev/null | tr -d '\r')
-	expect_eq "$table" "$(printf '%8s %4s %4s %10s %s\n%8s %4s %4s %10s %s' pid minor state type file \
-		"$pid" "$minor" 0 aio "$img")" "list on a tty"
+	expect_eq "$table" "$(printf '%8s %4s %4s %10s %s' "$pid" "$minor" 0 aio "$img")" "list on a tty"
 fi
 [ -S "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "no NBD socket"
 VBD_URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
@@ -74,7 +73,7 @@ qio -c 'read -P 0x5e 0 64k' >/dev/null || fail "tapdisk stopped serving after ba
 
 # pause shows in the state, unpause clears it; close and open again.
 "$TAPCTL" pause -p "$pid" -m "$minor" || fail pause
-expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0x20 args=aio:$img" "paused"
+expect_eq "$("$TAPCTL" list -m "$minor")" "pid=$pid minor=$minor state=0x2a args=aio:$img" "paused"
 "$TAPCTL" unpause -p "$pid" -m "$minor" || fail unpause
 "$TAPCTL" close -p "$pid" -m "$minor" || fail close
 [ ! -e "$BLKTAP_CONTROL_DIR/nbd$pid.$minor" ] || fail "NBD socket survives close"

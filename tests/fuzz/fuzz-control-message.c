@@ -9,7 +9,7 @@
  * DETACH, STATS, DISK_INFO and NBD_TCP reach their open-VBD paths; ATTACH may add more.
  *
  * Safety: the fuzzer must not make tapdisk open host files.  BLKTAP_CONTROL_DIR is a temp
- * dir, and a well-formed image name in OPEN or RESUME is replaced by the scratch image
+ * dir, in which minors 0..FUZZ_MARKERS-1 are allocated, and a well-formed image name in OPEN or RESUME is replaced by the scratch image
  * (flags and all other fields stay fuzzed; malformed names are kept, so their rejection is
  * fuzzed too).  A well-formed NBD_TCP address becomes 127.0.0.1:0.  EXIT, FORCE_SHUTDOWN and
  * the last DETACH only set flags in the sink, which never calls tapdisk_server_request_shutdown.
@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "list.h"
@@ -38,6 +39,8 @@
 
 #define FUZZ_MAX_MESSAGES 8
 #define FUZZ_IMAGE_SIZE (1 << 20)
+/* Minors allocated (their markers exist), so that ATTACH of them reaches the VBD code. */
+#define FUZZ_MARKERS 4
 
 static char fuzz_dir[64];
 static char fuzz_image[128]; /* "aio:<dir>/disk.img" */
@@ -112,8 +115,8 @@ static void fuzz_sanitize(tapdisk_message_t *m)
 		size = sizeof(m->u.params.path);
 		break;
 	case TAPDISK_MESSAGE_RESUME:
-		name = m->u.resume.new_params;
-		size = sizeof(m->u.resume.new_params);
+		name = m->u.params.path;
+		size = sizeof(m->u.params.path);
 		break;
 	case TAPDISK_MESSAGE_NBD_TCP:
 		if (tapdisk_message_str_terminated(m->u.string.text, sizeof(m->u.string.text)) &&
@@ -186,7 +189,14 @@ static void fuzz_setup_vbd0(void)
 static void fuzz_cleanup(void)
 {
 	char path[128];
+	int i;
 
+	for (i = 0; i < FUZZ_MARKERS; i++) {
+		snprintf(path, sizeof(path), "%s/tapdisk/tapdisk-%d", fuzz_dir, i);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/tapdisk", fuzz_dir);
+	rmdir(path);
 	snprintf(path, sizeof(path), "%s/disk.img", fuzz_dir);
 	unlink(path);
 	rmdir(fuzz_dir);
@@ -206,6 +216,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_assert(fd >= 0 && ftruncate(fd, FUZZ_IMAGE_SIZE) == 0, "scratch image");
 	close(fd);
 	snprintf(fuzz_image, sizeof(fuzz_image), "aio:%s", path);
+	snprintf(path, sizeof(path), "%s/tapdisk", fuzz_dir);
+	fuzz_assert(mkdir(path, 0700) == 0, "marker directory");
+	for (int i = 0; i < FUZZ_MARKERS; i++) {
+		snprintf(path, sizeof(path), "%s/tapdisk/tapdisk-%d", fuzz_dir, i);
+		fd = open(path, O_RDWR | O_CREAT, 0600);
+		fuzz_assert(fd >= 0, "minor marker");
+		close(fd);
+	}
 	atexit(fuzz_cleanup);
 
 	tlog_set_stderr(getenv("FUZZ_VERBOSE") != NULL);

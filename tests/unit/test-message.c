@@ -188,13 +188,13 @@ START_TEST(test_request_resume_nbd)
 	tapdisk_message_t m = msg_make(TAPDISK_MESSAGE_RESUME, 1);
 	char why[256];
 
-	/* Empty new_params: resume on the same image. */
+	/* Empty path: resume on the same image.  The path is blktap3's u.params.path. */
 	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), 0);
-	memset(m.u.resume.new_params, 'x', sizeof(m.u.resume.new_params));
+	memset(m.u.params.path, 'x', sizeof(m.u.params.path));
 	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), -EINVAL);
-	ck_assert_str_eq(why, "new_params is not NUL-terminated");
-	m.u.resume.new_params[0] = '\0';
-	m.u.resume.flags = 0x1000;
+	ck_assert_str_eq(why, "path is not NUL-terminated");
+	m.u.params.path[0] = '\0';
+	m.u.params.flags = 0x1000;
 	ck_assert_int_eq(tapdisk_message_check_request(&m, why, sizeof(why)), -EINVAL);
 
 	m = msg_make(TAPDISK_MESSAGE_NBD_TCP, 1);
@@ -867,8 +867,8 @@ END_TEST
 
 START_TEST(test_colo_no_vbd)
 {
-	expect_colo_error(9, "status", ENOENT, "no VBD with minor 9");
-	expect_colo_error(9, "frobnicate", ENOENT, "no VBD with minor 9");
+	expect_colo_error(9, "status", ENODEV, "no VBD with minor 9");
+	expect_colo_error(9, "frobnicate", ENODEV, "no VBD with minor 9");
 }
 END_TEST
 
