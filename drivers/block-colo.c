@@ -190,7 +190,14 @@ static int colo_close(td_driver_t *driver)
 	free(c->link.rx);
 	c->link.rx = NULL;
 	colo_io_cancel_all(c);
-	colo_fail(c, -ENODEV, "the VBD was closed");
+	/*
+	 * Only a call cut short is a failure to log.  A close after a failed open must leave
+	 * the lower image's reason as the last one logged: that is what tap-ctl shows.
+	 */
+	if (c->start_call.done || c->ckpt_call.done || c->stop_call.done)
+		colo_fail(c, -ENODEV, "the VBD was closed");
+	else
+		colo_note(c, "the VBD was closed");
 	colo_call_done(&c->start_call, -ENODEV, 0);
 	colo_call_done(&c->ckpt_call, -ENODEV, 0);
 	colo_call_done(&c->stop_call, -ENODEV, 0);

@@ -12,7 +12,20 @@ expect_fail() { # expect_fail PATTERN tap-ctl-args...
 	[ "$(wc -l <<<"$out")" -eq 1 ] || fail "tap-ctl $*: more than one line of error: $out"
 }
 
+# expect_line LINE tap-ctl-args...: fails with exactly LINE, and nothing else, on stderr.
+expect_line() {
+	local line=$1 out
+	shift
+	if out=$("$TAPCTL" "$@" 2>&1); then
+		fail "tap-ctl $* succeeded"
+	fi
+	[ "$out" = "$line" ] || fail "tap-ctl $*: expected '$line', got: $out"
+}
+
 expect_fail "No such file or directory" create -a "aio:$TEST_DIR/missing.img"
+# A filter names the image below it and the reason, as aio does, not its own close.
+expect_line "tap-ctl: open: $TEST_DIR/missing.img: cannot open for writing: No such file or directory" \
+	create -a "colo:127.0.0.1:9:$TEST_DIR/missing.img"
 head -c 100 /dev/zero >"$TEST_DIR/tiny.img"
 expect_fail "too small" create -a "aio:$TEST_DIR/tiny.img"
 mkdir "$TEST_DIR/dir.img"
@@ -37,4 +50,4 @@ fi
 list=$("$TAPCTL" list)
 [ -z "$list" ] || fail "failed creates left something behind: $list"
 ls "$BLKTAP_CONTROL_DIR"/ctl* >/dev/null 2>&1 && fail "control socket left behind"
-echo "PASS: missing, tiny, directory, unknown-type, malformed and immutable images refused"
+echo "PASS: missing (aio and colo), tiny, directory, unknown-type, malformed and immutable images refused"
