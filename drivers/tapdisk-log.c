@@ -1,4 +1,11 @@
-/* tapdisk logging: syslog always, stderr too while tapdisk runs in the foreground. */
+/*
+ * tapdisk logging: syslog always, stderr too while tapdisk runs in the foreground.
+ *
+ * Any thread may log: the settings below are written before the xenstore thread starts, and
+ * syslog(3) and stdio lock around each line.  The last warning is per thread, so that the
+ * xenstore thread's warnings never become the reason of a control request that failed in the
+ * main loop.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,17 +21,18 @@ static struct {
 	int to_stderr;
 	int level;
 	char ident[64];
-	char last_error[256];
 } tlog = { .to_stderr = 1, .level = TLOG_INFO };
+
+static __thread char tlog_last[256];
 
 void tlog_clear_last_error(void)
 {
-	tlog.last_error[0] = '\0';
+	tlog_last[0] = '\0';
 }
 
 const char *tlog_last_error(void)
 {
-	return tlog.last_error;
+	return tlog_last;
 }
 
 int tlog_open(const char *name, int facility, int level)
@@ -62,7 +70,7 @@ static void tlog_vlog(int level, const char *fmt, va_list ap)
 
 		if (!strncmp(text, "tap-err:", 8) && strstr(text + 8, ": "))
 			text = strstr(text + 8, ": ") + 2;
-		snprintf(tlog.last_error, sizeof(tlog.last_error), "%.255s", text);
+		snprintf(tlog_last, sizeof(tlog_last), "%.255s", text);
 	}
 	if (tlog.opened)
 		syslog(prio[level < 0 ? 0 : level > 2 ? 2 : level], "%s", msg);

@@ -15,8 +15,9 @@ void tlog_syslog(int level, const char *fmt, ...) __attribute__((format(printf, 
 void tlog_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * The last warning logged, so that the control plane can hand the one clear message
- * written where an error happened back to tap-ctl without reporting it twice.
+ * The last warning logged by the calling thread, so that the control plane can hand the one
+ * clear message written where an error happened back to tap-ctl without reporting it twice.
+ * Another thread's warnings (the xenstore thread's) never show here.
  */
 void tlog_clear_last_error(void);
 const char *tlog_last_error(void);
