@@ -194,8 +194,9 @@ static void colo_xsb_tick(event_id_t id, char mode, void *arg)
 
 /* ---- requests ---- */
 
-static void __attribute__((format(printf, 4, 5)))
-colo_xsb_result(struct colo_xsb *b, uint64_t req_id, int err, const char *fmt, ...)
+/* Writes "<id> <errno> <text>" to result; @logged: the failure was logged where it happened. */
+static void __attribute__((format(printf, 5, 6)))
+colo_xsb_result(struct colo_xsb *b, uint64_t req_id, int err, bool logged, const char *fmt, ...)
 {
 	char text[512], val[600];
 	va_list ap;
@@ -204,12 +205,27 @@ colo_xsb_result(struct colo_xsb *b, uint64_t req_id, int err, const char *fmt, .
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	snprintf(val, sizeof(val), "%" PRIu64 " %d %s", req_id, err < 0 ? -err : err, text);
-	if (err)
+	if (err && !logged)
 		EPRINTF("colo xenstore: %s: request %" PRIu64 " failed: %s", b->disk_dir, req_id,
 			text);
-	else
+	else if (!err)
 		DPRINTF("colo xenstore: %s: request %" PRIu64 ": %s", b->disk_dir, req_id, text);
 	colo_xsb_write(b, "result", val);
+}
+
+/* A failure of the driver, with its sentence, which colo_fail logged already. */
+static void colo_xsb_result_driver(struct colo_xsb *b, uint64_t req_id,
+				   enum colo_command_verb verb, struct colo *c, int err)
+{
+	const char *why = colo_command_error(c, verb);
+
+	if (err >= 0)
+		err = -EIO; /* the API promises a negative errno */
+	if (why[0])
+		colo_xsb_result(b, req_id, err, true, "%s: %s", colo_command_verb_name(verb), why);
+	else
+		colo_xsb_result(b, req_id, err, false, "%s: %s", colo_command_verb_name(verb),
+				strerror(-err));
 }
 
 static void colo_xsb_request_done(void *arg, int err, uint64_t value)
@@ -223,14 +239,11 @@ static void colo_xsb_request_done(void *arg, int err, uint64_t value)
 		return;
 	}
 	if (!err && p->verb == COLO_COMMAND_CHECKPOINT)
-		colo_xsb_result(b, p->req_id, 0, "epoch=%" PRIu64, value);
+		colo_xsb_result(b, p->req_id, 0, false, "epoch=%" PRIu64, value);
 	else if (!err)
-		colo_xsb_result(b, p->req_id, 0, "ok");
+		colo_xsb_result(b, p->req_id, 0, false, "ok");
 	else
-		colo_xsb_result(b, p->req_id, err < 0 ? err : -EIO, "%s: %s",
-				colo_command_verb_name(p->verb),
-				colo_command_error(c, p->verb)[0] ? colo_command_error(c, p->verb) :
-								    strerror(err < 0 ? -err : EIO));
+		colo_xsb_result_driver(b, p->req_id, p->verb, c, err);
 	colo_xsb_publish(b, c, true);
 	free(p);
 }
@@ -247,34 +260,34 @@ static void colo_xsb_request(struct colo_xsb *b, const char *text)
 
 	err = colo_request_parse(text, &req_id, &cmd, why, sizeof(why));
 	if (!req_id) {
-		colo_xsb_result(b, 0, err, "%s", why);
+		colo_xsb_result(b, 0, err, false, "%s", why);
 		return;
 	}
 	if (req_id <= b->last_id)
 		return; /* carried out already, or history from before the bind */
 	b->last_id = req_id;
 	if (err) {
-		colo_xsb_result(b, req_id, err, "%s", why);
+		colo_xsb_result(b, req_id, err, false, "%s", why);
 		return;
 	}
 	vbd = colo_xsb_vbd(b);
 	if (!vbd)
 		return;
 	if (!tapdisk_vbd_is_open(vbd)) {
-		colo_xsb_result(b, req_id, -EINVAL, "%s: VBD %u is %s",
+		colo_xsb_result(b, req_id, -EINVAL, false, "%s: VBD %u is %s",
 				colo_command_verb_name(cmd.verb), b->minor,
 				vbd->state & TD_VBD_PAUSED ? "paused" : "not open");
 		return;
 	}
 	c = colo_from_vbd(vbd);
 	if (!c) {
-		colo_xsb_result(b, req_id, -EINVAL, "%s: VBD %u is not a colo disk",
+		colo_xsb_result(b, req_id, -EINVAL, false, "%s: VBD %u is not a colo disk",
 				colo_command_verb_name(cmd.verb), b->minor);
 		return;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		colo_xsb_result(b, req_id, -ENOMEM, "out of memory");
+		colo_xsb_result(b, req_id, -ENOMEM, false, "out of memory");
 		return;
 	}
 	p->colo = c;
@@ -285,9 +298,7 @@ static void colo_xsb_request(struct colo_xsb *b, const char *text)
 	err = colo_command_run(c, &cmd, colo_xsb_request_done, p);
 	if (err) {
 		free(p);
-		colo_xsb_result(b, req_id, err, "%s: %s", colo_command_verb_name(cmd.verb),
-				colo_command_error(c, cmd.verb)[0] ? colo_command_error(c, cmd.verb) :
-								      strerror(-err));
+		colo_xsb_result_driver(b, req_id, cmd.verb, c, err);
 		colo_xsb_publish(b, c, true);
 	}
 }

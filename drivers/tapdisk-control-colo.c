@@ -41,28 +41,40 @@ static void control_colo_reply_send(struct tapdisk_control_reply *reply, const v
 	reply->send(reply, buf, len);
 }
 
-/* Sends ERROR with the positive errno of @err (< 0) and one sentence, and logs it once. */
-static void __attribute__((format(printf, 5, 6)))
-control_colo_reply_error(struct tapdisk_control_reply *reply, uint16_t cookie, const char *verb,
-			 int err, const char *fmt, ...)
+/* Sends ERROR with the positive errno of @err (< 0) and the sentence @why, unlogged. */
+static void control_colo_reply_sentence(struct tapdisk_control_reply *reply, uint16_t cookie,
+					int err, const char *why)
 {
 	tapdisk_message_t rsp;
-	va_list ap;
 
 	memset(&rsp, 0, sizeof(rsp));
 	rsp.type = TAPDISK_MESSAGE_ERROR;
 	rsp.cookie = cookie;
 	rsp.u.response.error = -err;
-	va_start(ap, fmt);
-	vsnprintf(rsp.u.response.message, sizeof(rsp.u.response.message), fmt, ap);
-	va_end(ap);
-
-	EPRINTF("colo %s on VBD %u failed: %s (%s)", verb, cookie, rsp.u.response.message,
-		strerror(-err));
+	snprintf(rsp.u.response.message, sizeof(rsp.u.response.message), "%s", why);
 	control_colo_reply_send(reply, &rsp, sizeof(rsp));
 }
 
-/* The driver's own sentence for a failure, which says more than the errno. */
+/* Sends ERROR for a failure found here, and logs it once. */
+static void __attribute__((format(printf, 5, 6)))
+control_colo_reply_error(struct tapdisk_control_reply *reply, uint16_t cookie, const char *verb,
+			 int err, const char *fmt, ...)
+{
+	char why[TAPDISK_MESSAGE_STRING_LENGTH];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+
+	EPRINTF("colo %s on VBD %u failed: %s (%s)", verb, cookie, why, strerror(-err));
+	control_colo_reply_sentence(reply, cookie, err, why);
+}
+
+/*
+ * The driver's own sentence for a failure, which says more than the errno.  The driver
+ * logged it where it failed (colo_fail): it is not logged again.
+ */
 static void control_colo_reply_driver_error(struct tapdisk_control_reply *reply, uint16_t cookie,
 					    enum colo_command_verb verb, struct colo *c, int err)
 {
@@ -71,7 +83,7 @@ static void control_colo_reply_driver_error(struct tapdisk_control_reply *reply,
 	if (err >= 0)
 		err = err ? -err : -EIO; /* the API promises a negative errno; never send 0 */
 	if (why[0])
-		control_colo_reply_error(reply, cookie, name, err, "%s", why);
+		control_colo_reply_sentence(reply, cookie, err, why);
 	else
 		control_colo_reply_error(reply, cookie, name, err, "%s failed: %s", name,
 					 strerror(-err));
@@ -183,14 +195,17 @@ static int control_colo_command_status(const tapdisk_message_t *req, struct colo
 	return 0;
 }
 
-/* The bind finished (or failed) on the xenstore thread's word; see colo-xenstore.c. */
+/*
+ * The bind finished (or failed) on the xenstore thread's word; see colo-xenstore.c, which
+ * logged a failure.
+ */
 static void control_colo_xenstore_bound(void *arg, int err, const char *why)
 {
 	struct control_colo_pending *p = arg;
 	struct tapdisk_control_reply *reply = p->reply;
 
 	if (err)
-		control_colo_reply_error(reply, p->cookie, "xenstore", err, "%s", why);
+		control_colo_reply_sentence(reply, p->cookie, err, why);
 	else
 		control_colo_reply_text(reply, p->cookie, "", 0);
 	free(p);

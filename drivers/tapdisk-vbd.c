@@ -402,11 +402,17 @@ static void tapdisk_vbd_complete_td_request(td_request_t treq, int err)
 		tapdisk_vbd_complete_vreq(vreq);
 }
 
+/* A driver's "not now": retried until TD_VBD_REQUEST_TIMEOUT, and not logged by the driver. */
+static int tapdisk_vbd_is_retryable(int err)
+{
+	return err == -EBUSY || err == -EAGAIN || err == -EINTR;
+}
+
 static int tapdisk_vbd_should_retry(td_vbd_request_t *vreq)
 {
 	struct timeval now;
 
-	if (vreq->error != -EBUSY && vreq->error != -EAGAIN && vreq->error != -EINTR)
+	if (!tapdisk_vbd_is_retryable(vreq->error))
 		return 0;
 	if (vreq->num_retries >= TD_VBD_MAX_RETRIES)
 		return 0;
@@ -430,12 +436,18 @@ static void tapdisk_vbd_complete_vreq(td_vbd_request_t *vreq)
 	list_del(&vreq->next);
 	vreq->list_head = NULL;
 	vbd->returned++;
-	if (err) {
+	if (err)
 		vbd->errors++;
-		EPRINTF("vbd %u: %s of %d iovecs at sector %llu failed: %s", vbd->uuid,
+	/*
+	 * The driver that failed a request logged why (tlog_drv_error).  Only giving up on a
+	 * busy driver is this layer's own failure.
+	 */
+	if (err && tapdisk_vbd_is_retryable(err))
+		EPRINTF("vbd %u: %s of %d iovecs at sector %llu failed after %d retries: %s",
+			vbd->uuid,
 			vreq->op == TD_OP_READ ? "read" : vreq->op == TD_OP_WRITE ? "write" : "flush",
-			vreq->iovcnt, (unsigned long long)vreq->sec, strerror(-err));
-	}
+			vreq->iovcnt, (unsigned long long)vreq->sec, vreq->num_retries,
+			strerror(-err));
 	/* The callback may free the request: nothing touches it after this. */
 	vreq->cb(vreq, err, vreq->token, 1);
 }
@@ -507,13 +519,18 @@ int tapdisk_vbd_retry_wait_ms(const td_vbd_t *vbd)
 static void tapdisk_vbd_fail_held(td_vbd_t *vbd, int err)
 {
 	td_vbd_request_t *vreq, *tmp;
+	int n = 0;
 
 	list_splice_tail_init(&vbd->failed_requests, &vbd->new_requests);
 	list_for_each_entry_safe(vreq, tmp, &vbd->new_requests, next) {
 		vreq->error = err;
 		vreq->num_retries = TD_VBD_MAX_RETRIES;
 		tapdisk_vbd_complete_vreq(vreq);
+		n++;
 	}
+	if (n)
+		EPRINTF("vbd %u: closed with %d requests held: they failed with %s", vbd->uuid, n,
+			strerror(-err));
 }
 
 static void tapdisk_vbd_finish_quiesce(td_vbd_t *vbd)
