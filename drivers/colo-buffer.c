@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,26 +292,37 @@ static int slot_new(struct colo_buffer *b, const void *src, uint32_t *slot)
 	return 0;
 }
 
+/* Tells the caller why create failed, through cfg->why; logs it only for a caller without. */
+static int __attribute__((format(printf, 3, 4)))
+create_fail(const struct colo_buffer_config *cfg, int err, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (cfg->why)
+		snprintf(cfg->why, cfg->why_len, "%s", why);
+	else
+		EPRINTF("%s", why);
+	return err;
+}
+
 static int config_check(const struct colo_buffer_config *cfg)
 {
 	uint32_t bs = cfg->block_size;
 
-	if (bs < COLO_BUFFER_MIN_BLOCK || bs > COLO_BUFFER_MAX_BLOCK || (bs & (bs - 1))) {
-		EPRINTF("block size %u is not a power of two from %u to %u", bs,
-			COLO_BUFFER_MIN_BLOCK, COLO_BUFFER_MAX_BLOCK);
-		return -EINVAL;
-	}
+	if (bs < COLO_BUFFER_MIN_BLOCK || bs > COLO_BUFFER_MAX_BLOCK || (bs & (bs - 1)))
+		return create_fail(cfg, -EINVAL,
+				   "block size %u is not a power of two from %u to %u", bs,
+				   COLO_BUFFER_MIN_BLOCK, COLO_BUFFER_MAX_BLOCK);
 	return 0;
 }
 
-/* Logs why the spill file cannot be used and tells the caller. */
 static int spill_fail(const struct colo_buffer_config *cfg, int err, const char *what)
 {
-	EPRINTF("spill=%s: %s (%s)", cfg->spill_path, what, strerror(-err));
-	if (cfg->why)
-		snprintf(cfg->why, cfg->why_len, "spill=%s: %s (%s)", cfg->spill_path, what,
-			 strerror(-err));
-	return err;
+	return create_fail(cfg, err, "spill=%s: %s (%s)", cfg->spill_path, what, strerror(-err));
 }
 
 /*
@@ -343,10 +355,8 @@ static int spill_open(struct colo_buffer *b, const struct colo_buffer_config *cf
 		b->spill_unlink = true;
 	}
 	b->spill_path = strdup(path);
-	if (!b->spill_path) {
-		EPRINTF("out of memory");
-		return -ENOMEM;
-	}
+	if (!b->spill_path)
+		return create_fail(cfg, -ENOMEM, "out of memory for the disk buffer");
 	return 0;
 }
 
@@ -360,10 +370,8 @@ int colo_buffer_create(const struct colo_buffer_config *cfg, struct colo_buffer 
 	if (err)
 		return err;
 	b = calloc(1, sizeof(*b));
-	if (!b) {
-		EPRINTF("out of memory");
-		return -ENOMEM;
-	}
+	if (!b)
+		return create_fail(cfg, -ENOMEM, "out of memory for the disk buffer");
 	b->spill_fd = -1;
 	b->block_size = cfg->block_size;
 	b->shift = __builtin_ctz(cfg->block_size);
@@ -373,7 +381,7 @@ int colo_buffer_create(const struct colo_buffer_config *cfg, struct colo_buffer 
 
 	err = index_alloc(COLO_BUFFER_INITIAL_CAP, &b->keys, &b->slots);
 	if (err) {
-		EPRINTF("out of memory");
+		create_fail(cfg, err, "out of memory for the disk buffer");
 		goto fail;
 	}
 	b->cap = COLO_BUFFER_INITIAL_CAP;

@@ -22,7 +22,8 @@ struct colo_buffer_config {
 };
 
 /*
- * Returns 0 or -errno, and logs the reason. A spill path that names a directory gets a
+ * Returns 0 or -errno.  The reason goes to cfg->why when given, for the caller to log with
+ * its own context, and is logged here otherwise.  A spill path that names a directory gets a
  * nameless file in it (O_TMPFILE); otherwise the file is created, locked against every other
  * tapdisk (-EAGAIN while another holds it), truncated to mode 0600, and unlinked by
  * colo_buffer_destroy().

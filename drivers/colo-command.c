@@ -148,6 +148,8 @@ int colo_command_parse(const char *text, struct colo_command *cmd, char *why, si
 	colo_options_init(&cmd->opts);
 	while ((word = colo_command_next_word(&save))) {
 		err = colo_options_parse(&cmd->opts, word, why, why_size);
+		if (!err)
+			err = colo_options_check_role(word, cmd->role, why, why_size);
 		if (err)
 			return err;
 	}

@@ -118,6 +118,24 @@ static int options_parse_ms(const char *s, uint64_t *out)
 	return *end ? -EINVAL : 0;
 }
 
+int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen)
+{
+	static const char *const secondary_only[] = {"ram_limit", "spill", "spill_limit", "peer"};
+	static const char *const primary_only[] = {"connect_timeout"};
+	size_t klen = strcspn(kv, "=");
+	const char *const *other = role == COLO_ROLE_PRIMARY ? secondary_only : primary_only;
+	size_t n = role == COLO_ROLE_PRIMARY ? sizeof(secondary_only) / sizeof(secondary_only[0])
+					     : sizeof(primary_only) / sizeof(primary_only[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (klen == strlen(other[i]) && !strncmp(kv, other[i], klen))
+			return options_reject(err, errlen,
+					      "%s is an option of the %s, not of the %s", other[i],
+					      role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary",
+					      role == COLO_ROLE_PRIMARY ? "Primary" : "Secondary");
+	return 0;
+}
+
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen)
 {
 	const char *eq = strchr(kv, '=');

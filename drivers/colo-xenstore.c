@@ -214,8 +214,8 @@ colo_xsb_result(struct colo_xsb *b, uint64_t req_id, int err, bool logged, const
 }
 
 /* A failure of the driver, with its sentence, which colo_fail logged already. */
-static void colo_xsb_result_driver(struct colo_xsb *b, uint64_t req_id,
-				   enum colo_command_verb verb, struct colo *c, int err)
+static void colo_xsb_result_driver(struct colo_xsb *b, uint64_t req_id, enum colo_command_verb verb,
+				   struct colo *c, int err)
 {
 	const char *why = colo_command_error(c, verb);
 

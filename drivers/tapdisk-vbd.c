@@ -445,7 +445,9 @@ static void tapdisk_vbd_complete_vreq(td_vbd_request_t *vreq)
 	if (err && tapdisk_vbd_is_retryable(err))
 		EPRINTF("vbd %u: %s of %d iovecs at sector %llu failed after %d retries: %s",
 			vbd->uuid,
-			vreq->op == TD_OP_READ ? "read" : vreq->op == TD_OP_WRITE ? "write" : "flush",
+			vreq->op == TD_OP_READ	  ? "read"
+			: vreq->op == TD_OP_WRITE ? "write"
+						  : "flush",
 			vreq->iovcnt, (unsigned long long)vreq->sec, vreq->num_retries,
 			strerror(-err));
 	/* The callback may free the request: nothing touches it after this. */

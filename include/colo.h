@@ -86,6 +86,10 @@ void colo_options_init(struct colo_options *opts);
 /* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
  * connect_timeout, verify, peer); sizes take K, M and G suffixes.  Returns 0 or -EINVAL. */
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
+/* -EINVAL, with a sentence in @err, if "key=value" is an option of the other role only
+ * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout the Primary's).
+ * colo_start itself ignores the fields of the other role. */
+int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen);
 
 /* The colo driver of @vbd's chain, or NULL if @vbd has none (or is not open). */
 struct colo *colo_from_vbd(td_vbd_t *vbd);

@@ -335,7 +335,8 @@ class Session:
         self.S = Vbd("colo:127.0.0.1:%d:%s" % (port, simg))
         self.P = Vbd("colo:127.0.0.1:%d:%s" % (port, pimg))
         self.S.colo("start", "secondary", *self.opts)
-        self.P.colo("start", "primary", *self.opts)
+        self.P.colo("start", "primary",
+                    *[o for o in self.opts if not o.startswith(("ram_limit=", "spill="))])
         note("session %d: Primary pid %d, Secondary pid %d, options %s" %
              (no, self.P.pid, self.S.pid, " ".join(self.opts)))
         print("session %d: options %s" % (no, " ".join(self.opts)), flush=True)

@@ -302,6 +302,15 @@ expect_error S 22 "tap-ctl: colo start: block_size=3000: must be a power of two 
 	start secondary block_size=3000
 expect_error S 22 "tap-ctl: colo start: unknown option 'frob'" start secondary frob=1
 expect_error S 22 "tap-ctl: colo start: spill=rel/path: must be an absolute path" start secondary spill=rel/path
+expect_error S 2 "tap-ctl: colo start: spill=$TEST_DIR/no/such/dir/x: cannot create the file (No such file or directory)" \
+	start secondary "spill=$TEST_DIR/no/such/dir/x"
+# Each role refuses the options of the other, which it would not use.
+for opt in ram_limit=1M "spill=$TEST_DIR/spill" spill_limit=1M peer=127.0.0.1; do
+	expect_error P 22 "tap-ctl: colo start: ${opt%%=*} is an option of the Secondary, not of the Primary" \
+		start primary "$opt"
+done
+expect_error S 22 "tap-ctl: colo start: connect_timeout is an option of the Primary, not of the Secondary" \
+	start secondary connect_timeout=500
 expect_error S 22 "tap-ctl: colo start: unknown role 'tertiary': expected primary or secondary" start tertiary
 expect_error S 22 "tap-ctl: colo checkpoint: checkpoint takes no arguments (got 'now')" checkpoint now
 for side in P S; do

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Each failure is logged once, where it happens: a failed disk read (by the aio driver, not
-# again by the VBD layer), and a refused colo command from tap-ctl and from xenstore (by the
-# colo driver, not again by the control plane or the xenstore binding).  The caller still
+# again by the VBD layer), a refused colo command from tap-ctl and from xenstore (by the colo
+# driver, not again by the control plane or the xenstore binding), and a spill file that
+# cannot be created (by the colo driver, not again by the disk buffer).  The caller still
 # gets the driver's sentence.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/xenstore-functions.sh"
@@ -40,6 +41,14 @@ expect_eq "$rc" 22 "stop before start: exit status"
 expect_eq "$out" "tap-ctl: colo stop: replication is not started" "stop before start"
 expect_logged_once "replication is not started" "a refused stop"
 
+step "a spill file that cannot be created, named once"
+rc=0
+out=$(colo C start secondary "spill=$TEST_DIR/no/such/dir/x" 2>&1) || rc=$?
+expect_eq "$rc" 2 "start with a spill file in a missing directory: exit status"
+expect_eq "$out" "tap-ctl: colo start: spill=$TEST_DIR/no/such/dir/x: cannot create the file (No such file or directory)" \
+	"start with a spill file in a missing directory"
+expect_logged_once "no/such/dir/x: cannot create" "a spill file that cannot be created"
+
 step "the same from xenstore"
 dir=/local/domain/0/colo/1/disks/51712
 xenstore-write "$dir/params" "colo:x" "$dir/pid" "$C_PID" "$dir/minor" "$C_MINOR" \
@@ -54,4 +63,4 @@ done
 expect_eq "$res" "1 22 failover: replication is not started" "failover before start, in xenstore"
 expect_logged_once "failover: replication is not started" "a refused failover from xenstore"
 colo_destroy C
-echo "PASS: a failed read and a refused colo command are each logged once"
+echo "PASS: a failed read, refused colo commands and a bad spill file are each logged once"

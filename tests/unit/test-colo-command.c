@@ -54,6 +54,21 @@ START_TEST(test_refusals)
 	expect_refused("chekpoint", "unknown colo command 'chekpoint' (start, checkpoint, "
 				    "failover, stop, status, xenstore)");
 	expect_refused("checkpoint now", "checkpoint takes no arguments (got 'now')");
+	/* Each role refuses the options only the other one uses. */
+	expect_refused("start primary ram_limit=1M", "ram_limit is an option of the Secondary, "
+						     "not of the Primary");
+	expect_refused("start primary timeout=1000 spill=/x", "spill is an option of the "
+							      "Secondary, not of the Primary");
+	expect_refused("start primary spill_limit=1M", "spill_limit is an option of the "
+						       "Secondary, not of the Primary");
+	expect_refused("start primary peer=::1", "peer is an option of the Secondary, not of "
+						 "the Primary");
+	expect_refused("start secondary connect_timeout=0", "connect_timeout is an option of the "
+							    "Primary, not of the Secondary");
+	expect_ok("start secondary ram_limit=1M spill=/x spill_limit=2M peer=::1 timeout=1000",
+		  COLO_COMMAND_START);
+	expect_ok("start primary connect_timeout=0 queue_limit=1M verify=1 block_size=512",
+		  COLO_COMMAND_START);
 	expect_refused("start", "start needs a role: start primary|secondary [key=value ...]");
 	expect_refused("start tertiary", "unknown role 'tertiary': expected primary or secondary");
 	expect_refused("start primary timeout=0", "timeout=0: must be from 100 to 600000 ms");

@@ -79,8 +79,8 @@ static void *racer_run(void *arg)
 
 START_TEST(test_threads_race)
 {
-	struct racer a = { .text = "the main loop's failure" };
-	struct racer b = { .text = "a warning of the xenstore thread, which is longer" };
+	struct racer a = {.text = "the main loop's failure"};
+	struct racer b = {.text = "a warning of the xenstore thread, which is longer"};
 	pthread_t ta, tb;
 
 	ck_assert_int_eq(pthread_create(&ta, NULL, racer_run, &a), 0);
