@@ -227,7 +227,7 @@ def restart_xenstored():
         try:
             if open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z":
                 break
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile
             break
         time.sleep(0.01)
     p = subprocess.Popen(st["xs_cmd"], stderr=open(st["xs_log"], "a"), start_new_session=True)
