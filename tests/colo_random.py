@@ -720,11 +720,14 @@ class Session:
         self.check_view(lo, hi - lo)
 
     def block_pieces(self, op):
-        """A Secondary VM write cut at block boundaries: each piece reaches the buffer on its
-        own, so one in flight at a checkpoint may be split there."""
+        """A Secondary VM write cut at block boundaries (each piece reaches the buffer on its
+        own), and a WRITE_ZEROES also at its 1 MiB pieces from its offset (each a request of
+        its own): one in flight at a checkpoint may be split there."""
         out, off = [], op.off
         while off < op.off + op.n:
             end = min(op.off + op.n, (off // BS + 1) * BS)
+            if op.how == "zero":
+                end = min(end, op.off + ((off - op.off) // ZERO_PIECE + 1) * ZERO_PIECE)
             out.append((off, end - off))
             off = end
         return out

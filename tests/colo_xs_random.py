@@ -135,7 +135,7 @@ def rand_extent():
 
 def svm_writes_async(i, count):
     """Starts @count disjoint Secondary VM writes of every shape on disk @i; returns
-    [(cookie, offset, data)]."""
+    [(cookie, offset, data, zero)], zero for a WRITE_ZEROES."""
     ops = []
     for _ in range(count * 3):
         if len(ops) == count:
@@ -152,22 +152,23 @@ def svm_writes_async(i, count):
             off = rng.randrange(0, (SIZE - n) // 512 + 1) * 512
         else:
             off, n = rand_extent()
-        if any(off < o + len(d) and o < off + n for _, o, d in ops):
+        if any(off < o + len(d) and o < off + n for _, o, d, _ in ops):
             continue
-        if rng.random() < 0.2:
+        zero = rng.random() < 0.2
+        if zero:
             data = bytes(n)
             cookie = h("s", i).aio_zero(n, off)
         else:
             data = rng.randbytes(n)
             cookie = h("s", i).aio_pwrite(data, off)
-        ops.append((cookie, off, data))
+        ops.append((cookie, off, data, zero))
     return ops
 
 
 def svm_wait(i, ops, secs=120):
     c = h("s", i)
     end = time.monotonic() + secs
-    pending = {cookie for cookie, _, _ in ops}
+    pending = {op[0] for op in ops}
     while True:
         # A completed command is retired by the call that reports it (an error raises).
         pending = {k for k in pending if not c.aio_command_completed(k)}
@@ -273,10 +274,13 @@ for step in range(1, steps + 1):
         request("s", "%d checkpoint" % last_id)
         svm_wait(i, ops)
         checkpoint_done(want, "checkpoint racing Secondary VM writes")
-        for _, off, data in ops:
+        for _, off, data, zero in ops:
             pos = off
             while pos < off + len(data):
+                # Cut at blocks, and a WRITE_ZEROES at its 1 MiB pieces (docs/colo.md).
                 end = min(off + len(data), (pos // BS + 1) * BS)
+                if zero:
+                    end = min(end, off + ((pos - off) // (1 << 20) + 1) * (1 << 20))
                 got = h("s", i).pread(end - pos, pos)
                 if got != data[pos - off:end - off] and got != checkpoint[i][pos:end]:
                     fail("after a checkpoint racing it, the piece %d..%d of a Secondary VM "
@@ -359,7 +363,7 @@ last_id += 1
 request("s", "%d failover" % last_id)
 for i in range(2):
     svm_wait(i, racing[i])
-    svm[i].extend((off, data) for _, off, data in racing[i])
+    svm[i].extend((off, data) for _, off, data, _ in racing[i])
 wait_nodes("s", "result", "%d 0 ok" % last_id, "failover")
 wait_nodes("s", "state", "failed-over", "failover")
 for i in range(2):

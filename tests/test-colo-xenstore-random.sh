@@ -16,6 +16,8 @@ STEPS=${STEPS:-150}
 BS_CHOICES=(512 4096 65536 1048576)
 BS=${BS_CHOICES[$((SEED % 4))]}
 SOPTS="block_size=$BS"
+# One request starts both disks: a spill directory gives each a file of its own.
+mkdir "$TEST_DIR/spill"
 (( SEED / 4 % 2 )) && SOPTS+=" ram_limit=1M spill=$TEST_DIR/spill"
 echo "SEED=$SEED STEPS=$STEPS secondary options: $SOPTS"
 log_tapdisks xenstore
