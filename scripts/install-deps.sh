@@ -8,6 +8,7 @@ pkgs=(
 	clang libclang-rt-14-dev			# libFuzzer targets
 	e2fsprogs iproute2 procps			# chattr, ip netns, pgrep
 	xenstore-utils					# xenstore-read/-write/-watch/-ls: the toolstack in tests
+	scdoc man-db					# man pages: built from man/*.scd, checked with man --warnings
 )
 missing=()
 for p in "${pkgs[@]}"; do
