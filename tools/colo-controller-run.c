@@ -128,9 +128,12 @@ int ctl_run(struct ctl *c)
 
 	if (c->threshold && side_write(c, &c->p, "checkpoint-threshold", c->threshold))
 		return CTL_EFAIL;
-	if (side_read_max(c, &c->s))
-		return CTL_EFAIL;
 	t0 = ctl_now_ns();
+	rc = ctl_resume(c, &consistent);
+	if (rc) {
+		st.failures++;
+		goto failed;
+	}
 	next = t0;
 	if (c->duration_ms)
 		end = t0 + c->duration_ms * 1000000;

@@ -63,6 +63,9 @@ struct ctl_side {
 	bool wanted_stale;  /* a checkpoint-wanted may have changed */
 	uint64_t max_id;    /* the highest id known in D */
 	bool max_known;
+	/* D/request as side_read_max found it: its id (0: none) and first word */
+	uint64_t req_id;
+	char req_verb[16];
 };
 
 /* How the disks of a side answered one request. */
@@ -79,6 +82,8 @@ void side_close(struct ctl_side *sd);
 int side_reconnect(struct ctl *c, struct ctl_side *sd);
 int side_drain_events(struct ctl *c, struct ctl_side *sd);
 int side_read_max(struct ctl *c, struct ctl_side *sd);
+bool side_pending(const struct ctl_side *sd);
+bool side_succeeded(const struct ctl_side *sd);
 int side_issue(struct ctl *c, struct ctl_side *sd, uint64_t floor, uint64_t *idp, const char *verb,
 	       const char *threshold);
 int side_wait(struct ctl *c, struct ctl_side *sd, uint64_t id, const char *verb,
@@ -113,6 +118,7 @@ struct ctl {
 };
 
 int ctl_checkpoint(struct ctl *c, uint64_t *idp, uint64_t *epochp, bool *consistent);
+int ctl_resume(struct ctl *c, bool *consistent);
 int ctl_failover(struct ctl *c);
 void ctl_handle_signals(struct ctl *c);
 
