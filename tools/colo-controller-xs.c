@@ -848,6 +848,20 @@ int side_status(struct ctl *c, struct ctl_side *sd)
 	return rc == XS_OK ? CTL_OK : CTL_EFAIL;
 }
 
+/* Reads the list of D/disks again (metrics). */
+int side_refresh_disks(struct ctl *c, struct ctl_side *sd)
+{
+	return side_read_list(c, sd, XBT_NULL) == XS_OK ? CTL_OK : CTL_EFAIL;
+}
+
+/* D/disks/<disk>/<node> in *VAL, NULL when absent. */
+int side_disk_node(struct ctl *c, struct ctl_side *sd, const struct ctl_disk *d, const char *node,
+		   char **val)
+{
+	*val = NULL;
+	return disk_get(c, sd, XBT_NULL, d, node, val) == XS_OK ? CTL_OK : CTL_EFAIL;
+}
+
 /* Sleeps MS, or less when a signal comes (in run). */
 void side_sleep(struct ctl *c, int ms)
 {

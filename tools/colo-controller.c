@@ -21,10 +21,11 @@
 #include "colo-controller.h"
 
 #define USAGE                                                                                      \
-	"usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status\n"             \
+	"usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status|metrics\n"     \
 	"  --primary DOMID  --secondary DOMID  --primary-xs SOCKET  --secondary-xs SOCKET\n"       \
 	"  --primary-args 'K=V ...'  --secondary-args 'K=V ...'  --threshold BYTES\n"              \
 	"  --timeout MS  --interval MS  --count N  --duration MS  --failover-on-error  -v\n"       \
+	"  --metrics-file PATH\n"                                                                  \
 	"(see docs/colo-controller.md)\n"
 
 /* One line on stderr, after whatever stdout holds, so that the two interleave in order. */
@@ -267,6 +268,12 @@ static int cmd_status(struct ctl *c)
 	return ctl_each_side(c, side_status);
 }
 
+/* What a side that cannot be reached has is still printed, with blktap_colo_xenstore_up 0. */
+static int cmd_metrics(struct ctl *c)
+{
+	return ctl_metrics_print(c, stdout, NULL);
+}
+
 static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_err(const char *fmt, ...)
 {
@@ -344,6 +351,7 @@ enum {
 	OPT_COUNT,
 	OPT_DURATION,
 	OPT_FAILOVER_ON_ERROR,
+	OPT_METRICS_FILE,
 };
 
 static const struct option options[] = {
@@ -359,6 +367,7 @@ static const struct option options[] = {
 	{"count", required_argument, NULL, OPT_COUNT},
 	{"duration", required_argument, NULL, OPT_DURATION},
 	{"failover-on-error", no_argument, NULL, OPT_FAILOVER_ON_ERROR},
+	{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -385,6 +394,7 @@ static const struct command commands[] = {
 	{"failover", ctl_failover, false, true, O_XS | O_TIMEOUT},
 	{"stop", cmd_stop, false, false, O_XS | O_TIMEOUT},
 	{"status", cmd_status, false, false, O_XS},
+	{"metrics", cmd_metrics, false, false, O_XS},
 };
 
 struct parsed {
@@ -470,6 +480,10 @@ static int parse_options(int argc, char **argv, struct parsed *ps)
 		case OPT_FAILOVER_ON_ERROR:
 			c->failover_on_error = true;
 			note_given(ps, O_RUN, "--failover-on-error");
+			break;
+		case OPT_METRICS_FILE:
+			c->metrics_file = optarg;
+			note_given(ps, O_RUN, "--metrics-file");
 			break;
 		case 'v':
 			c->verbose++;

@@ -8,12 +8,15 @@
  *                           and writing a request, waiting for every disk's result
  *   colo-controller-run.c   the checkpoint loop: interval, checkpoint-wanted, signals,
  *                           statistics
+ *   colo-controller-metrics.c  the Prometheus text format: each disk's state, a run's
+ *                           checkpoints
  */
 #ifndef COLO_CONTROLLER_H
 #define COLO_CONTROLLER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <xenstore.h>
 #include <xenstore_lib.h>
 
@@ -94,10 +97,28 @@ int side_checkpoint_wanted(struct ctl *c, struct ctl_side *sd);
 int side_write(struct ctl *c, struct ctl_side *sd, const char *node, const char *val);
 int side_status(struct ctl *c, struct ctl_side *sd);
 void side_sleep(struct ctl *c, int ms);
+int side_refresh_disks(struct ctl *c, struct ctl_side *sd);
+int side_disk_node(struct ctl *c, struct ctl_side *sd, const struct ctl_disk *d, const char *node,
+		   char **val);
 
 /* ---- colo-controller-run.c ---- */
 
 int ctl_run(struct ctl *c);
+
+/* ---- colo-controller-metrics.c ---- */
+
+#define CTL_METRIC_BUCKETS 14
+extern const double ctl_metric_le[CTL_METRIC_BUCKETS]; /* seconds, each a histogram edge */
+
+/* A run's checkpoints for the histogram: le[i] counts those that took ctl_metric_le[i] or less. */
+struct ctl_run_metrics {
+	uint64_t le[CTL_METRIC_BUCKETS];
+	uint64_t count, failures;
+	double sum_s;
+};
+
+int ctl_metrics_print(struct ctl *c, FILE *f, const struct ctl_run_metrics *run);
+void ctl_metrics_write(struct ctl *c, const char *path, const struct ctl_run_metrics *run);
 
 /* ---- colo-controller.c ---- */
 
@@ -110,6 +131,7 @@ struct ctl {
 	uint64_t count;	     /* 0: no limit */
 	int64_t duration_ms; /* 0: no limit */
 	bool failover_on_error;
+	const char *metrics_file; /* run: where to keep the metrics, or NULL */
 	int verbose;
 	char *env_xs_path;   /* XENSTORED_PATH as we found it */
 	int sigfd;	     /* run: SIGINT, SIGTERM and SIGUSR1; else -1 */
