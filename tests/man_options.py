@@ -102,7 +102,8 @@ text = page("colo-controller.8")
 need("colo-controller.8", text, {"-" + f for f in optstrings(code) | usage_flags(usage)})
 need("colo-controller.8", text, {"--" + o for o in long_options(code) | usage_longs(usage)})
 cmds = set(re.findall(r'\{\s*"([a-z-]+)"\s*,\s*(?:cmd|ctl)_\w+\s*,', code))
-cmds |= set(re.findall(r"\[OPTIONS\] ([a-z|-]+)", usage)[0].split("|"))
+for line in re.findall(r"\[OPTIONS\] ([a-z|-]+)", usage):
+    cmds |= set(line.split("|"))
 need("colo-controller.8", text, cmds)
 
 # tap-ctl(8): each subcommand's flags in its own subsection.
