@@ -29,6 +29,7 @@ enum colo_xsb_node {
 	COLO_XSB_EPOCH,
 	COLO_XSB_SENT,
 	COLO_XSB_BUFFER,
+	COLO_XSB_DIRTY,
 	COLO_XSB_ERROR,
 	COLO_XSB_N_NODES,
 };
@@ -37,7 +38,7 @@ static const char *const colo_xsb_node_names[COLO_XSB_N_NODES] = {
 	[COLO_XSB_ROLE] = "role",	    [COLO_XSB_STATE] = "state",
 	[COLO_XSB_LINK] = "link",	    [COLO_XSB_EPOCH] = "epoch",
 	[COLO_XSB_SENT] = "sent-bytes",	    [COLO_XSB_BUFFER] = "buffer-bytes",
-	[COLO_XSB_ERROR] = "last-error",
+	[COLO_XSB_DIRTY] = "dirty-blocks",  [COLO_XSB_ERROR] = "last-error",
 };
 
 struct colo_xsb {
@@ -146,9 +147,11 @@ static void colo_xsb_publish(struct colo_xsb *b, struct colo *c, bool counters)
 	snprintf(val[COLO_XSB_EPOCH], sizeof(val[0]), "%" PRIu64, st.epoch);
 	snprintf(val[COLO_XSB_SENT], sizeof(val[0]), "%" PRIu64, st.sent_bytes);
 	snprintf(val[COLO_XSB_BUFFER], sizeof(val[0]), "%" PRIu64, st.buffer_bytes);
+	snprintf(val[COLO_XSB_DIRTY], sizeof(val[0]), "%" PRIu64, st.dirty_blocks);
 	snprintf(val[COLO_XSB_ERROR], sizeof(val[0]), "%s", st.last_error ? st.last_error : "");
 	for (i = 0; i < COLO_XSB_N_NODES; i++) {
-		if (!counters && (i == COLO_XSB_SENT || i == COLO_XSB_BUFFER))
+		if (!counters &&
+		    (i == COLO_XSB_SENT || i == COLO_XSB_BUFFER || i == COLO_XSB_DIRTY))
 			continue;
 		colo_xsb_write(b, colo_xsb_node_names[i], val[i]);
 	}

@@ -8,6 +8,10 @@ pkgs=(
 	clang libclang-rt-14-dev			# libFuzzer targets
 	e2fsprogs iproute2 procps			# chattr, ip netns, pgrep
 	xenstore-utils					# xenstore-read/-write/-watch/-ls: the toolstack in tests
+	scdoc man-db					# man pages: built from man/*.scd, checked with man --warnings
+	systemd						# systemd-analyze verify, systemd-tmpfiles on the units
+	prometheus					# promtool check metrics on colo-controller metrics
+	dpkg-dev debhelper lintian			# the Debian package: build, lintian, install, purge
 )
 missing=()
 for p in "${pkgs[@]}"; do

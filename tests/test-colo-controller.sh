@@ -51,7 +51,8 @@ dir() { echo "/local/domain/0/colo/$1"; }
 # The fake disk: carries out each request whose id is above the last it saw (requests
 # written before it started are history), logs "<id> <verb>" to LOG and answers.  MODE says
 # how it answers a checkpoint (anything else gets "ok"): ok ("epoch=<n>"), fail (110 link
-# lost), silent (never) or garbage.  It reconnects when xenstored goes away.
+# lost), silent (never), garbage, or gate (ok, once LOG.go exists).  It reconnects when
+# xenstored goes away.
 fake_disk_loop() {
 	local sock=$1 dir=$2 dev=$3 mode=$4 log=$5 ready=$6
 	local d=$dir/disks/$dev last=0 epoch=1 req id verb fd wpid
@@ -84,6 +85,9 @@ fake_disk_loop() {
 			silent/checkpoint) ;;
 			garbage/checkpoint) xw "$d/result" "what is this" ;;
 			fail/checkpoint) xw "$d/result" "$id 110 checkpoint: link lost" ;;
+			gate/checkpoint)
+				until [ -e "$log.go" ]; do sleep 0.05; done
+				;&
 			*/checkpoint)
 				epoch=$((epoch + 1))
 				xw "$d/epoch" "$epoch" "$d/result" "$id 0 epoch=$epoch"
@@ -424,6 +428,34 @@ expect_match "$ERR" "^colo-controller: primary 5: cannot connect to xenstore at 
 expect_match "$(xb xenstore-read "$(dir 7)/request")" '^[0-9]+ stop$' "stop with A dead: B request"
 xsd_start
 expect_same "$(xa xenstore-read "$(dir 5)/request")" "$a_req" "A untouched by failover and stop"
+
+##############################################################################################
+step "a controller killed between the halves of a checkpoint: the next one finishes it"
+# What systemd's Restart= does after a crash.  P51b holds its answer to the checkpoint until
+# the controller is dead; the Primary's half is then done, the Secondary's never asked.
+pair 51 52 gate
+ctl --primary 51 --secondary 52 start
+expect 0 "" "" "start 51/52"
+"$CTL" --secondary-xs "$XS_B" --primary 51 --secondary 52 run >/dev/null 2>&1 &
+run_pid=$!
+wait_for 10 "the Primary's half of checkpoint 2" result_is xa 51 51712 "2 0 epoch=2"
+kill -9 "$run_pid"
+wait "$run_pid" 2>/dev/null || :
+touch "$TEST_DIR/P51b.log.go"
+wait_for 10 "P51b's answer" result_is xa 51 51728 "2 0 epoch=2"
+expect_same "$(xb xenstore-read "$(dir 52)/request")" "1 start secondary" "killed: B request"
+ctl --primary 51 --secondary 52 --count 1 -v run
+expect_same "$RC" 0 "restarted run: exit status ($ERR)"
+expect_same "$ERR" "colo-controller: checkpoint 2: the primary's half was done before this \
+controller started: finishing it on the secondary" "restarted run: stderr"
+expect_match "$OUT" $'^checkpoint 2 epoch=2\ncheckpoint 3 epoch=3\nrun: 1 checkpoints, 0 failures' \
+	"restarted run: stdout"
+for n in P51a P51b; do
+	expect_same "$(log $n | tr '\n' ,)" "1 start primary,2 checkpoint,3 checkpoint," "$n requests"
+done
+for n in S52a S52b; do
+	expect_same "$(log $n | tr '\n' ,)" "1 start secondary,2 checkpoint,3 checkpoint," "$n requests"
+done
 
 [ "$FAILED_CHECKS" = 0 ] || fail "$FAILED_CHECKS checks failed"
 echo PASS

@@ -111,6 +111,7 @@ link = "none"
 epoch = "0"
 sent-bytes = "0"
 buffer-bytes = "0"
+dirty-blocks = "0"
 last-error = ""
 EOF
 }

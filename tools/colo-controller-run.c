@@ -22,8 +22,12 @@
 
 struct run_stats {
 	uint64_t done, failures;
+	double sum_s;
 	uint32_t hist[HIST_N];
 };
+
+/* How often at most a run rewrites its --metrics-file. */
+#define METRICS_EVERY_NS 1000000000LL
 
 static void stats_add(struct run_stats *st, int64_t ns)
 {
@@ -39,6 +43,38 @@ static void stats_add(struct run_stats *st, int64_t ns)
 		b = 0;
 	st->hist[b]++;
 	st->done++;
+	st->sum_s += (double)ns / 1e9;
+}
+
+/* The upper edge of bucket B, in ns (the last one has none). */
+static int64_t bucket_upper_ns(unsigned int b)
+{
+	if (b < HIST_FINE)
+		return (int64_t)(b + 1) * 10000;
+	return 100000000 + (int64_t)(b - HIST_FINE + 1) * 1000000;
+}
+
+/* The run so far, as --metrics-file has it; the le bounds are bucket edges, so counts are exact. */
+static void run_metrics(struct ctl *c, const struct run_stats *st, int64_t *last, bool now)
+{
+	struct ctl_run_metrics m = {
+		.count = st->done, .failures = st->failures, .sum_s = st->sum_s};
+	uint64_t seen = 0;
+	unsigned int b, i = 0;
+	int64_t t = ctl_now_ns();
+
+	if (!c->metrics_file || (!now && *last && t - *last < METRICS_EVERY_NS))
+		return;
+	*last = t;
+	for (b = 0; b < HIST_N - 1 && i < CTL_METRIC_BUCKETS; b++) {
+		seen += st->hist[b];
+		while (i < CTL_METRIC_BUCKETS &&
+		       bucket_upper_ns(b) >= (int64_t)(ctl_metric_le[i] * 1e9 + 0.5))
+			m.le[i++] = seen;
+	}
+	while (i < CTL_METRIC_BUCKETS)
+		m.le[i++] = seen;
+	ctl_metrics_write(c, c->metrics_file, &m);
 }
 
 /* The middle of bucket B, in ms. */
@@ -120,7 +156,7 @@ static int run_idle(struct ctl *c, int64_t until)
 int ctl_run(struct ctl *c)
 {
 	static struct run_stats st;
-	int64_t t0, now, next, end = 0, start;
+	int64_t t0, now, next, end = 0, start, metrics_at = 0;
 	uint64_t id = 0, epoch = 0;
 	bool consistent = true;
 	double secs;
@@ -128,9 +164,12 @@ int ctl_run(struct ctl *c)
 
 	if (c->threshold && side_write(c, &c->p, "checkpoint-threshold", c->threshold))
 		return CTL_EFAIL;
-	if (side_read_max(c, &c->s))
-		return CTL_EFAIL;
 	t0 = ctl_now_ns();
+	rc = ctl_resume(c, &consistent);
+	if (rc) {
+		st.failures++;
+		goto failed;
+	}
 	next = t0;
 	if (c->duration_ms)
 		end = t0 + c->duration_ms * 1000000;
@@ -154,6 +193,7 @@ int ctl_run(struct ctl *c)
 			stats_add(&st, ctl_now_ns() - start);
 			if (c->verbose)
 				printf("checkpoint %" PRIu64 " epoch=%" PRIu64 "\n", id, epoch);
+			run_metrics(c, &st, &metrics_at, false);
 			continue;
 		}
 		/* a checkpoint that SIGUSR1 cut short is no failure */
@@ -182,6 +222,7 @@ failover:
 	rc = ctl_failover(c) ? CTL_EFAIL : CTL_OK;
 
 out:
+	run_metrics(c, &st, &metrics_at, true);
 	secs = (double)(ctl_now_ns() - t0) / 1e9;
 	printf("run: %" PRIu64 " checkpoints, %" PRIu64
 	       " failures, %.1f checkpoints/s, median %.2f ms, p99 %.2f ms\n",

@@ -91,6 +91,15 @@ static uint64_t request_id(const char *req)
 	return end && (*end == ' ' || !*end) ? id : 0;
 }
 
+/* The first word of a request's verb ("start" of "5 start primary"), or "". */
+static void request_verb(const char *req, char *verb, size_t size)
+{
+	const char *p = request_id(req) ? strchr(req, ' ') : NULL;
+	size_t n = p ? strcspn(++p, " ") : 0;
+
+	snprintf(verb, size, "%.*s", (int)n, p ? p : "");
+}
+
 static struct ctl_disk *side_find_disk(struct ctl_side *sd, const char *name, size_t len)
 {
 	unsigned int i;
@@ -406,8 +415,33 @@ int side_read_max(struct ctl *c, struct ctl_side *sd)
 	}
 	sd->max_id = side_max_id(sd, req);
 	sd->max_known = true;
+	sd->req_id = request_id(req);
+	request_verb(req, sd->req_verb, sizeof(sd->req_verb));
 	free(req);
 	return CTL_OK;
+}
+
+/* Whether a disk has yet to answer the request side_read_max found. */
+bool side_pending(const struct ctl_side *sd)
+{
+	unsigned int i;
+
+	for (i = 0; i < sd->n_disks; i++)
+		if (!sd->disks[i].res.valid || sd->disks[i].res.id < sd->req_id)
+			return true;
+	return false;
+}
+
+/* Whether every disk answered that request with success, as side_read_max found them. */
+bool side_succeeded(const struct ctl_side *sd)
+{
+	unsigned int i;
+
+	for (i = 0; i < sd->n_disks; i++)
+		if (!sd->disks[i].res.valid || sd->disks[i].res.id != sd->req_id ||
+		    sd->disks[i].res.err)
+			return false;
+	return true;
 }
 
 /* Whether D/request holds ID now; after a reconnection, that says whether a commit went in. */
@@ -812,6 +846,20 @@ int side_status(struct ctl *c, struct ctl_side *sd)
 	if (rc == XS_DEAD)
 		ctl_err("%s %u: lost xenstore at %s", sd->name, sd->domid, side_socket(c, sd));
 	return rc == XS_OK ? CTL_OK : CTL_EFAIL;
+}
+
+/* Reads the list of D/disks again (metrics). */
+int side_refresh_disks(struct ctl *c, struct ctl_side *sd)
+{
+	return side_read_list(c, sd, XBT_NULL) == XS_OK ? CTL_OK : CTL_EFAIL;
+}
+
+/* D/disks/<disk>/<node> in *VAL, NULL when absent. */
+int side_disk_node(struct ctl *c, struct ctl_side *sd, const struct ctl_disk *d, const char *node,
+		   char **val)
+{
+	*val = NULL;
+	return disk_get(c, sd, XBT_NULL, d, node, val) == XS_OK ? CTL_OK : CTL_EFAIL;
 }
 
 /* Sleeps MS, or less when a signal comes (in run). */

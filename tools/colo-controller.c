@@ -21,10 +21,11 @@
 #include "colo-controller.h"
 
 #define USAGE                                                                                      \
-	"usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status\n"             \
+	"usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status|metrics\n"     \
 	"  --primary DOMID  --secondary DOMID  --primary-xs SOCKET  --secondary-xs SOCKET\n"       \
 	"  --primary-args 'K=V ...'  --secondary-args 'K=V ...'  --threshold BYTES\n"              \
 	"  --timeout MS  --interval MS  --count N  --duration MS  --failover-on-error  -v\n"       \
+	"  --metrics-file PATH\n"                                                                  \
 	"(see docs/colo-controller.md)\n"
 
 /* One line on stderr, after whatever stdout holds, so that the two interleave in order. */
@@ -77,6 +78,26 @@ void ctl_handle_signals(struct ctl *c)
 	}
 }
 
+/* The Secondary's half of checkpoint ID, with the Primary's id: issued unless ISSUED. */
+static int checkpoint_secondary(struct ctl *c, uint64_t id, bool issued, uint64_t *epochp,
+				bool *consistent)
+{
+	struct ctl_outcome out;
+	int rc;
+
+	rc = issued ? side_wait(c, &c->s, id, "checkpoint", &out)
+		    : side_request(c, &c->s, 0, &id, "checkpoint", NULL, &out);
+	if (rc) {
+		*consistent = !out.ok && !out.lost && !out.bad;
+		ctl_err("checkpoint %" PRIu64 " failed on the secondary: %s", id,
+			*consistent ? "every disk kept the previous checkpoint"
+				    : "its disks may be at different checkpoints");
+		return rc;
+	}
+	*epochp = out.epoch;
+	return CTL_OK;
+}
+
 /*
  * One checkpoint: the Primary's (a barrier that changes no disk), and only if every Primary
  * disk succeeded, the Secondary's with the same id.  *CONSISTENT says on failure whether
@@ -100,16 +121,61 @@ int ctl_checkpoint(struct ctl *c, uint64_t *idp, uint64_t *epochp, bool *consist
 				id);
 		return rc;
 	}
-	rc = side_request(c, &c->s, 0, &id, "checkpoint", NULL, &out);
+	return checkpoint_secondary(c, id, false, epochp, consistent);
+}
+
+/*
+ * Before its first request, a controller that follows one that ended in the middle of a
+ * checkpoint (killed, or restarted by systemd) lets the request it left finish, and finishes
+ * that checkpoint rather than take another: the Primary's half has sent its disks' epoch
+ * markers, and a Secondary not asked for that checkpoint would take the next one at the old
+ * marker, one checkpoint behind its Primary from then on.  A failure is reported as the
+ * controller that ended would have reported it.
+ */
+int ctl_resume(struct ctl *c, bool *consistent)
+{
+	struct ctl_outcome out;
+	uint64_t id, epoch;
+	bool pending;
+	int rc;
+
+	*consistent = true;
+	if (side_read_max(c, &c->p) || side_read_max(c, &c->s))
+		return CTL_EFAIL;
+	if (side_pending(&c->s)) {
+		if (strcmp(c->s.req_verb, "checkpoint")) {
+			side_wait(c, &c->s, c->s.req_id, c->s.req_verb, &out);
+			return CTL_OK;
+		}
+		return checkpoint_secondary(c, c->s.req_id, true, &epoch, consistent);
+	}
+	id = c->p.req_id;
+	pending = side_pending(&c->p);
+	/* the Secondary has moved on (failover, stop) or has this checkpoint already */
+	if (strcmp(c->p.req_verb, "checkpoint") || id <= c->s.max_id ||
+	    (strcmp(c->s.req_verb, "checkpoint") && strcmp(c->s.req_verb, "start"))) {
+		if (pending)
+			side_wait(c, &c->p, id, c->p.req_verb, &out);
+		return CTL_OK;
+	}
+	/* a half that failed was reported by the controller that saw it fail */
+	if (!pending && !side_succeeded(&c->p))
+		return CTL_OK;
+	rc = side_wait(c, &c->p, id, "checkpoint", &out);
 	if (rc) {
-		*consistent = !out.ok && !out.lost && !out.bad;
-		ctl_err("checkpoint %" PRIu64 " failed on the secondary: %s", id,
-			*consistent ? "every disk kept the previous checkpoint"
-				    : "its disks may be at different checkpoints");
+		if (!out.aborted)
+			ctl_err("checkpoint %" PRIu64
+				" failed on the primary: the secondary was not asked",
+				id);
 		return rc;
 	}
-	*epochp = out.epoch;
-	return CTL_OK;
+	ctl_info("checkpoint %" PRIu64 ": the primary's half was done before this controller "
+		 "started: finishing it on the secondary",
+		 id);
+	rc = checkpoint_secondary(c, id, false, &epoch, consistent);
+	if (!rc && c->verbose)
+		printf("checkpoint %" PRIu64 " epoch=%" PRIu64 "\n", id, epoch);
+	return rc;
 }
 
 int ctl_failover(struct ctl *c)
@@ -160,7 +226,9 @@ static int cmd_checkpoint(struct ctl *c)
 	bool consistent;
 	int rc;
 
-	rc = ctl_checkpoint(c, &id, &epoch, &consistent);
+	rc = ctl_resume(c, &consistent);
+	if (!rc)
+		rc = ctl_checkpoint(c, &id, &epoch, &consistent);
 	if (!rc)
 		printf("checkpoint %" PRIu64 " epoch=%" PRIu64 "\n", id, epoch);
 	return rc;
@@ -198,6 +266,12 @@ static int cmd_stop(struct ctl *c)
 static int cmd_status(struct ctl *c)
 {
 	return ctl_each_side(c, side_status);
+}
+
+/* What a side that cannot be reached has is still printed, with blktap_colo_xenstore_up 0. */
+static int cmd_metrics(struct ctl *c)
+{
+	return ctl_metrics_print(c, stdout, NULL);
 }
 
 static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -277,6 +351,7 @@ enum {
 	OPT_COUNT,
 	OPT_DURATION,
 	OPT_FAILOVER_ON_ERROR,
+	OPT_METRICS_FILE,
 };
 
 static const struct option options[] = {
@@ -292,6 +367,7 @@ static const struct option options[] = {
 	{"count", required_argument, NULL, OPT_COUNT},
 	{"duration", required_argument, NULL, OPT_DURATION},
 	{"failover-on-error", no_argument, NULL, OPT_FAILOVER_ON_ERROR},
+	{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -318,6 +394,7 @@ static const struct command commands[] = {
 	{"failover", ctl_failover, false, true, O_XS | O_TIMEOUT},
 	{"stop", cmd_stop, false, false, O_XS | O_TIMEOUT},
 	{"status", cmd_status, false, false, O_XS},
+	{"metrics", cmd_metrics, false, false, O_XS},
 };
 
 struct parsed {
@@ -403,6 +480,10 @@ static int parse_options(int argc, char **argv, struct parsed *ps)
 		case OPT_FAILOVER_ON_ERROR:
 			c->failover_on_error = true;
 			note_given(ps, O_RUN, "--failover-on-error");
+			break;
+		case OPT_METRICS_FILE:
+			c->metrics_file = optarg;
+			note_given(ps, O_RUN, "--metrics-file");
 			break;
 		case 'v':
 			c->verbose++;

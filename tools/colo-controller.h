@@ -8,12 +8,15 @@
  *                           and writing a request, waiting for every disk's result
  *   colo-controller-run.c   the checkpoint loop: interval, checkpoint-wanted, signals,
  *                           statistics
+ *   colo-controller-metrics.c  the Prometheus text format: each disk's state, a run's
+ *                           checkpoints
  */
 #ifndef COLO_CONTROLLER_H
 #define COLO_CONTROLLER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <xenstore.h>
 #include <xenstore_lib.h>
 
@@ -63,6 +66,9 @@ struct ctl_side {
 	bool wanted_stale;  /* a checkpoint-wanted may have changed */
 	uint64_t max_id;    /* the highest id known in D */
 	bool max_known;
+	/* D/request as side_read_max found it: its id (0: none) and first word */
+	uint64_t req_id;
+	char req_verb[16];
 };
 
 /* How the disks of a side answered one request. */
@@ -79,6 +85,8 @@ void side_close(struct ctl_side *sd);
 int side_reconnect(struct ctl *c, struct ctl_side *sd);
 int side_drain_events(struct ctl *c, struct ctl_side *sd);
 int side_read_max(struct ctl *c, struct ctl_side *sd);
+bool side_pending(const struct ctl_side *sd);
+bool side_succeeded(const struct ctl_side *sd);
 int side_issue(struct ctl *c, struct ctl_side *sd, uint64_t floor, uint64_t *idp, const char *verb,
 	       const char *threshold);
 int side_wait(struct ctl *c, struct ctl_side *sd, uint64_t id, const char *verb,
@@ -89,10 +97,28 @@ int side_checkpoint_wanted(struct ctl *c, struct ctl_side *sd);
 int side_write(struct ctl *c, struct ctl_side *sd, const char *node, const char *val);
 int side_status(struct ctl *c, struct ctl_side *sd);
 void side_sleep(struct ctl *c, int ms);
+int side_refresh_disks(struct ctl *c, struct ctl_side *sd);
+int side_disk_node(struct ctl *c, struct ctl_side *sd, const struct ctl_disk *d, const char *node,
+		   char **val);
 
 /* ---- colo-controller-run.c ---- */
 
 int ctl_run(struct ctl *c);
+
+/* ---- colo-controller-metrics.c ---- */
+
+#define CTL_METRIC_BUCKETS 14
+extern const double ctl_metric_le[CTL_METRIC_BUCKETS]; /* seconds, each a histogram edge */
+
+/* A run's checkpoints for the histogram: le[i] counts those that took ctl_metric_le[i] or less. */
+struct ctl_run_metrics {
+	uint64_t le[CTL_METRIC_BUCKETS];
+	uint64_t count, failures;
+	double sum_s;
+};
+
+int ctl_metrics_print(struct ctl *c, FILE *f, const struct ctl_run_metrics *run);
+void ctl_metrics_write(struct ctl *c, const char *path, const struct ctl_run_metrics *run);
 
 /* ---- colo-controller.c ---- */
 
@@ -105,6 +131,7 @@ struct ctl {
 	uint64_t count;	     /* 0: no limit */
 	int64_t duration_ms; /* 0: no limit */
 	bool failover_on_error;
+	const char *metrics_file; /* run: where to keep the metrics, or NULL */
 	int verbose;
 	char *env_xs_path;   /* XENSTORED_PATH as we found it */
 	int sigfd;	     /* run: SIGINT, SIGTERM and SIGUSR1; else -1 */
@@ -113,6 +140,7 @@ struct ctl {
 };
 
 int ctl_checkpoint(struct ctl *c, uint64_t *idp, uint64_t *epochp, bool *consistent);
+int ctl_resume(struct ctl *c, bool *consistent);
 int ctl_failover(struct ctl *c);
 void ctl_handle_signals(struct ctl *c);
 
