@@ -582,6 +582,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	char why[PATH_MAX + 64];
 	size_t i;
 	int ret;
 
@@ -595,6 +596,10 @@ int main(int argc, char **argv)
 	}
 	if (getenv("TAP_CTL_DEBUG"))
 		tap_ctl_debug = 1;
+	if (blktap_control_dir_check(why, sizeof(why))) {
+		fprintf(stderr, "%s: %s\n", program_invocation_short_name, why);
+		return EINVAL;
+	}
 
 	for (i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[1], commands[i].name))

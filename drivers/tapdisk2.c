@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static int daemonize(void)
 int main(int argc, char **argv)
 {
 	int foreground = 0, c, err;
-	char *control = NULL;
+	char *control = NULL, why[PATH_MAX + 64];
 
 	/*
 	 * Request-sized buffers (up to 32 MiB: forwarded writes, received frames) come and go
@@ -92,6 +93,10 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc) {
 		usage(stderr, argv[0]);
+		return 2;
+	}
+	if (blktap_control_dir_check(why, sizeof(why))) {
+		fprintf(stderr, "tapdisk: %s\n", why);
 		return 2;
 	}
 
