@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -24,10 +25,19 @@ static void usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"usage: %s [-D] [-c control-dir] [-h]\n"
-		"  -D  stay in the foreground and log to stderr too\n"
-		"  -c  control directory (default $%s or %s)\n",
+		"Serves the VBDs that tap-ctl attaches to it; prints its control socket's path.\n"
+		"  -D, --foreground   stay in the foreground and log to stderr too\n"
+		"  -c, --control-dir  control directory, an absolute path (default $%s or %s)\n"
+		"  -h, --help         print this and exit\n",
 		prog, BLKTAP_CONTROL_DIR_ENV, BLKTAP2_CONTROL_DIR);
 }
+
+static const struct option long_options[] = {
+	{ "foreground", no_argument, NULL, 'D' },
+	{ "control-dir", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
 
 static void redirect(int fd, int flags)
 {
@@ -71,7 +81,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
-	while ((c = getopt(argc, argv, "Dc:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "Dc:h", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			foreground = 1;
