@@ -13,7 +13,7 @@ make -C "$src/build" -s -j2 check || { cat "$src"/build/tests/*.log "$src"/build
 
 echo "== make distcheck: from the used tree above, and from a fresh one"
 BUILD_DIR=$src/build "$src/scripts/distcheck.sh"
-"$src/scripts/distcheck.sh"
+BUILD_DIR= "$src/scripts/distcheck.sh"
 
 echo "== ASan + UBSan build: make check"
 BUILD_DIR=$src/build-asan "$src/scripts/build.sh" --enable-sanitizers
