@@ -15,15 +15,28 @@
 #include <unistd.h>
 
 #include "blktap.h"
+#include "colo-start-options.h"
 #include "tap-ctl.h"
 
 struct command {
 	const char *name;
 	int (*func)(int argc, char **argv);
 	const char *usage;
+	void (*details)(FILE *out); /* more that -h prints, or NULL */
 };
 
 static const struct command *current;
+
+/* Every subcommand takes --help as well as -h. */
+static const struct option help_option[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int cli_getopt(int argc, char **argv, const char *optstring)
+{
+	return getopt_long(argc, argv, optstring, help_option, NULL);
+}
 
 /* Usage errors exit with EINVAL, as blktap3's tap-ctl does. */
 static int usage_error(void)
@@ -35,6 +48,8 @@ static int usage_error(void)
 static int usage_help(void)
 {
 	printf("usage: %s %s\n", current->name, current->usage);
+	if (current->details)
+		current->details(stdout);
 	return 0;
 }
 
@@ -97,7 +112,7 @@ static int cli_parse(int argc, char **argv, const char *optstring, const char *r
 	int c;
 
 	*o = (struct cli_opts){ .pid = -1, .minor = -1 };
-	while ((c = getopt(argc, argv, optstring)) != -1) {
+	while ((c = cli_getopt(argc, argv, optstring)) != -1) {
 		switch (c) {
 		case 'p':
 		case 'm':
@@ -175,7 +190,7 @@ static int cli_list(int argc, char **argv)
 	int c, pid = -1, minor = -1, tty, err;
 	tap_list_t *e;
 
-	while ((c = getopt(argc, argv, "p:m:t:f:h")) != -1) {
+	while ((c = cli_getopt(argc, argv, "p:m:t:f:h")) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_int("-p", optarg, 1, PID_MAX_ARG, &pid))
@@ -236,7 +251,7 @@ static int cli_allocate(int argc, char **argv)
 	char *devname = NULL;
 	int c, minor, err;
 
-	while ((c = getopt(argc, argv, "d:h")) != -1) {
+	while ((c = cli_getopt(argc, argv, "d:h")) != -1) {
 		switch (c) {
 		case 'd':
 			devname = optarg;
@@ -270,7 +285,7 @@ static int cli_spawn(int argc, char **argv)
 {
 	int c, id;
 
-	while ((c = getopt(argc, argv, "h")) != -1) {
+	while ((c = cli_getopt(argc, argv, "h")) != -1) {
 		switch (c) {
 		case 'h':
 			return usage_help();
@@ -345,7 +360,7 @@ static int cli_open(int argc, char **argv)
 	int c, r, pid = -1, minor = -1, flags = 0, prt_minor = -1, timeout = 0;
 	char *args = NULL, *secondary = NULL;
 
-	while ((c = getopt(argc, argv, "p:m:a:RDre:2:st:h")) != -1) {
+	while ((c = cli_getopt(argc, argv, "p:m:a:RDre:2:st:h")) != -1) {
 		r = parse_open_flag(c, &flags, &prt_minor, &secondary, &timeout);
 		if (r < 0)
 			return usage_error();
@@ -398,7 +413,7 @@ static int cli_unpause(int argc, char **argv)
 	int c, pid = -1, minor = -1, flags = 0;
 	char *args = NULL, *secondary = NULL, *logpath = NULL;
 
-	while ((c = getopt(argc, argv, "p:m:a:2:c:h")) != -1) {
+	while ((c = cli_getopt(argc, argv, "p:m:a:2:c:h")) != -1) {
 		switch (c) {
 		case 'p':
 		case 'm':
@@ -447,7 +462,7 @@ static int cli_create(int argc, char **argv)
 	int c, r, flags = 0, prt_minor = -1, timeout = 0, err;
 	char *args = NULL, *devname = NULL, *secondary = NULL;
 
-	while ((c = getopt(argc, argv, "a:d:RDre:2:st:h")) != -1) {
+	while ((c = cli_getopt(argc, argv, "a:d:RDre:2:st:h")) != -1) {
 		r = parse_open_flag(c, &flags, &prt_minor, &secondary, &timeout);
 		if (r < 0)
 			return usage_error();
@@ -541,6 +556,22 @@ static int cli_colo(int argc, char **argv)
 	return 0;
 }
 
+static void colo_details(FILE *out)
+{
+	fputs("\ncommands:\n"
+	      "  start primary [KEY=VALUE ...]    connect to the Secondary and start replicating\n"
+	      "  start secondary [KEY=VALUE ...]  listen for the Primary\n"
+	      "  checkpoint                       end the epoch; prints epoch=N\n"
+	      "  failover                         end replication; the Secondary keeps its buffer\n"
+	      "  stop                             end replication; the Secondary drops its buffer\n"
+	      "  status                           print the state as one JSON line\n"
+	      "  xenstore PATH|off                bind the VBD to its xenstore directory PATH, or "
+	      "unbind it\n"
+	      "\nstart options (SIZE: bytes, with an optional K, M or G suffix; MS: milliseconds):\n",
+	      out);
+	colo_start_options_print(out, "  ");
+}
+
 static const struct command commands[] = {
 	{ "list", cli_list, "[-h] [-p pid] [-m minor] [-t type] [-f file]" },
 	{ "allocate", cli_allocate, "[-h] [-d devname]" },
@@ -557,12 +588,14 @@ static const struct command commands[] = {
 	  "[-e parent-minor] [-r] [-2 secondary] [-s] [-t request-timeout]" },
 	{ "close", cli_close, "[-h] <-p pid> <-m minor> [-f force] [-t seconds]" },
 	{ "pause", cli_pause, "[-h] <-p pid> <-m minor> [-t seconds]" },
-	{ "unpause", cli_unpause, "[-h] <-p pid> <-m minor> [-a type:/path/to/file] [-2 secondary]" },
+	{ "unpause", cli_unpause,
+	  "[-h] <-p pid> <-m minor> [-a type:/path/to/file] [-2 secondary] [-c logpath]" },
 	{ "stats", cli_stats, "[-h] <-p pid> [-m minor]" },
 	{ "nbd-tcp", cli_nbd_tcp, "[-h] <-p pid> <-m minor> <-a host:port>" },
 	{ "colo", cli_colo,
 	  "[-h] <-p pid> <-m minor> <start primary|secondary [key=value ...] | checkpoint | "
-	  "failover | stop | status>" },
+	  "failover | stop | status | xenstore PATH|off>",
+	  colo_details },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -575,12 +608,14 @@ static void usage(FILE *out)
 		program_invocation_short_name);
 	for (i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
-	fprintf(out, "\nThe control directory is $%s, or %s.\n", BLKTAP_CONTROL_DIR_ENV,
-		BLKTAP2_CONTROL_DIR);
+	fprintf(out, "\n'%s <command> -h' prints the command's usage.\n"
+		"The control directory is $%s, or %s.\n", program_invocation_short_name,
+		BLKTAP_CONTROL_DIR_ENV, BLKTAP2_CONTROL_DIR);
 }
 
 int main(int argc, char **argv)
 {
+	char why[PATH_MAX + 64];
 	size_t i;
 	int ret;
 
@@ -594,6 +629,10 @@ int main(int argc, char **argv)
 	}
 	if (getenv("TAP_CTL_DEBUG"))
 		tap_ctl_debug = 1;
+	if (blktap_control_dir_check(why, sizeof(why))) {
+		fprintf(stderr, "%s: %s\n", program_invocation_short_name, why);
+		return EINVAL;
+	}
 
 	for (i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[1], commands[i].name))

@@ -407,11 +407,17 @@ int tapdisk_control_open(char **path)
 	const char *dir = blktap_control_dir();
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	mode_t mask;
+	char why[PATH_MAX + 64];
 	int fd, err;
 	event_id_t id;
 
 	if (td_control.fd >= 0)
 		return -EALREADY;
+	err = blktap_control_dir_check(why, sizeof(why));
+	if (err) {
+		EPRINTF("%s", why);
+		return err;
+	}
 
 	err = control_mkdir_p(dir);
 	if (err)

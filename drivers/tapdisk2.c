@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +25,19 @@ static void usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"usage: %s [-D] [-c control-dir] [-h]\n"
-		"  -D  stay in the foreground and log to stderr too\n"
-		"  -c  control directory (default $%s or %s)\n",
+		"Serves the VBDs that tap-ctl attaches to it; prints its control socket's path.\n"
+		"  -D, --foreground   stay in the foreground and log to stderr too\n"
+		"  -c, --control-dir  control directory, an absolute path (default $%s or %s)\n"
+		"  -h, --help         print this and exit\n",
 		prog, BLKTAP_CONTROL_DIR_ENV, BLKTAP2_CONTROL_DIR);
 }
+
+static const struct option long_options[] = {
+	{ "foreground", no_argument, NULL, 'D' },
+	{ "control-dir", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
 
 static void redirect(int fd, int flags)
 {
@@ -60,7 +71,7 @@ static int daemonize(void)
 int main(int argc, char **argv)
 {
 	int foreground = 0, c, err;
-	char *control = NULL;
+	char *control = NULL, why[PATH_MAX + 64];
 
 	/*
 	 * Request-sized buffers (up to 32 MiB: forwarded writes, received frames) come and go
@@ -70,7 +81,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
-	while ((c = getopt(argc, argv, "Dc:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "Dc:h", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			foreground = 1;
@@ -92,6 +103,10 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc) {
 		usage(stderr, argv[0]);
+		return 2;
+	}
+	if (blktap_control_dir_check(why, sizeof(why))) {
+		fprintf(stderr, "tapdisk: %s\n", why);
 		return 2;
 	}
 

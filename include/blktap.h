@@ -2,6 +2,8 @@
 #ifndef _BLKTAP_H_
 #define _BLKTAP_H_
 
+#include <stddef.h>
+
 #define BLKTAP2_CONTROL_NAME "blktap-control"
 #define BLKTAP2_CONTROL_DIR "/run/" BLKTAP2_CONTROL_NAME
 #define BLKTAP2_CONTROL_SOCKET "ctl"
@@ -15,7 +17,12 @@
 #define BLKTAP2_NBD_PREFIX "nbd"
 #define MAX_ID 16384
 
-/* The control directory in force: $BLKTAP_CONTROL_DIR, or BLKTAP2_CONTROL_DIR. */
+/*
+ * 0 if $BLKTAP_CONTROL_DIR is unset, empty or absolute; else -EINVAL with the sentence
+ * "BLKTAP_CONTROL_DIR='x' is not an absolute path" in @why.  Every tool calls it first.
+ */
+int blktap_control_dir_check(char *why, size_t len);
+/* The control directory in force: $BLKTAP_CONTROL_DIR, or BLKTAP2_CONTROL_DIR if unset. */
 const char *blktap_control_dir(void);
 
 #endif

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite: unit and integration tests on a normal build, the same again under
+# The full test suite: unit and integration tests on a normal build, make distcheck (the
+# tarball builds, passes its unit tests, installs under its prefix only), the tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then a short run of each libFuzzer target.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +10,10 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 echo "== normal build: make check"
 BUILD_DIR=$src/build "$src/scripts/build.sh"
 make -C "$src/build" -s -j2 check || { cat "$src"/build/tests/*.log "$src"/build/tests/unit/*.log 2>/dev/null | tail -200; exit 1; }
+
+echo "== make distcheck: from the used tree above, and from a fresh one"
+BUILD_DIR=$src/build "$src/scripts/distcheck.sh"
+BUILD_DIR= "$src/scripts/distcheck.sh"
 
 echo "== ASan + UBSan build: make check"
 BUILD_DIR=$src/build-asan "$src/scripts/build.sh" --enable-sanitizers

@@ -19,14 +19,42 @@
 #include <unistd.h>
 
 #include "colo-controller.h"
+#include "colo-start-options.h"
 
-#define USAGE                                                                                      \
-	"usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status|metrics\n"     \
-	"  --primary DOMID  --secondary DOMID  --primary-xs SOCKET  --secondary-xs SOCKET\n"       \
-	"  --primary-args 'K=V ...'  --secondary-args 'K=V ...'  --threshold BYTES\n"              \
-	"  --timeout MS  --interval MS  --count N  --duration MS  --failover-on-error  -v\n"       \
-	"  --metrics-file PATH\n"                                                                  \
-	"(see docs/colo-controller.md)\n"
+static void usage(FILE *out)
+{
+	fputs("usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status|metrics\n"
+	      "The disk part of a COLO toolstack, through each side's xenstore.\n"
+	      "\ncommands:\n"
+	      "  start       start secondary on the Secondary, then start primary on the Primary\n"
+	      "  checkpoint  one checkpoint: the Primary's disks, then the Secondary's\n"
+	      "  run         checkpoints in a loop (--interval, --threshold, --count, --duration)\n"
+	      "  failover    fail over the Secondary (--secondary only)\n"
+	      "  stop        stop each side named, the Primary first\n"
+	      "  status      each side's request and threshold, and each disk's state\n"
+	      "  metrics     each disk's state in the Prometheus text format\n"
+	      "\noptions:\n"
+	      "  --primary DOMID, --secondary DOMID   the domains, 1 to 32751\n"
+	      "  --primary-xs SOCKET, --secondary-xs SOCKET\n"
+	      "                        each side's xenstored socket (default $XENSTORED_PATH or\n"
+	      "                        /run/xenstored/socket)\n"
+	      "  --primary-args 'KEY=VALUE ...', --secondary-args 'KEY=VALUE ...'\n"
+	      "                        start options of each side (below)\n"
+	      "  --threshold BYTES     the Primary's checkpoint-threshold (K, M, G suffixes)\n"
+	      "  --timeout MS          for all disks of a side to answer a request (10000)\n"
+	      "  --interval MS         run: from one checkpoint's start to the next (100)\n"
+	      "  --count N             run: end after N checkpoints\n"
+	      "  --duration MS         run: start no checkpoint after MS\n"
+	      "  --failover-on-error   run: fail over after a failed checkpoint, when safe\n"
+	      "  --metrics-file PATH   run: keep the Prometheus metrics, checkpoint latency\n"
+	      "                        included, in PATH (rewritten at most once a second)\n"
+	      "  -v, --verbose         report each request and reconnection\n"
+	      "  -h, --help            print this and exit\n"
+	      "\nstart options (SIZE: bytes, with an optional K, M or G suffix; MS: milliseconds):\n",
+	      out);
+	colo_start_options_print(out, "  ");
+	fputs("\nSee docs/colo-controller.md.\n", out);
+}
 
 /* One line on stderr, after whatever stdout holds, so that the two interleave in order. */
 static void ctl_vline(const char *fmt, va_list ap)
@@ -489,7 +517,7 @@ static int parse_options(int argc, char **argv, struct parsed *ps)
 			c->verbose++;
 			break;
 		case 'h':
-			fputs(USAGE, stdout);
+			usage(stdout);
 			exit(0);
 		default:
 			if (optopt >= OPT_PRIMARY)

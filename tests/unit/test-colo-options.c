@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "colo.h"
+#include "colo-start-options.h"
 
 static struct colo_options opts;
 static char err[256];
@@ -343,6 +344,52 @@ START_TEST(test_json_truncation)
 }
 END_TEST
 
+/*
+ * The table that tap-ctl colo -h and colo-controller --help print is the parser's: every
+ * entry parses to a changed option, and a key outside it is unknown.  A new option needs a
+ * line here, so neither side can gain one alone.
+ */
+START_TEST(test_table)
+{
+	static const struct {
+		const char *name, *value;
+		unsigned int roles;
+	} examples[] = {
+		{ "block_size", "8192", COLO_OPTION_BOTH },
+		{ "queue_limit", "2M", COLO_OPTION_BOTH },
+		{ "ram_limit", "2M", COLO_OPTION_SECONDARY },
+		{ "spill", "/var/tmp/spill", COLO_OPTION_SECONDARY },
+		{ "spill_limit", "1G", COLO_OPTION_SECONDARY },
+		{ "timeout", "1000", COLO_OPTION_BOTH },
+		{ "connect_timeout", "1000", COLO_OPTION_PRIMARY },
+		{ "verify", "1", COLO_OPTION_BOTH },
+		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
+	};
+	const size_t n = sizeof(examples) / sizeof(examples[0]);
+	struct colo_options defaults;
+	char kv[64];
+
+	ck_assert_uint_eq(colo_start_options_count, n);
+	colo_options_init(&defaults);
+	for (size_t i = 0; i < n; i++) {
+		const struct colo_start_option *o = &colo_start_options[i];
+
+		ck_assert_str_eq(o->name, examples[i].name);
+		ck_assert_uint_eq(o->roles, examples[i].roles);
+		ck_assert_ptr_eq(colo_start_option_find(o->name, strlen(o->name)), o);
+		ck_assert(o->value && o->value[0] && o->deflt && o->deflt[0]);
+		ck_assert(o->meaning && o->meaning[0] && !strchr(o->meaning, '\n'));
+		colo_options_init(&opts);
+		snprintf(kv, sizeof(kv), "%s=%s", o->name, examples[i].value);
+		ck_assert_msg(parse(kv) == 0, "%s: %s", kv, err);
+		ck_assert_msg(memcmp(&opts, &defaults, sizeof(opts)), "%s changed nothing", kv);
+	}
+	ck_assert_ptr_null(colo_start_option_find("verif", 5));
+	ck_assert_ptr_null(colo_start_option_find("verify_", 7));
+	expect_error("verif=1", "unknown option 'verif'");
+}
+END_TEST
+
 static Suite *colo_options_suite(void)
 {
 	Suite *s = suite_create("colo-options");
@@ -359,6 +406,7 @@ static Suite *colo_options_suite(void)
 	tcase_add_test(tc, test_verify);
 	tcase_add_test(tc, test_peer);
 	tcase_add_test(tc, test_unknown);
+	tcase_add_test(tc, test_table);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("status");
