@@ -389,7 +389,10 @@ int colo_do_checkpoint(struct colo *c, colo_done_t done, void *arg)
 	if (err)
 		return err;
 	if (c->ckpt_call.done)
-		return colo_fail(c, -EBUSY, "do_checkpoint: a checkpoint is in progress");
+		return colo_fail(c, -EBUSY,
+				 "do_checkpoint: a checkpoint is in progress (waiting for the end "
+				 "of epoch %llu)",
+				 (unsigned long long)c->epoch);
 	if (c->stop_call.done)
 		return colo_fail(c, -EBUSY, "do_checkpoint: a %s is in progress",
 				 c->stop_failover ? "failover" : "stop");
@@ -440,9 +443,44 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 	return err;
 }
 
+int colo_cancel(struct colo *c, void *arg)
+{
+	if (c->start_call.done && c->start_call.arg == arg && c->role == COLO_ROLE_PRIMARY) {
+		colo_primary_cancel_start(c);
+		return 0;
+	}
+	if (c->ckpt_call.done && c->ckpt_call.arg == arg && c->role == COLO_ROLE_SECONDARY) {
+		colo_secondary_cancel_checkpoint(c);
+		return 0;
+	}
+	return -EBUSY;
+}
+
+/* The operations whose callbacks have not run, for status. */
+static const char *colo_pending(struct colo *c)
+{
+	const struct {
+		const struct colo_call *call;
+		const char *name;
+	} calls[] = {
+		{ &c->start_call, "start" },
+		{ &c->ckpt_call, "checkpoint" },
+		{ &c->stop_call, c->stop_failover ? "failover" : "stop" },
+	};
+	size_t len = 0;
+
+	c->pending[0] = '\0';
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		if (calls[i].call->done)
+			len += snprintf(c->pending + len, sizeof(c->pending) - len, "%s%s",
+					len ? " " : "", calls[i].name);
+	return c->pending;
+}
+
 void colo_get_status(struct colo *c, struct colo_status *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->pending = colo_pending(c);
 	st->role = c->role;
 	st->state = c->state;
 	st->link = c->link_state;

@@ -113,6 +113,7 @@ struct colo {
 	/* Pending API calls. */
 	struct colo_call start_call, ckpt_call, stop_call;
 	bool stop_failover;
+	char pending[32]; /* their names, for status */
 
 	/* Primary */
 	struct {
@@ -204,6 +205,8 @@ int colo_io_submit(struct colo *c, struct colo_io *io, int op, uint64_t offset, 
 /* ---- colo-primary.c ---- */
 
 int colo_primary_start(struct colo *c);
+/* The caller of start went away: the start fails with ECANCELED and the VBD is idle again. */
+void colo_primary_cancel_start(struct colo *c);
 void colo_primary_queue_write(struct colo *c, td_request_t treq);
 int colo_primary_prepare(struct colo *c);
 int colo_primary_stop(struct colo *c, bool failover);
@@ -219,6 +222,8 @@ int colo_secondary_start(struct colo *c);
 void colo_secondary_queue_read(struct colo *c, td_request_t treq);
 void colo_secondary_queue_write(struct colo *c, td_request_t treq);
 int colo_secondary_checkpoint(struct colo *c);
+/* The caller of a waiting do_checkpoint went away: it ends with ECANCELED, nothing dropped. */
+void colo_secondary_cancel_checkpoint(struct colo *c);
 int colo_secondary_stop(struct colo *c, bool failover);
 void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload);
 void colo_secondary_link_lost(struct colo *c);

@@ -342,6 +342,8 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 		    st->block_size);
 	json_printf(&o, ",\"link\":\"%s\",\"last_error\":", colo_link_name(st->link));
 	json_string(&o, st->last_error ? st->last_error : "");
+	json_printf(&o, ",\"pending\":");
+	json_string(&o, st->pending ? st->pending : "");
 	json_printf(&o, "}");
 	return o.len > INT32_MAX ? -1 : (int)o.len;
 }

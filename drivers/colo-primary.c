@@ -332,6 +332,13 @@ static void colo_primary_start_failed(struct colo *c, int err)
 	colo_primary_kick_waiting(c);
 }
 
+void colo_primary_cancel_start(struct colo *c)
+{
+	colo_fail(c, -ECANCELED, "start: cancelled: the caller went away before the %s",
+		  c->link_state == COLO_LINK_UP ? "verify step ended" : "handshake");
+	colo_primary_start_failed(c, -ECANCELED);
+}
+
 static int colo_primary_wait(struct colo *c, char mode, int ms)
 {
 	if (c->p.connect_event > 0)

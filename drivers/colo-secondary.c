@@ -55,6 +55,7 @@ enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
 
 static void colo_secondary_finish_stop(struct colo *c);
 static void colo_secondary_cancel_ckpt_timer(struct colo *c);
+static void colo_secondary_arm_ckpt_timer(struct colo *c);
 
 static void colo_apply_free(struct colo *c, struct colo_apply *a)
 {
@@ -462,7 +463,9 @@ int colo_secondary_checkpoint(struct colo *c)
 					 "do_checkpoint: the Primary is lost and "
 					 "epoch %llu never ended",
 					 (unsigned long long)c->epoch);
-		return 0; /* colo_secondary_marker calls again */
+		/* Bounded: a marker that is not on its way within timeout may never come. */
+		colo_secondary_arm_ckpt_timer(c);
+		return 0; /* colo_secondary_pump calls again */
 	}
 	colo_secondary_cancel_ckpt_timer(c);
 	n = colo_buffer_blocks(c->s.buf);
@@ -668,7 +671,11 @@ static void colo_secondary_cancel_ckpt_timer(struct colo *c)
 	c->s.ckpt_timer = 0;
 }
 
-/* The marker a checkpoint waits for did not come in time: the failover or stop goes on. */
+/*
+ * The marker a checkpoint waits for did not come in time.  Asked for alone, the checkpoint
+ * keeps waiting only if the marker has arrived and waits for the writes before it; with a
+ * failover or stop behind it, it ends now and the failover or stop goes on.
+ */
 static void colo_secondary_ckpt_timeout(event_id_t id, char mode, void *priv)
 {
 	struct colo *c = priv;
@@ -676,12 +683,42 @@ static void colo_secondary_ckpt_timeout(event_id_t id, char mode, void *priv)
 	colo_secondary_cancel_ckpt_timer(c);
 	if (!c->ckpt_call.done)
 		return;
-	colo_fail(c, -ETIMEDOUT,
-		  "do_checkpoint: the end of epoch %llu did not come within %u ms "
-		  "of the %s; the last checkpoint stays",
-		  (unsigned long long)c->epoch, c->opts.timeout_ms,
-		  c->stop_failover ? "failover" : "stop");
+	if (!c->stop_call.done && c->s.last_rx_marker >= c->epoch)
+		return; /* applying them is bounded by the disk; a lost link ends it too */
+	if (c->stop_call.done)
+		colo_fail(c, -ETIMEDOUT,
+			  "do_checkpoint: the end of epoch %llu did not come within %u ms; "
+			  "the last checkpoint stays and the %s goes on",
+			  (unsigned long long)c->epoch, c->opts.timeout_ms,
+			  c->stop_failover ? "failover" : "stop");
+	else
+		colo_fail(c, -ETIMEDOUT,
+			  "do_checkpoint: the end of epoch %llu did not come within %u ms; "
+			  "nothing changed",
+			  (unsigned long long)c->epoch, c->opts.timeout_ms);
 	colo_call_done(&c->ckpt_call, -ETIMEDOUT, 0);
+	colo_secondary_pump(c);
+}
+
+static void colo_secondary_arm_ckpt_timer(struct colo *c)
+{
+	if (c->s.ckpt_timer)
+		return;
+	c->s.ckpt_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+							TV_MSECS(c->opts.timeout_ms),
+							colo_secondary_ckpt_timeout, c);
+	if (c->s.ckpt_timer < 0)
+		c->s.ckpt_timer = 0;
+}
+
+void colo_secondary_cancel_checkpoint(struct colo *c)
+{
+	colo_secondary_cancel_ckpt_timer(c);
+	colo_fail(c, -ECANCELED,
+		  "do_checkpoint: cancelled: the caller went away before the end of epoch %llu; "
+		  "nothing changed",
+		  (unsigned long long)c->epoch);
+	colo_call_done(&c->ckpt_call, -ECANCELED, 0);
 	colo_secondary_pump(c);
 }
 
@@ -692,13 +729,8 @@ int colo_secondary_stop(struct colo *c, bool failover)
 	 * a checkpoint runs after it), but waits at most the link timeout: a Primary that never
 	 * ends the epoch must not block the failover.
 	 */
-	if (c->ckpt_call.done && !c->s.ckpt_timer) {
-		c->s.ckpt_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
-								TV_MSECS(c->opts.timeout_ms),
-								colo_secondary_ckpt_timeout, c);
-		if (c->s.ckpt_timer < 0)
-			c->s.ckpt_timer = 0;
-	}
+	if (c->ckpt_call.done)
+		colo_secondary_arm_ckpt_timer(c);
 	colo_secondary_finish_stop(c);
 	return 0;
 }

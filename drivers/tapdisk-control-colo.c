@@ -129,8 +129,19 @@ static void control_colo_command_done(void *arg, int err, uint64_t value)
 			len ? ": " : "", len, text);
 		control_colo_reply_text(reply, p->cookie, text, len);
 	}
+	reply->hangup = NULL;
 	free(p);
 	reply->complete(reply, 0);
+}
+
+/* The client hung up: a request the driver can withdraw is; the others go on unheard. */
+static void control_colo_command_hangup(struct tapdisk_control_reply *reply, void *arg)
+{
+	struct control_colo_pending *p = arg;
+
+	if (colo_cancel(p->colo, p))
+		DPRINTF("colo %s on VBD %u: the client left; it goes on",
+			colo_command_verb_name(p->verb), p->cookie);
 }
 
 static int control_colo_command_run(const tapdisk_message_t *req, struct colo *c,
@@ -155,9 +166,12 @@ static int control_colo_command_run(const tapdisk_message_t *req, struct colo *c
 		req->u.string.text);
 
 	/* On success, @p belongs to control_colo_command_done, which may already have run. */
+	reply->hangup = control_colo_command_hangup;
+	reply->hangup_arg = p;
 	err = colo_command_run(c, cmd, control_colo_command_done, p);
 	if (err) {
 		/* Refused: the callback will not run. */
+		reply->hangup = NULL;
 		free(p);
 		control_colo_reply_driver_error(reply, req->cookie, cmd->verb, c, err);
 		return 0;

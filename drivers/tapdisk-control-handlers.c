@@ -609,6 +609,7 @@ void tapdisk_control_handle_message(const tapdisk_message_t *req,
 {
 	int after = 0;
 
+	reply->hangup = NULL; /* a waiting handler sets it */
 	/* PAUSE, CLOSE and COLO complete from their callback, which may already have run. */
 	if (control_dispatch(req, reply, &after) != CONTROL_PENDING)
 		reply->complete(reply, after);

@@ -19,6 +19,13 @@ struct tapdisk_control_reply {
 	int (*send)(struct tapdisk_control_reply *reply, const void *buf, size_t len);
 	/* Every reply of the request was sent; @after holds TAPDISK_CONTROL_AFTER_* bits. */
 	void (*complete)(struct tapdisk_control_reply *reply, int after);
+	/*
+	 * Set by a handler whose reply waits (NULL otherwise): the connection calls it if the
+	 * client hangs up first, so that the request can be withdrawn.  complete() still runs
+	 * exactly once, from it or later.
+	 */
+	void (*hangup)(struct tapdisk_control_reply *reply, void *arg);
+	void *hangup_arg;
 };
 
 /*

@@ -45,6 +45,7 @@ struct control_conn {
 	int fd;
 	event_id_t in_event;
 	event_id_t out_event;
+	event_id_t hup_event; /* watches for a hangup while a request is handled */
 	struct timespec deadline; /* of the request being read, or of the reply being written */
 
 	tapdisk_message_t req;
@@ -96,7 +97,9 @@ static void control_conn_close(struct control_conn *conn)
 		tapdisk_server_unregister_event(conn->in_event);
 	if (conn->out_event > 0)
 		tapdisk_server_unregister_event(conn->out_event);
-	conn->in_event = conn->out_event = 0;
+	if (conn->hup_event > 0)
+		tapdisk_server_unregister_event(conn->hup_event);
+	conn->in_event = conn->out_event = conn->hup_event = 0;
 	if (conn->fd >= 0) {
 		close(conn->fd);
 		conn->fd = -1;
@@ -248,6 +251,10 @@ static void control_conn_complete(struct tapdisk_control_reply *reply, int after
 	struct control_conn *conn = container_of_list(reply, struct control_conn, reply);
 
 	conn->busy = 0;
+	conn->reply.hangup = NULL;
+	if (conn->hup_event > 0)
+		tapdisk_server_unregister_event(conn->hup_event);
+	conn->hup_event = 0;
 	if (conn->fd < 0) {
 		/* The client left while we waited for the VBD. */
 		control_conn_free(conn);
@@ -256,6 +263,46 @@ static void control_conn_complete(struct tapdisk_control_reply *reply, int after
 	conn->after |= after;
 	if (!conn->out_len)
 		control_conn_request_done(conn);
+}
+
+/*
+ * The client of a waiting request hung up (tap-ctl interrupted, a toolstack that gave up):
+ * the request is withdrawn, so that it does not act later for nobody.
+ */
+static void control_conn_hangup_event(event_id_t id, char mode, void *private)
+{
+	struct control_conn *conn = private;
+	void (*hangup)(struct tapdisk_control_reply *, void *) = conn->reply.hangup;
+	void *arg = conn->reply.hangup_arg;
+	char byte;
+	ssize_t n;
+
+	n = recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n > 0) {
+		/* The next request came early: it waits, and so does the hangup check. */
+		tapdisk_server_unregister_event(conn->hup_event);
+		conn->hup_event = 0;
+		return;
+	}
+	DPRINTF("control client hung up before its reply: the request is withdrawn");
+	conn->reply.hangup = NULL;
+	/* @conn lives until complete(), which the withdrawn request still calls. */
+	control_conn_close(conn);
+	if (hangup)
+		hangup(&conn->reply, arg);
+}
+
+static void control_conn_watch_hangup(struct control_conn *conn)
+{
+	event_id_t id = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD, conn->fd, TV_ZERO,
+						      control_conn_hangup_event, conn);
+
+	if (id < 0)
+		EPRINTF("cannot watch the control client for a hangup: %s", strerror(-id));
+	else
+		conn->hup_event = id;
 }
 
 static void control_conn_read_event(event_id_t id, char mode, void *private)
@@ -298,6 +345,8 @@ static void control_conn_read_event(event_id_t id, char mode, void *private)
 	conn->in_event = 0;
 	conn->busy = 1;
 	tapdisk_control_handle_message(&conn->req, &conn->reply);
+	if (conn->busy && conn->reply.hangup)
+		control_conn_watch_hangup(conn);
 }
 
 /* Only root and our own user may drive tapdisk. */

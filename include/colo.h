@@ -67,6 +67,7 @@ struct colo_status {
 	uint64_t dirty_blocks;	 /* Primary: blocks written in this epoch and the one before */
 	uint32_t block_size;
 	const char *last_error; /* "" when none */
+	const char *pending;	/* the accepted operations not yet done, e.g. "checkpoint"; "" */
 };
 
 /* The part of a disk's name after "colo:": HOST:PORT:/path/img, HOST may be "[v6addr]". */
@@ -101,13 +102,22 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
  * applied on the Secondary and acknowledged. */
 int colo_prepare_checkpoint(struct colo *c, colo_done_t done, void *arg);
 /* Secondary: done, with the new epoch as value, once the buffer is dropped; waits for the
- * Primary's epoch marker first.  A failover asked for meanwhile runs after it. */
+ * Primary's epoch marker first, at most the link timeout unless the marker has arrived
+ * (-ETIMEDOUT, nothing changed).  A failover asked for meanwhile runs after it. */
 int colo_do_checkpoint(struct colo *c, colo_done_t done, void *arg);
 /* Primary: bytes forwarded since the last checkpoint and bytes not yet acknowledged. */
 int colo_get_sent_data_size(struct colo *c, uint64_t *sent, uint64_t *inflight);
 /* failover: Secondary writes its buffer back durably; Primary keeps serving and tracks dirty
  * blocks.  !failover (stop): the Secondary drops its buffer.  Either way replication ends. */
 int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void *arg);
+/*
+ * The caller of the operation accepted with @arg went away.  A start that has not finished
+ * (Primary) or a do_checkpoint still waiting for its marker is undone: it changed nothing, and
+ * its callback runs now with -ECANCELED.  Returns 0 then, or -EBUSY for an operation that goes
+ * on (a failover or stop cannot be undone half-way; a Primary's marker is already in the
+ * stream): its callback runs when it is done, as usual.
+ */
+int colo_cancel(struct colo *c, void *arg);
 void colo_get_status(struct colo *c, struct colo_status *st);
 const char *colo_last_error(struct colo *c);
 
