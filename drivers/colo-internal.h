@@ -161,6 +161,7 @@ struct colo {
 		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits
 					  on it */
 		uint32_t *verify_crcs;
+		bool verifying; /* the Primary's start waits for our verify: not replicating yet */
 		/*
 		 * The Secondary VM's I/O against the buffer: @gen counts the buffer's drops, so
 		 * that a disk read begun before a drop is not trusted after it; @svm_writes

@@ -176,6 +176,7 @@ static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
 	close(c->s.listen_fd);
 	c->s.listen_fd = -1;
 	memcpy(c->session_id, h.session_id, sizeof(c->session_id));
+	c->s.verifying = h.flags & COLO_HELLO_VERIFY;
 	if (colo_link_up(c, fd)) {
 		c->link_state = COLO_LINK_LOST;
 		colo_secondary_link_lost(c);

@@ -72,7 +72,7 @@ static void colo_svm_read_done(td_request_t clone, int err)
 	free(r);
 	if (!err && overtaken) {
 		/* Once replication has ended the disk is plain and complete. */
-		if (colo_ended(c))
+		if (colo_ended(c) || c->role != COLO_ROLE_SECONDARY)
 			td_forward_request(treq);
 		else
 			colo_secondary_queue_read(c, treq);

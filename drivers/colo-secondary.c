@@ -271,6 +271,7 @@ static void colo_secondary_crcs_done(struct colo *c, int err, uint32_t *crcs, ui
 		return;
 	}
 	DPRINTF("colo %s:%s: verify: both disks match (%u chunks)", c->host, c->port, n);
+	c->s.verifying = false;
 	a->stage = APPLY_DONE;
 	colo_secondary_pump(c);
 }
@@ -429,9 +430,32 @@ static void colo_secondary_drop_unapplied(struct colo *c)
 	}
 }
 
+/*
+ * The Primary's start failed with our verify step (the disks differ, or the link went first):
+ * nothing was replicated, so the VBD is a plain disk again and can be started anew.  Not if
+ * the Secondary VM wrote meanwhile: its writes are only in the buffer, which then stays.
+ */
+static bool colo_secondary_start_failed(struct colo *c)
+{
+	if (!c->s.verifying || c->stop_call.done || c->s.inflight || c->s.svm_writes ||
+	    !list_empty(&c->s.rxq) || colo_buffer_blocks(c->s.buf))
+		return false;
+	c->s.verifying = false;
+	colo_secondary_close(c);
+	c->role = COLO_ROLE_NONE;
+	c->link_state = COLO_LINK_NONE;
+	colo_set_state(c, COLO_STATE_IDLE);
+	return true;
+}
+
 void colo_secondary_link_lost(struct colo *c)
 {
 	colo_secondary_drop_unapplied(c);
+	if (colo_secondary_start_failed(c)) {
+		/* A checkpoint asked for meanwhile fails with the start's reason. */
+		colo_call_done(&c->ckpt_call, -ENOTCONN, 0);
+		return;
+	}
 	if (c->state == COLO_STATE_RUNNING || c->state == COLO_STATE_CONNECTING)
 		colo_set_state(c, COLO_STATE_BROKEN);
 	/* A checkpoint waiting for its marker never gets it. */
