@@ -23,6 +23,14 @@
 #include "tapdisk-interface.h"
 #include "tapdisk-vbd.h"
 
+static uint64_t colo_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int colo_fail(struct colo *c, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -30,6 +38,7 @@ int colo_fail(struct colo *c, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
 	va_end(ap);
+	c->last_error_at = colo_wall_ms();
 	EPRINTF("colo %s:%s: %s", c->host, c->port, c->last_error);
 	return err;
 }
@@ -41,6 +50,13 @@ void colo_note(struct colo *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
 	va_end(ap);
+	c->last_error_at = colo_wall_ms();
+}
+
+void colo_clear_error(struct colo *c)
+{
+	c->last_error[0] = '\0';
+	c->last_error_at = 0;
 }
 
 void colo_set_state(struct colo *c, enum colo_state state)
@@ -340,7 +356,7 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	c->opts = *opts;
 	c->role = role;
 	c->epoch = 1;
-	c->last_error[0] = '\0';
+	colo_clear_error(c);
 	c->start_call.done = done;
 	c->start_call.arg = arg;
 	err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
@@ -487,6 +503,7 @@ void colo_get_status(struct colo *c, struct colo_status *st)
 	st->epoch = c->role == COLO_ROLE_NONE ? 0 : c->epoch;
 	st->block_size = c->opts.block_size;
 	st->last_error = c->last_error;
+	st->last_error_at = c->last_error_at;
 	if (c->role == COLO_ROLE_PRIMARY) {
 		st->sent_bytes = c->p.sent_bytes;
 		st->inflight_bytes = c->p.reserved;

@@ -70,6 +70,8 @@ void colo_link_close(struct colo *c);
 void colo_link_send(struct colo *c, struct colo_msg *m, const struct colo_frame *f);
 /* A header-only frame (ACK, HEARTBEAT). */
 void colo_link_send_simple(struct colo *c, uint16_t type, uint64_t seq, uint64_t epoch);
+/* Tells the peer that replication ends in order (best effort), then closes the link. */
+void colo_link_goodbye(struct colo *c);
 /* Sends ERROR with @err and the message, then closes the link. */
 void colo_link_send_error(struct colo *c, int err, const char *msg);
 /* Stops (or resumes) reading: the receiver's backpressure. */
@@ -106,6 +108,7 @@ struct colo {
 	struct colo_options opts;
 	uint64_t epoch;
 	char last_error[COLO_ERR_LEN];
+	uint64_t last_error_at; /* wall clock, ms; 0 with last_error "" */
 	uint8_t session_id[16];
 
 	struct colo_conn link;
@@ -185,6 +188,8 @@ struct colo {
 int colo_fail(struct colo *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Records a reason without logging it: a retry may still succeed. */
 void colo_note(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Forgets the last error: a new replication run starts, or starts afresh. */
+void colo_clear_error(struct colo *c);
 void colo_set_state(struct colo *c, enum colo_state state);
 void colo_call_done(struct colo_call *call, int err, uint64_t value);
 bool colo_ended(const struct colo *c);

@@ -300,6 +300,38 @@ static void colo_link_write_cb(event_id_t id, char mode, void *priv)
 	colo_link_flush(priv);
 }
 
+void colo_link_goodbye(struct colo *c)
+{
+	char sink[4096];
+
+	if (c->link.fd < 0)
+		return;
+	colo_link_send_simple(c, COLO_FRAME_GOODBYE, 0, c->epoch);
+	colo_link_flush_now(c);
+	/* Unread bytes would make close() reset the connection, and the peer might miss it. */
+	while (recv(c->link.fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	colo_link_close(c);
+}
+
+/* The peer ended replication in order: the link is closed, and that is no error of ours. */
+static void colo_link_peer_goodbye(struct colo *c)
+{
+	const char *peer = c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary";
+
+	DPRINTF("colo %s:%s: the %s at %s ended replication; link closed", c->host, c->port, peer,
+		c->link.peer);
+	colo_link_close(c);
+	c->link_state = COLO_LINK_CLOSED;
+	/* A start or checkpoint waiting on the peer fails, and needs a reason. */
+	if (c->start_call.done || c->ckpt_call.done)
+		colo_fail(c, -ENOTCONN, "the %s ended replication", peer);
+	if (c->role == COLO_ROLE_PRIMARY)
+		colo_primary_link_lost(c, -ENOTCONN);
+	else
+		colo_secondary_link_lost(c);
+}
+
 static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
 {
 	char msg[COLO_ERROR_MAX + 1];
@@ -307,6 +339,10 @@ static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
 	switch (f->type) {
 	case COLO_FRAME_HEARTBEAT:
 		free(payload);
+		return;
+	case COLO_FRAME_GOODBYE:
+		free(payload);
+		colo_link_peer_goodbye(c);
 		return;
 	case COLO_FRAME_ERROR:
 		memcpy(msg, payload ? payload : "", f->length);

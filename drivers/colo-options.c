@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "colo.h"
 #include "colo-start-options.h"
@@ -284,6 +285,8 @@ const char *colo_link_name(enum colo_link link)
 		return "up";
 	case COLO_LINK_LOST:
 		return "lost";
+	case COLO_LINK_CLOSED:
+		return "closed";
 	}
 	return "unknown";
 }
@@ -326,9 +329,23 @@ static void json_string(struct json_out *o, const char *s)
 	json_printf(o, "\"");
 }
 
+void colo_format_time(uint64_t ms, char *buf, size_t size)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	char day[32];
+
+	if (!ms || !gmtime_r(&secs, &tm) || !strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, size, "%s", "");
+		return;
+	}
+	snprintf(buf, size, "%s.%03uZ", day, (unsigned int)(ms % 1000));
+}
+
 int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 {
 	struct json_out o = { buf, size, 0 };
+	char when[40];
 
 	if (size)
 		buf[0] = '\0';
@@ -342,7 +359,8 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 		    st->block_size);
 	json_printf(&o, ",\"link\":\"%s\",\"last_error\":", colo_link_name(st->link));
 	json_string(&o, st->last_error ? st->last_error : "");
-	json_printf(&o, ",\"pending\":");
+	colo_format_time(st->last_error ? st->last_error_at : 0, when, sizeof(when));
+	json_printf(&o, ",\"last_error_at\":\"%s\",\"pending\":", when);
 	json_string(&o, st->pending ? st->pending : "");
 	json_printf(&o, "}");
 	return o.len > INT32_MAX ? -1 : (int)o.len;

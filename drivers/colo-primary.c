@@ -468,7 +468,7 @@ static int colo_primary_link_ready(struct colo *c)
 	list_for_each_entry(fwd, &c->p.unacked, list)
 		if (!fwd->f.seq)
 			colo_primary_send(c, fwd);
-	c->last_error[0] = '\0'; /* the failed attempts before this one are history */
+	colo_clear_error(c); /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
 	if (!c->opts.verify)
@@ -638,7 +638,7 @@ int colo_primary_stop(struct colo *c, bool failover)
 {
 	colo_crc_cancel(c);
 	colo_primary_connect_cleanup(c);
-	colo_link_close(c);
+	colo_link_goodbye(c);
 	colo_primary_drop_queue(c);
 	if (c->link_state != COLO_LINK_LOST)
 		c->link_state = COLO_LINK_NONE;
@@ -664,7 +664,7 @@ void colo_primary_close(struct colo *c)
 	free(c->p.verify_crcs);
 	c->p.verify_crcs = NULL;
 	colo_primary_connect_cleanup(c);
-	colo_link_close(c);
+	colo_link_goodbye(c);
 	colo_primary_drop_queue(c);
 	/* The VBD drained before closing, so nothing waits here; be safe anyway. */
 	list_for_each_entry_safe(w, tmp, &c->p.waiting, next) {

@@ -176,6 +176,8 @@ const char *colo_frame_type_name(uint16_t type)
 		return "ERROR";
 	case COLO_FRAME_VERIFY:
 		return "VERIFY";
+	case COLO_FRAME_GOODBYE:
+		return "GOODBYE";
 	}
 	return "UNKNOWN";
 }
@@ -315,6 +317,7 @@ int colo_frame_decode(const struct colo_wire_frame *w, const struct colo_frame_l
 		break;
 	case COLO_FRAME_ACK:
 	case COLO_FRAME_HEARTBEAT:
+	case COLO_FRAME_GOODBYE:
 		rc = colo_check_no_payload(f, err, errlen);
 		break;
 	case COLO_FRAME_ERROR:

@@ -182,7 +182,7 @@ static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
 		colo_secondary_link_lost(c);
 		return;
 	}
-	c->last_error[0] = '\0';
+	colo_clear_error(c); /* refused Primaries before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating from the Primary at %s", c->host, c->port, c->link.peer);
 }

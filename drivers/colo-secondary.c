@@ -415,6 +415,12 @@ void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload)
 	colo_secondary_pump(c);
 }
 
+/* How the Primary went, for the errors of a checkpoint that cannot end. */
+static const char *colo_secondary_primary_gone(const struct colo *c)
+{
+	return c->link_state == COLO_LINK_CLOSED ? "ended replication" : "is lost";
+}
+
 /* Frames not yet applied are dropped: their epoch never completes. */
 static void colo_secondary_drop_unapplied(struct colo *c)
 {
@@ -460,10 +466,8 @@ void colo_secondary_link_lost(struct colo *c)
 		colo_set_state(c, COLO_STATE_BROKEN);
 	/* A checkpoint waiting for its marker never gets it. */
 	if (c->ckpt_call.done && c->s.marker_epoch != c->epoch) {
-		colo_fail(c, -ENOTCONN,
-			  "do_checkpoint: the Primary is lost before the end of "
-			  "epoch %llu",
-			  (unsigned long long)c->epoch);
+		colo_fail(c, -ENOTCONN, "do_checkpoint: the Primary %s before the end of epoch %llu",
+			  colo_secondary_primary_gone(c), (unsigned long long)c->epoch);
 		colo_secondary_cancel_ckpt_timer(c);
 		colo_call_done(&c->ckpt_call, -ENOTCONN, 0);
 		if (c->stop_call.done)
@@ -484,8 +488,8 @@ int colo_secondary_checkpoint(struct colo *c)
 	if (c->s.marker_epoch != c->epoch) {
 		if (c->link_state != COLO_LINK_UP && c->link_state != COLO_LINK_LISTENING)
 			return colo_fail(c, -ENOTCONN,
-					 "do_checkpoint: the Primary is lost and "
-					 "epoch %llu never ended",
+					 "do_checkpoint: the Primary %s and epoch %llu never ended",
+					 colo_secondary_primary_gone(c),
 					 (unsigned long long)c->epoch);
 		/* Bounded: a marker that is not on its way within timeout may never come. */
 		colo_secondary_arm_ckpt_timer(c);
@@ -645,8 +649,7 @@ static void colo_secondary_close_sockets(struct colo *c)
 	/* The Primary may be waiting for the ack of a marker we applied: send it first. */
 	tapdisk_server_cancel_deferred(&c->s.ack);
 	colo_secondary_send_ack(c);
-	colo_link_flush_now(c);
-	colo_link_close(c);
+	colo_link_goodbye(c);
 }
 
 /*

@@ -31,6 +31,7 @@ enum colo_xsb_node {
 	COLO_XSB_BUFFER,
 	COLO_XSB_DIRTY,
 	COLO_XSB_ERROR,
+	COLO_XSB_ERROR_AT,
 	COLO_XSB_N_NODES,
 };
 
@@ -39,6 +40,7 @@ static const char *const colo_xsb_node_names[COLO_XSB_N_NODES] = {
 	[COLO_XSB_LINK] = "link",	    [COLO_XSB_EPOCH] = "epoch",
 	[COLO_XSB_SENT] = "sent-bytes",	    [COLO_XSB_BUFFER] = "buffer-bytes",
 	[COLO_XSB_DIRTY] = "dirty-blocks",  [COLO_XSB_ERROR] = "last-error",
+	[COLO_XSB_ERROR_AT] = "last-error-at",
 };
 
 struct colo_xsb {
@@ -149,6 +151,7 @@ static void colo_xsb_publish(struct colo_xsb *b, struct colo *c, bool counters)
 	snprintf(val[COLO_XSB_BUFFER], sizeof(val[0]), "%" PRIu64, st.buffer_bytes);
 	snprintf(val[COLO_XSB_DIRTY], sizeof(val[0]), "%" PRIu64, st.dirty_blocks);
 	snprintf(val[COLO_XSB_ERROR], sizeof(val[0]), "%s", st.last_error ? st.last_error : "");
+	colo_format_time(st.last_error_at, val[COLO_XSB_ERROR_AT], sizeof(val[0]));
 	for (i = 0; i < COLO_XSB_N_NODES; i++) {
 		if (!counters &&
 		    (i == COLO_XSB_SENT || i == COLO_XSB_BUFFER || i == COLO_XSB_DIRTY))

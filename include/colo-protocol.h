@@ -44,6 +44,7 @@ enum colo_frame_type {
 	COLO_FRAME_HEARTBEAT = 4, /* both ways, on an idle link */
 	COLO_FRAME_ERROR = 5,     /* both ways: the sender gives up; payload is a message */
 	COLO_FRAME_VERIFY = 6,    /* Primary → Secondary: CRC32C per 1 MiB chunk of the disk */
+	COLO_FRAME_GOODBYE = 7,   /* both ways: the sender ends replication in order, closes */
 };
 
 struct colo_wire_frame {

@@ -40,6 +40,7 @@ enum colo_link {
 	COLO_LINK_LISTENING,  /* Secondary */
 	COLO_LINK_UP,
 	COLO_LINK_LOST,
+	COLO_LINK_CLOSED, /* the peer ended replication in order (its stop, failover or close) */
 };
 
 /* Options of start; colo_options_init gives the defaults. */
@@ -66,7 +67,8 @@ struct colo_status {
 	uint64_t buffer_bytes;	 /* Secondary: bytes of block data in the disk buffer */
 	uint64_t dirty_blocks;	 /* Primary: blocks written in this epoch and the one before */
 	uint32_t block_size;
-	const char *last_error; /* "" when none */
+	const char *last_error;	  /* "" when none */
+	uint64_t last_error_at;	  /* when it happened: wall clock, ms since 1970 (0: none) */
 	const char *pending;	/* the accepted operations not yet done, e.g. "checkpoint"; "" */
 };
 
@@ -120,6 +122,8 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 int colo_cancel(struct colo *c, void *arg);
 void colo_get_status(struct colo *c, struct colo_status *st);
 const char *colo_last_error(struct colo *c);
+/* @ms (wall clock, ms since 1970) as "2026-01-02T03:04:05.678Z", or "" for 0. */
+void colo_format_time(uint64_t ms, char *buf, size_t size);
 
 const char *colo_role_name(enum colo_role role);
 const char *colo_state_name(enum colo_state state);

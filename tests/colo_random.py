@@ -806,7 +806,8 @@ class Session:
         deadline = time.monotonic() + 10
         while True:
             st = self.P.status()
-            if st["state"] == "broken" and st["link"] == "lost":
+            # The Secondary's failover or stop says GOODBYE: the link is closed, not lost.
+            if st["state"] == "broken" and st["link"] == "closed":
                 return
             if time.monotonic() > deadline:
                 fail("the Primary did not notice the end of replication within 10 s: %s" % st)

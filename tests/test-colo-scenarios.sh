@@ -34,11 +34,11 @@ pair_start() {
 	expect_status P link up
 }
 
-# status_without_error P|S: the status with last_error left out.
+# status_without_error P|S: the status with last_error and last_error_at left out.
 status_without_error() {
 	local st
 	st=$(colo "$1" status) || fail "colo status failed"
-	"$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d.pop("last_error"); print(json.dumps(d, sort_keys=True))' "$st"
+	"$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d.pop("last_error"); d.pop("last_error_at"); print(json.dumps(d, sort_keys=True))' "$st"
 }
 
 # view_check URI WHAT qemu-io-commands...: read -P checks through an NBD export.
@@ -129,8 +129,8 @@ view_check "$P_URI" "Primary read after failover" 'read -P 0x59 20M 4k' 'read -P
 file_check "$pimg" "Primary image after failover" 'read -P 0x59 20M 4k'
 expect_status P dirty_blocks $((256 + 2 + 1 + 32 + 1))
 expect_status P state failed-over
-# The Secondary saw the link close.
-wait_status S link lost 10
+# The Secondary saw the link close: the Primary's failover said GOODBYE (colo-protocol.md).
+wait_status S link closed 10
 expect_status S state broken
 colo_pair_destroy
 
@@ -169,7 +169,7 @@ expect_status S buffer_blocks 0
 file_check "$simg" "S4: file after failover" "read -P 0x33 0 $H" "read -P 0x11 $H $H"
 view_check "$S_URI" "S4: view after failover" "read -P 0x33 0 $H" "read -P 0x11 $H $H"
 same_view "$S_URI" "$simg" "S4: the view equals the file"
-wait_status P link lost 10
+wait_status P link closed 10
 expect_status P state broken
 
 step "S5: after failover, start/checkpoint/failover/stop are refused and change nothing"
@@ -250,7 +250,7 @@ expect_status S state stopped
 expect_status S buffer_blocks 0
 same "$simg" "$pimg" "(c) the Secondary's file after stop equals the Primary's"
 same_view "$S_URI" "$pimg" "(c) the Secondary's view after stop"
-wait_status P link lost 10
+wait_status P link closed 10
 expect_status P state broken
 colo_pair_destroy
 

@@ -250,10 +250,10 @@ END_TEST
 static const char running_json[] =
 	"{\"role\":\"primary\",\"state\":\"running\",\"epoch\":3,\"sent_bytes\":0,"
 	"\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,\"dirty_blocks\":0,"
-	"\"block_size\":4096,\"link\":\"up\",\"last_error\":\"\",\"pending\":\"\"}";
+	"\"block_size\":4096,\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
 
 /* What follows last_error. */
-static const char json_tail[] = ",\"pending\":\"\"}";
+static const char json_tail[] = ",\"last_error_at\":\"\",\"pending\":\"\"}";
 
 START_TEST(test_json)
 {
@@ -289,7 +289,24 @@ START_TEST(test_json)
 			      "\"epoch\":18446744073709551615,\"sent_bytes\":1,"
 			      "\"inflight_bytes\":2,"
 			      "\"buffer_blocks\":3,\"buffer_bytes\":4,\"dirty_blocks\":5,"
-			      "\"block_size\":1048576,\"link\":\"lost\",\"last_error\":\"\",\"pending\":\"\"}");
+			      "\"block_size\":1048576,\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
+}
+END_TEST
+
+/* When the last error happened, in UTC with milliseconds; "" when there is none. */
+START_TEST(test_json_error_time)
+{
+	struct colo_status st = { .last_error = "x", .last_error_at = 1796614394123ULL };
+	char buf[512];
+
+	colo_status_json(&st, buf, sizeof(buf));
+	ck_assert(strstr(buf, ",\"last_error\":\"x\",\"last_error_at\":\"2026-12-07T03:33:14.123Z\","));
+	st.last_error_at = 5;
+	colo_status_json(&st, buf, sizeof(buf));
+	ck_assert(strstr(buf, ",\"last_error_at\":\"1970-01-01T00:00:00.005Z\","));
+	st.last_error_at = 0;
+	colo_status_json(&st, buf, sizeof(buf));
+	ck_assert(strstr(buf, ",\"last_error_at\":\"\","));
 }
 END_TEST
 
@@ -302,7 +319,7 @@ START_TEST(test_json_escaping)
 	ck_assert_str_eq(buf, "{\"role\":\"none\",\"state\":\"idle\",\"epoch\":0,\"sent_bytes\":0,"
 			      "\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,"
 			      "\"dirty_blocks\":0,\"block_size\":0,\"link\":\"none\","
-			      "\"last_error\":\"a\\\"b\\\\c\\u000a\",\"pending\":\"\"}");
+			      "\"last_error\":\"a\\\"b\\\\c\\u000a\",\"last_error_at\":\"\",\"pending\":\"\"}");
 
 	/* Every control character as \u00XX; bytes from 0x7f up pass as they are. */
 	st.last_error = "\x01\t\x1f \x7f\xc3\xa9/";
@@ -416,6 +433,7 @@ static Suite *colo_options_suite(void)
 	tc = tcase_create("status");
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_json);
+	tcase_add_test(tc, test_json_error_time);
 	tcase_add_test(tc, test_json_escaping);
 	tcase_add_test(tc, test_json_truncation);
 	suite_add_tcase(s, tc);

@@ -511,7 +511,7 @@ START_TEST(test_frame_header_rejects)
 	ck_assert_str_eq(err, "frame reserved field 0x00000080 not zero");
 
 	ck_frame_rejects(frame(0, 1, 0, 0), &lim, -EPROTO, "unknown frame type 0");
-	ck_frame_rejects(frame(7, 1, 0, 0), &lim, -EPROTO, "unknown frame type 7");
+	ck_frame_rejects(frame(8, 1, 0, 0), &lim, -EPROTO, "unknown frame type 8");
 	ck_frame_rejects(frame(0xffff, 1, 0, 0), &lim, -EPROTO, "unknown frame type 65535");
 
 	/* A NULL or empty err buffer is allowed. */
@@ -617,6 +617,10 @@ START_TEST(test_frame_small_rejects)
 			 "HEARTBEAT with a payload of 4294967295 bytes");
 	ck_frame_rejects(frame(COLO_FRAME_HEARTBEAT, 0, UINT64_MAX, 0), &lim, -EPROTO,
 			 "HEARTBEAT with offset 18446744073709551615");
+	ck_frame_rejects(frame(COLO_FRAME_GOODBYE, 0, 0, 1), &lim, -EPROTO,
+			 "GOODBYE with a payload of 1 bytes");
+	ck_frame_rejects(frame(COLO_FRAME_GOODBYE, 0, 512, 0), &lim, -EPROTO,
+			 "GOODBYE with offset 512");
 
 	ck_frame_rejects(frame(COLO_FRAME_ERROR, 1, EIO, COLO_ERROR_MAX + 1), &lim, -E2BIG,
 			 "ERROR message of 1025 bytes: longer than 1024");
@@ -685,7 +689,8 @@ START_TEST(test_frame_type_names)
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_ERROR), "ERROR");
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_VERIFY), "VERIFY");
 	ck_assert_str_eq(colo_frame_type_name(0), "UNKNOWN");
-	ck_assert_str_eq(colo_frame_type_name(7), "UNKNOWN");
+	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_GOODBYE), "GOODBYE");
+	ck_assert_str_eq(colo_frame_type_name(8), "UNKNOWN");
 }
 END_TEST
 
@@ -753,6 +758,7 @@ static void stream_build(struct stream *s)
 	}
 	stream_add(s, frame(COLO_FRAME_EPOCH, seq++, 0, 0), NULL);
 	stream_add(s, frame(COLO_FRAME_ERROR, 0, ENOSPC, 13), "no space left");
+	stream_add(s, frame(COLO_FRAME_GOODBYE, 0, 0, 0), NULL);
 	free(data);
 }
 
