@@ -472,6 +472,32 @@ static void colo_xs_run_ops(void)
 	}
 }
 
+static bool colo_xs_node_is_result(const struct colo_xs_node *n)
+{
+	size_t len = strlen(n->path);
+
+	return len >= 7 && !strcmp(n->path + len - 7, "/result");
+}
+
+/*
+ * The dirty node to write next: a result only once no other node is dirty, so that the state
+ * nodes the loop set before a result are in xenstore before it (docs/xenstore.md).
+ */
+static struct colo_xs_node *colo_xs_next_dirty(void)
+{
+	struct colo_xs_node *n, *result = NULL;
+
+	list_for_each_entry(n, &colo_xs.nodes, next) {
+		if (!n->dirty)
+			continue;
+		if (!colo_xs_node_is_result(n))
+			return n;
+		if (!result)
+			result = n;
+	}
+	return result;
+}
+
 /* Writes every dirty node; values are copied out so that the lock is not held meanwhile. */
 static void colo_xs_write_nodes(void)
 {
@@ -483,13 +509,11 @@ static void colo_xs_write_nodes(void)
 		path = value = NULL;
 		pthread_mutex_lock(&colo_xs.lock);
 		if (colo_xs.nodes_dirty) {
-			list_for_each_entry(n, &colo_xs.nodes, next) {
-				if (!n->dirty)
-					continue;
+			n = colo_xs_next_dirty();
+			if (n) {
 				path = strdup(n->path);
 				value = strdup(n->value);
 				n->dirty = false;
-				break;
 			}
 			if (!path && !value)
 				colo_xs.nodes_dirty = false;

@@ -244,13 +244,14 @@ static void colo_xsb_request_done(void *arg, int err, uint64_t value)
 		free(p); /* unbound meanwhile: nobody to tell */
 		return;
 	}
+	/* The state first: a reader of the result must not find the state behind it. */
+	colo_xsb_publish(b, c, true);
 	if (!err && p->verb == COLO_COMMAND_CHECKPOINT)
 		colo_xsb_result(b, p->req_id, 0, false, "epoch=%" PRIu64, value);
 	else if (!err)
 		colo_xsb_result(b, p->req_id, 0, false, "ok");
 	else
 		colo_xsb_result_driver(b, p->req_id, p->verb, c, err);
-	colo_xsb_publish(b, c, true);
 	free(p);
 }
 
@@ -304,8 +305,8 @@ static void colo_xsb_request(struct colo_xsb *b, const char *text)
 	err = colo_command_run(c, &cmd, colo_xsb_request_done, p);
 	if (err) {
 		free(p);
-		colo_xsb_result_driver(b, req_id, cmd.verb, c, err);
 		colo_xsb_publish(b, c, true);
+		colo_xsb_result_driver(b, req_id, cmd.verb, c, err);
 	}
 }
 
