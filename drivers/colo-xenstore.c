@@ -324,6 +324,25 @@ static void colo_xsb_threshold(struct colo_xsb *b, const struct colo_xs_event *e
 	b->threshold = v;
 }
 
+/* Which host (and boot) the tapdisk runs on, so that a controller can look for its pid. */
+static void colo_xsb_write_boot_id(struct colo_xsb *b)
+{
+	char id[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (f) {
+		if (!fgets(id, sizeof(id), f))
+			id[0] = '\0';
+		fclose(f);
+	}
+	id[strcspn(id, "\n")] = '\0';
+	if (id[0])
+		colo_xsb_write(b, "boot-id", id);
+	else
+		EPRINTF("colo xenstore: %s: cannot read this host's boot id; a controller will "
+			"not know whether this tapdisk runs", b->disk_dir);
+}
+
 static void colo_xsb_bound(struct colo_xsb *b, const struct colo_xs_event *ev)
 {
 	colo_xs_bound_t done = b->bound_done;
@@ -342,6 +361,7 @@ static void colo_xsb_bound(struct colo_xsb *b, const struct colo_xs_event *ev)
 	}
 	b->bound = true;
 	b->last_id = ev->baseline;
+	colo_xsb_write_boot_id(b);
 	DPRINTF("colo xenstore: VBD %u bound to %s (requests above %" PRIu64 ")", b->minor,
 		b->disk_dir, b->last_id);
 	vbd = tapdisk_server_get_vbd(b->minor);

@@ -247,13 +247,14 @@ done
 
 ##############################################################################################
 step "status"
+# The fake disks write no boot-id: whether they run cannot be told (alive=?).
 ctl --primary 5 --secondary 7 status
 expect 0 'primary 5: request="16 checkpoint" checkpoint-threshold=67108864
-primary 5 disk 51712: result="16 0 epoch=4" role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-
-primary 5 disk 51728: result="16 0 epoch=4" role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-
+primary 5 disk 51712: result="16 0 epoch=4" alive=? role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-
+primary 5 disk 51728: result="16 0 epoch=4" alive=? role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-
 secondary 7: request="16 checkpoint" checkpoint-threshold=-
-secondary 7 disk 51712: result="16 0 epoch=4" role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-
-secondary 7 disk 51728: result="16 0 epoch=4" role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-' \
+secondary 7 disk 51712: result="16 0 epoch=4" alive=? role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-
+secondary 7 disk 51728: result="16 0 epoch=4" alive=? role=none state=- link=- epoch=4 sent-bytes=- buffer-bytes=- last-error=-' \
 	"" "status"
 
 ##############################################################################################

@@ -793,12 +793,33 @@ static void status_field(struct ctl *c, struct ctl_side *sd, struct ctl_disk *d,
 	free(v);
 }
 
-/* One line for D, then one per disk; absent nodes print as '-'. */
+/* Whether the disk's tapdisk runs; its pid in @pid (NULL when absent), which the caller frees. */
+static enum ctl_alive status_alive(struct ctl *c, struct ctl_side *sd, struct ctl_disk *d,
+				   char **pid, int *rc)
+{
+	char *boot_id = NULL;
+	enum ctl_alive alive;
+
+	*pid = NULL;
+	if (*rc == XS_OK)
+		*rc = disk_get(c, sd, XBT_NULL, d, "pid", pid);
+	if (*rc == XS_OK)
+		*rc = disk_get(c, sd, XBT_NULL, d, "boot-id", &boot_id);
+	alive = *rc == XS_OK ? ctl_tapdisk_alive(*pid, boot_id) : CTL_ALIVE_UNKNOWN;
+	free(boot_id);
+	return alive;
+}
+
+/*
+ * One line for D, then one per disk; absent nodes print as '-'.  A disk whose tapdisk is dead
+ * shows state=dead link=- (its nodes are its last words) and fails the status.
+ */
 int side_status(struct ctl *c, struct ctl_side *sd)
 {
-	char path[96], *req = NULL, *thr = NULL;
+	char path[96], *req = NULL, *thr = NULL, *pid;
 	struct ctl_disk *d;
-	unsigned int i;
+	enum ctl_alive alive;
+	unsigned int i, dead = 0;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/request", sd->dir);
@@ -833,19 +854,32 @@ int side_status(struct ctl *c, struct ctl_side *sd)
 		d = &sd->disks[i];
 		printf("%s %u disk %s:", sd->name, sd->domid, d->name);
 		status_field(c, sd, d, "result", true, &rc);
+		alive = status_alive(c, sd, d, &pid, &rc);
+		printf(" alive=%s", ctl_alive_name(alive));
 		status_field(c, sd, d, "role", false, &rc);
-		status_field(c, sd, d, "state", false, &rc);
-		status_field(c, sd, d, "link", false, &rc);
+		if (alive == CTL_ALIVE_NO) {
+			printf(" state=dead link=-");
+		} else {
+			status_field(c, sd, d, "state", false, &rc);
+			status_field(c, sd, d, "link", false, &rc);
+		}
 		status_field(c, sd, d, "epoch", false, &rc);
 		status_field(c, sd, d, "sent-bytes", false, &rc);
 		status_field(c, sd, d, "buffer-bytes", false, &rc);
 		status_field(c, sd, d, "last-error", true, &rc);
 		putchar('\n');
+		if (alive == CTL_ALIVE_NO) {
+			fflush(stdout);
+			ctl_err("%s %u disk %s: tapdisk %s is not running: its state nodes are stale",
+				sd->name, sd->domid, d->name, pid);
+			dead++;
+		}
+		free(pid);
 	}
 	fflush(stdout);
 	if (rc == XS_DEAD)
 		ctl_err("%s %u: lost xenstore at %s", sd->name, sd->domid, side_socket(c, sd));
-	return rc == XS_OK ? CTL_OK : CTL_EFAIL;
+	return rc == XS_OK && !dead ? CTL_OK : CTL_EFAIL;
 }
 
 /* Reads the list of D/disks again (metrics). */

@@ -10,6 +10,7 @@
  *                           statistics
  *   colo-controller-metrics.c  the Prometheus text format: each disk's state, a run's
  *                           checkpoints
+ *   colo-controller-alive.c whether a disk's tapdisk still runs, for status
  */
 #ifndef COLO_CONTROLLER_H
 #define COLO_CONTROLLER_H
@@ -100,6 +101,14 @@ void side_sleep(struct ctl *c, int ms);
 int side_refresh_disks(struct ctl *c, struct ctl_side *sd);
 int side_disk_node(struct ctl *c, struct ctl_side *sd, const struct ctl_disk *d, const char *node,
 		   char **val);
+
+/* ---- colo-controller-alive.c ---- */
+
+enum ctl_alive { CTL_ALIVE_UNKNOWN, CTL_ALIVE_YES, CTL_ALIVE_NO };
+
+/* From a disk's `pid` and `boot-id` nodes (NULL when absent). */
+enum ctl_alive ctl_tapdisk_alive(const char *pid_node, const char *boot_id_node);
+const char *ctl_alive_name(enum ctl_alive alive); /* "yes", "no", "?" */
 
 /* ---- colo-controller-run.c ---- */
 
