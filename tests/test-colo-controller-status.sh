@@ -17,16 +17,6 @@ xsd_start
 
 disk_dir() { echo "/local/domain/0/colo/$1/disks/51712"; }
 
-bind() {
-	local name=$1 dir pid minor
-	dir=$(disk_dir "$2")
-	pid=${name}_PID
-	minor=${name}_MINOR
-	xenstore-write "$dir/params" "colo:x" "$dir/pid" "${!pid}" "$dir/minor" "${!minor}" \
-		"$dir/backend" "backend/vbd3/$2/51712" || fail "writing the nodes of $name"
-	colo "$name" xenstore "$dir" || fail "binding $name to $dir"
-}
-
 # ctl ARGS...: sets RC, OUT and ERR.
 ctl() {
 	RC=0
@@ -38,8 +28,8 @@ ctl() {
 make_image "$TEST_DIR/p.img" 16M 4
 cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
-bind P 1
-bind S 2
+xs_bind_disk P 1
+xs_bind_disk S 2
 ctl --primary 1 --secondary 2 --primary-args timeout=1000 --secondary-args timeout=1000 start
 expect_eq "$RC/$ERR" "0/" "start through the controller"
 

@@ -30,21 +30,11 @@ wait_result() {
 	fail "domain $1: result is '$got', expected '$2'"
 }
 
-bind() {
-	local name=$1 dir pid minor
-	dir=$(disk_dir "$2")
-	pid=${name}_PID
-	minor=${name}_MINOR
-	xenstore-write "$dir/params" "colo:x" "$dir/pid" "${!pid}" "$dir/minor" "${!minor}" \
-		"$dir/backend" "backend/vbd3/$2/51712" || fail "writing the nodes of $name"
-	colo "$name" xenstore "$dir" || fail "binding $name to $dir"
-}
-
 make_image "$TEST_DIR/p.img" 16M 5
 cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
-bind P 1
-bind S 2
+xs_bind_disk P 1
+xs_bind_disk S 2
 
 step "start, $CHECKPOINTS checkpoints and a failover through xenstore"
 request 2 "1 start secondary"

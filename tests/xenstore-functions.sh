@@ -89,3 +89,14 @@ xsd_host_start() {
 	# shellcheck disable=SC2034 # for the caller
 	XSD_HOST_SOCK=$sock
 }
+
+# xs_bind_disk NAME DOMID: what the hotplug script does for the colo VBD NAME (colo_vbd) as
+# disk 51712 of domain DOMID: its nodes, then the bind.
+xs_bind_disk() {
+	local name=$1 dir=/local/domain/0/colo/$2/disks/51712 pid minor
+	pid=${name}_PID
+	minor=${name}_MINOR
+	xenstore-write "$dir/params" "colo:x" "$dir/pid" "${!pid}" "$dir/minor" "${!minor}" \
+		"$dir/backend" "backend/vbd3/$2/51712" || fail "writing the nodes of $name"
+	colo "$name" xenstore "$dir" || fail "binding $name to $dir"
+}
