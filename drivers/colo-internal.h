@@ -125,6 +125,8 @@ struct colo {
 		uint64_t reserved; /* bytes of writes queued, in flight locally or unacknowledged */
 		uint64_t sent_bytes; /* since the last prepare_checkpoint */
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
+		event_id_t ckpt_timer;	 /* bounds that wait while nothing is acknowledged */
+		uint64_t ckpt_progress;	 /* acked_seq when the timer last looked */
 		uint64_t verify_seq;
 		uint32_t *verify_crcs; /* made before connecting, sent once connected */
 		uint32_t verify_n;

@@ -46,6 +46,7 @@ struct colo_wait {
 };
 
 static void colo_primary_issue(struct colo *c, td_request_t treq);
+static void colo_primary_ckpt_timer_stop(struct colo *c);
 
 /* ---- dirty blocks ---- */
 
@@ -260,6 +261,7 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 	}
 	if (c->p.ckpt_seq && seq >= c->p.ckpt_seq) {
 		c->p.ckpt_seq = 0;
+		colo_primary_ckpt_timer_stop(c);
 		colo_primary_dirty_rotate(c);
 		colo_call_done(&c->ckpt_call, 0, c->epoch);
 	}
@@ -289,6 +291,7 @@ void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload)
 void colo_primary_link_lost(struct colo *c, int err)
 {
 	colo_primary_drop_queue(c);
+	colo_primary_ckpt_timer_stop(c);
 	if (c->start_call.done) {
 		/* Lost before the start finished (the verify step): the start fails. */
 		c->state = COLO_STATE_IDLE;
@@ -612,6 +615,40 @@ int colo_primary_start(struct colo *c)
 	return err;
 }
 
+static void colo_primary_ckpt_timer_stop(struct colo *c)
+{
+	if (c->p.ckpt_timer > 0)
+		tapdisk_server_unregister_event(c->p.ckpt_timer);
+	c->p.ckpt_timer = 0;
+}
+
+/*
+ * A checkpoint waits for the Secondary to acknowledge its marker, which a live Secondary may
+ * never do: it holds a second epoch's frames until its own checkpoint, and heartbeats
+ * meanwhile.  So the wait ends once nothing at all was acknowledged for timeout.  The marker
+ * cannot be taken back: it stays in the stream for the Secondary's next checkpoint.
+ */
+static void colo_primary_ckpt_timeout(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+
+	if (!c->ckpt_call.done || !c->p.ckpt_seq) {
+		colo_primary_ckpt_timer_stop(c);
+		return;
+	}
+	if (c->p.acked_seq > c->p.ckpt_progress) {
+		c->p.ckpt_progress = c->p.acked_seq;
+		return; /* applying goes on: wait another timeout */
+	}
+	colo_primary_ckpt_timer_stop(c);
+	c->p.ckpt_seq = 0;
+	colo_fail(c, -ETIMEDOUT,
+		  "prepare_checkpoint: no acknowledgement from the Secondary for %u ms (it holds "
+		  "the next epoch until its own checkpoint); the marker of epoch %llu stays sent",
+		  c->opts.timeout_ms, (unsigned long long)c->epoch - 1);
+	colo_call_done(&c->ckpt_call, -ETIMEDOUT, 0);
+}
+
 int colo_primary_prepare(struct colo *c)
 {
 	struct colo_fwd *fwd;
@@ -631,11 +668,18 @@ int colo_primary_prepare(struct colo *c)
 	c->p.sent_bytes = 0;
 	colo_primary_enqueue(c, fwd);
 	c->p.ckpt_seq = fwd->f.seq;
+	c->p.ckpt_progress = c->p.acked_seq;
+	c->p.ckpt_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+							TV_MSECS(c->opts.timeout_ms),
+							colo_primary_ckpt_timeout, c);
+	if (c->p.ckpt_timer < 0)
+		c->p.ckpt_timer = 0;
 	return 0;
 }
 
 int colo_primary_stop(struct colo *c, bool failover)
 {
+	colo_primary_ckpt_timer_stop(c);
 	colo_crc_cancel(c);
 	colo_primary_connect_cleanup(c);
 	colo_link_goodbye(c);
@@ -663,6 +707,7 @@ void colo_primary_close(struct colo *c)
 
 	free(c->p.verify_crcs);
 	c->p.verify_crcs = NULL;
+	colo_primary_ckpt_timer_stop(c);
 	colo_primary_connect_cleanup(c);
 	colo_link_goodbye(c);
 	colo_primary_drop_queue(c);

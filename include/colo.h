@@ -101,7 +101,8 @@ struct colo *colo_from_vbd(td_vbd_t *vbd);
 int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
 	       colo_done_t done, void *arg);
 /* Primary: done, with the new epoch as value, once every write completed before the call is
- * applied on the Secondary and acknowledged. */
+ * applied on the Secondary and acknowledged; -ETIMEDOUT once the Secondary acknowledged
+ * nothing for the link timeout (the marker stays sent). */
 int colo_prepare_checkpoint(struct colo *c, colo_done_t done, void *arg);
 /* Secondary: done, with the new epoch as value, once the buffer is dropped; waits for the
  * Primary's epoch marker first, at most the link timeout unless the marker has arrived

@@ -8,6 +8,8 @@
 #  - a caller that hangs up (tap-ctl killed) withdraws its checkpoint: the Primary's next
 #    marker is not taken by it (the buffer stays, the epoch too), and the next checkpoint in
 #    the right order succeeds at once;
+#  - a Primary's checkpoint that the Secondary does not acknowledge (it holds the epoch for its
+#    own checkpoint) ends after `timeout` (ETIMEDOUT);
 #  - a Primary's start whose caller hangs up while connecting leaves the VBD idle.
 . "$(dirname "$0")/functions.sh"
 log_tapdisks colo
@@ -102,6 +104,30 @@ expect_status S epoch 3
 expect_status S buffer_blocks 0
 checkpoint_both 4
 same "$pimg" "$simg" "both disks after the checkpoints"
+colo_pair_destroy
+
+step "a Primary's checkpoint the Secondary does not acknowledge ends after timeout"
+# Two Primary checkpoints without the Secondary's between: the Secondary holds the second
+# epoch's frames, marker included, until its own checkpoint, and heartbeats meanwhile.
+colo_pair "$pimg" "$simg" timeout=1000
+qemu-io -f raw "$P_URI" -c 'write -P 0x41 0 64k' >/dev/null || fail "write on the Primary"
+expect_eq "$(colo P checkpoint)" "epoch=2" "the Primary's first checkpoint"
+qemu-io -f raw "$P_URI" -c 'write -P 0x42 2M 64k' >/dev/null || fail "write on the Primary"
+t0=$(now_ms)
+bounded_colo P checkpoint
+elapsed=$(($(now_ms) - t0))
+echo "    exit $RC after $elapsed ms: $ERR"
+expect_eq "$RC/$ERR" "110/tap-ctl: colo checkpoint: prepare_checkpoint: no acknowledgement from the Secondary for 1000 ms (it holds the next epoch until its own checkpoint); the marker of epoch 2 stays sent" \
+	"the unacknowledged Primary checkpoint"
+[ "$elapsed" -ge 950 ] || fail "the Primary's checkpoint ended after $elapsed ms, before its timeout"
+expect_status P pending ""
+expect_status P epoch 3
+expect_status P state running
+# The Secondary takes both markers, one checkpoint each; then both sides go on in step.
+expect_eq "$(colo S checkpoint)" "epoch=2" "the Secondary's first checkpoint"
+expect_eq "$(colo S checkpoint)" "epoch=3" "the Secondary's second checkpoint"
+checkpoint_both 4
+same "$pimg" "$simg" "both disks after the timed-out checkpoint"
 colo_pair_destroy
 
 step "a Primary's start whose caller hangs up while connecting leaves it idle"
