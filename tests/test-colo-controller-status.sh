@@ -34,6 +34,12 @@ ctl --primary 1 --secondary 2 --primary-args timeout=1000 --secondary-args timeo
 expect_eq "$RC/$ERR" "0/" "start through the controller"
 
 step "both tapdisks run"
+# The Secondary's nodes follow its Primary's connection within a tick; the controller's start
+# returned with the Primary's result.
+for _ in $(seq 400); do
+	[ "$(xenstore-read "$(disk_dir 2)/state") $(xenstore-read "$(disk_dir 2)/link")" = "running up" ] && break
+	sleep 0.05
+done
 ctl --primary 1 --secondary 2 status
 expect_eq "$RC/$ERR" "0/" "status: exit status and stderr"
 expect_eq "$OUT" 'primary 1: request="1 start primary timeout=1000" checkpoint-threshold=-

@@ -99,12 +99,14 @@ EOF
 }
 
 # A bound disk's directory: the script's four nodes, then the state tapdisk writes on binding.
+BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
 disk_ls() { # disk_ls SPEC PID MINOR BACKEND [INDENT]
 	sed "s/^/${5:-}/" <<EOF
 params = "$1"
 pid = "$2"
 minor = "$3"
 backend = "$4"
+boot-id = "$BOOT_ID"
 role = "none"
 state = "idle"
 link = "none"
@@ -113,6 +115,7 @@ sent-bytes = "0"
 buffer-bytes = "0"
 dirty-blocks = "0"
 last-error = ""
+last-error-at = ""
 EOF
 }
 
