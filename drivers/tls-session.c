@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,8 @@
 
 /* The most record payload a send gathers from several iovecs by copying. */
 #define TLS_STAGE_SIZE 16384
+/* Ciphertext read per recv: several records, where GnuTLS alone makes two calls per record. */
+#define TLS_RBUF_SIZE (64u << 10)
 
 struct tls_session {
 	int fd;
@@ -35,6 +38,9 @@ struct tls_session {
 	 */
 	size_t unsent;
 	uint8_t *stage;
+	uint8_t *rbuf; /* ciphertext read from the socket, not yet taken by GnuTLS */
+	size_t rbuf_start;
+	size_t rbuf_end;
 	char desc[192];
 	char error[256];
 };
@@ -64,9 +70,48 @@ static int tls_session_fail(struct tls_session *s, int ret, const char *what)
 /* GnuTLS's own push would raise SIGPIPE on a peer that went away. */
 static ssize_t tls_session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
+	struct tls_session *s = ptr;
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = iovcnt };
+	ssize_t n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
 
-	return sendmsg((int)(intptr_t)ptr, &msg, MSG_NOSIGNAL);
+	if (n < 0)
+		gnutls_transport_set_errno(s->gs, errno);
+	return n;
+}
+
+/* Serves GnuTLS's small reads (a header, then a record) from one large recv. */
+static ssize_t tls_session_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct tls_session *s = ptr;
+	size_t avail = s->rbuf_end - s->rbuf_start;
+	ssize_t n;
+
+	if (!avail) {
+		n = recv(s->fd, s->rbuf, TLS_RBUF_SIZE, 0);
+		if (n <= 0) {
+			if (n < 0)
+				gnutls_transport_set_errno(s->gs, errno);
+			return n;
+		}
+		s->rbuf_start = 0;
+		s->rbuf_end = avail = n;
+	}
+	if (len > avail)
+		len = avail;
+	memcpy(data, s->rbuf + s->rbuf_start, len);
+	s->rbuf_start += len;
+	return len;
+}
+
+/* Never waits in practice (no timeouts are set); here so GnuTLS never polls a pointer as an fd. */
+static int tls_session_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+	struct tls_session *s = ptr;
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+
+	if (s->rbuf_end > s->rbuf_start)
+		return 1;
+	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
 int tls_session_starttls(struct tls_session *s, struct tls_creds *creds, enum tls_side side)
@@ -78,6 +123,10 @@ int tls_session_starttls(struct tls_session *s, struct tls_creds *creds, enum tl
 	if (s->gs) {
 		snprintf(s->error, sizeof(s->error), "TLS is on already");
 		return -EINVAL;
+	}
+	if (!s->rbuf && !(s->rbuf = malloc(TLS_RBUF_SIZE))) {
+		snprintf(s->error, sizeof(s->error), "TLS: out of memory");
+		return -ENOMEM;
 	}
 	ret = gnutls_init(&s->gs, flags);
 	if (ret < 0) {
@@ -115,8 +164,10 @@ int tls_session_starttls(struct tls_session *s, struct tls_creds *creds, enum tl
 	}
 	if (ret < 0)
 		return tls_session_fail(s, ret, "TLS credentials");
-	gnutls_transport_set_int(s->gs, s->fd);
+	gnutls_transport_set_ptr(s->gs, s);
 	gnutls_transport_set_vec_push_function(s->gs, tls_session_push);
+	gnutls_transport_set_pull_function(s->gs, tls_session_pull);
+	gnutls_transport_set_pull_timeout_function(s->gs, tls_session_pull_timeout);
 	gnutls_handshake_set_timeout(s->gs, 0); /* the caller has its own clock */
 	return 0;
 }
@@ -219,7 +270,9 @@ int tls_session_wants_write(const struct tls_session *s)
 
 size_t tls_session_pending(const struct tls_session *s)
 {
-	return s->gs && s->handshaken ? gnutls_record_check_pending(s->gs) : 0;
+	if (!s->gs || !s->handshaken)
+		return 0;
+	return gnutls_record_check_pending(s->gs) + (s->rbuf_end - s->rbuf_start);
 }
 
 static ssize_t tls_session_recv_tls(struct tls_session *s, const struct iovec *iov, int iovcnt)
@@ -402,5 +455,6 @@ void tls_session_close(struct tls_session *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->stage);
+	free(s->rbuf);
 	free(s);
 }
