@@ -134,8 +134,23 @@ for opt in (nbdraw.OPT_GO, nbdraw.OPT_LIST, nbdraw.OPT_INFO, nbdraw.OPT_STRUCTUR
 # EXPORT_NAME cannot carry an error: the connection is closed.
 c.send_opt(nbdraw.OPT_EXPORT_NAME, b"")
 assert c.is_closed()
-print("TLS_REQD for GO, LIST, INFO, STRUCTURED_REPLY; EXPORT_NAME closed")
+# Plain text sent behind STARTTLS, before the handshake, must not pass for protected data.
+c = nbdraw.Conn(("127.0.0.1", int(sys.argv[2])))
+c.greeting()
+c.s.sendall(struct.pack(">QII", nbdraw.IHAVEOPT, nbdraw.OPT_STARTTLS, 0) +
+            struct.pack(">QII", nbdraw.IHAVEOPT, nbdraw.OPT_GO, 6) + struct.pack(">IH", 0, 0))
+assert c.is_closed()
+# Garbage instead of a ClientHello ends the connection.
+c = nbdraw.Conn(("127.0.0.1", int(sys.argv[2])))
+c.greeting()
+c.send_opt(nbdraw.OPT_STARTTLS)
+assert c.recv_opt_reply() == (nbdraw.OPT_STARTTLS, nbdraw.REP_ACK, b"")
+c.s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+assert c.is_closed()
+print("TLS_REQD for GO, LIST, INFO, STRUCTURED_REPLY; EXPORT_NAME, data after STARTTLS, garbage closed")
 PYEOF
+expect_log "closed: data after STARTTLS, before the TLS handshake"
+expect_log "closed: TLS handshake: An unexpected TLS packet was received."
 rc=0
 out=$(nbdinfo "nbd://127.0.0.1:$x509_port" 2>&1) || rc=$?
 [ "$rc" != 0 ] || fail "nbdinfo without TLS succeeded: $out"
@@ -175,6 +190,32 @@ QIO_OUT=$(qemu-io --object "$psk_obj" --image-opts "$psk_img" -c 'read -P 0x5a 9
 	fail "qemu-io over TLS-PSK: $QIO_OUT"
 expect_log "PSK user alice"
 
+step "PSK: 400 writes and reads in flight at once (the export stalls at 128 and resumes)"
+"$PY" - "$psk_uri" <<'PYEOF' || fail "a flood of requests over TLS"
+import nbd, sys
+h = nbd.NBD()
+h.set_uri_allow_local_file(True)
+h.connect_uri(sys.argv[1])
+N, LEN = 400, 32768
+for i in range(N):
+    h.aio_pwrite(bytes([i % 251]) * LEN, i * LEN)
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+bufs = [nbd.Buffer(LEN) for _ in range(N)]
+for i in range(N):
+    h.aio_pread(bufs[i], i * LEN)
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+for i in range(N):
+    assert bufs[i].to_bytearray() == bytes([i % 251]) * LEN, i
+h.shutdown()
+PYEOF
+"$PY" -c '
+import sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(any(d[i * 32768:(i + 1) * 32768] != bytes([i % 251]) * 32768 for i in range(400)))' "$img" ||
+	fail "the image does not hold the 400 writes"
+
 step "PSK: a wrong key is refused"
 rc=0
 out=$(nbdinfo --size "nbds://alice@127.0.0.1:$psk_port/?tls-psk-file=$pki/wrongpsk/keys.psk" 2>&1) ||
@@ -200,7 +241,7 @@ step "tls=none, asked for, serves plain text; the Unix socket is as it was"
 listen tls=none
 out=$(nbdinfo --size "nbd://127.0.0.1:$PORT" 2>&1) || fail "nbdinfo over tls=none: $out"
 expect_eq "$out" 16777216 "nbdinfo --size over tls=none"
-qio -c 'read -P 0x5a 9M 1M' >/dev/null || fail "the Unix socket"
+qio -c 'read -P 0x31 9830400 32k' >/dev/null || fail "the Unix socket" # the flood's block 300
 
 vbd_destroy "$VBD_PID" "$VBD_MINOR"
 echo "PASS: NBD over TLS (X.509 and PSK) with nbdcopy, nbdinfo, qemu-img and qemu-io"
