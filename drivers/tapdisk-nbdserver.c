@@ -290,6 +290,10 @@ static int nbd_server_check_tls(const struct tls_config *tls, const char *host, 
 	char why[512];
 	int err;
 
+	if (!tls) {
+		EPRINTF("nbd %s:%s: no TLS options", host ? host : "*", port);
+		return -EINVAL;
+	}
 	err = tls_config_check(tls, TLS_SIDE_SERVER, why, sizeof(why));
 	if (!err && tls->mode != TLS_MODE_NONE)
 		err = tls_creds_load(tls, TLS_SIDE_SERVER, &creds, why, sizeof(why));

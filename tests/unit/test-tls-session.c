@@ -246,6 +246,87 @@ START_TEST(test_garbage)
 }
 END_TEST
 
+/* certtool into @sub of the test directory: a CA, a server (localhost) and a client. */
+static int make_x509(const char *sub)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; d=%s/%s; mkdir -p $d; cd $d; exec >certtool.log 2>&1\n"
+		 "certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem\n"
+		 "printf 'cn = CA\\nca\\ncert_signing_key\\nexpiration_days = 2\\n' >ca.info\n"
+		 "certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info "
+		 "--outfile ca-cert.pem\n"
+		 "for r in server client; do\n"
+		 "  certtool --generate-privkey --key-type=ecdsa --outfile $r-key.pem\n"
+		 "  chmod 600 $r-key.pem\n"
+		 "  printf 'cn = %%s\\ndns_name = %%s\\ntls_www_%%s\\nsigning_key\\n"
+		 "expiration_days = 2\\n' $r-of-$r localhost $r >$r.info\n"
+		 "  certtool --generate-certificate --load-privkey $r-key.pem "
+		 "--load-ca-certificate ca-cert.pem --load-ca-privkey ca-key.pem "
+		 "--template $r.info --outfile $r-cert.pem\n"
+		 "done\n",
+		 dir, sub);
+	return system(cmd);
+}
+
+static void x509_config(struct tls_config *cfg, const char *sub, const char *name,
+			int verify_peer)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	tls_config_set(cfg, "tls", "x509", why, sizeof(why));
+	snprintf(cfg->dir, sizeof(cfg->dir), "%s/%s", dir, sub);
+	if (name)
+		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+	cfg->verify_peer = verify_peer;
+}
+
+/* Both ends with certificates, as the replication link will have them. */
+START_TEST(test_x509)
+{
+	struct tls_creds *screds, *ccreds;
+	struct tls_session *srv, *cli;
+	struct tls_config cfg;
+	int cerr;
+
+	if (system("command -v certtool >/dev/null")) {
+		fprintf(stderr, "test_x509: certtool is not installed: skipped\n");
+		return;
+	}
+	ck_assert_int_eq(make_x509("pki"), 0);
+	x509_config(&cfg, "pki", NULL, 1);
+	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_SERVER, &screds, why, sizeof(why)), 0);
+	x509_config(&cfg, "pki", "localhost", 0);
+	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_CLIENT, &ccreds, why, sizeof(why)), 0);
+	pair(screds, ccreds, &srv, &cli);
+	ck_assert_int_eq(handshake(srv, cli, &cerr), 0);
+	ck_assert_int_eq(cerr, 0);
+	ck_assert_str_eq(tls_session_describe(srv),
+			 "TLS1.3 AES-256-GCM, certificate CN=client-of-client");
+	ck_assert_str_eq(tls_session_describe(cli),
+			 "TLS1.3 AES-256-GCM, certificate CN=server-of-server");
+	transfer(cli, srv);
+	transfer(srv, cli);
+	tls_session_close(srv);
+	tls_session_close(cli);
+	tls_creds_put(ccreds);
+
+	/* A client that expects another name refuses the server. */
+	x509_config(&cfg, "pki", "other.example", 0);
+	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_CLIENT, &ccreds, why, sizeof(why)), 0);
+	pair(screds, ccreds, &srv, &cli);
+	handshake(srv, cli, &cerr);
+	ck_assert_int_eq(cerr, -EACCES);
+	ck_assert_str_eq(tls_session_error(cli),
+			 "the peer's certificate is refused: The certificate is NOT trusted. The "
+			 "name in the certificate does not match the expected.");
+	tls_session_close(srv);
+	tls_session_close(cli);
+	tls_creds_put(ccreds);
+	tls_creds_put(screds);
+}
+END_TEST
+
 START_TEST(test_config_errors)
 {
 	struct tls_config cfg = { 0 };
@@ -301,6 +382,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_psk);
 	tcase_add_test(tc, test_wrong_psk);
 	tcase_add_test(tc, test_garbage);
+	tcase_add_test(tc, test_x509);
 	tcase_add_test(tc, test_config_errors);
 	suite_add_tcase(s, tc);
 	return s;
