@@ -7,7 +7,8 @@
 #include "tap-ctl.h"
 #include "tapdisk-message-codec.h"
 
-int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, char *bound, size_t bound_size)
+int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, const char *opts, char *bound,
+		    size_t bound_size)
 {
 	char host[TAPDISK_MESSAGE_HOST_MAX], port[TAPDISK_MESSAGE_PORT_MAX];
 	struct timeval timeout = { .tv_sec = TAP_CTL_TIMEOUT };
@@ -15,7 +16,9 @@ int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, char *bound, size_t 
 	int err;
 
 	/* Checked here too, for a clearer message than the round trip would give. */
-	if (strlen(addr) >= sizeof(message.u.string.text) ||
+	if (!opts)
+		opts = "";
+	if (strlen(addr) >= sizeof(message.u.string.text) || strchr(addr, ' ') ||
 	    tapdisk_message_split_hostport(addr, host, sizeof(host), port, sizeof(port))) {
 		tap_ctl_error("nbd-tcp: bad address '%s': expected host:port or [v6addr]:port",
 			      addr);
@@ -25,7 +28,12 @@ int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, char *bound, size_t 
 	memset(&message, 0, sizeof(message));
 	message.type = TAPDISK_MESSAGE_NBD_TCP;
 	message.cookie = minor;
-	strcpy(message.u.string.text, addr);
+	if (snprintf(message.u.string.text, sizeof(message.u.string.text), "%s%s%s", addr,
+		     *opts ? " " : "", opts) >= (int)sizeof(message.u.string.text)) {
+		tap_ctl_error("nbd-tcp: the address and options are longer than %zu bytes",
+			      sizeof(message.u.string.text) - 1);
+		return -ENAMETOOLONG;
+	}
 	err = tap_ctl_request("nbd-tcp", pid, &message, TAPDISK_MESSAGE_NBD_TCP_RSP, &timeout,
 			      NULL);
 	if (err)

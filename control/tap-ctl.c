@@ -502,18 +502,32 @@ static int cli_destroy(int argc, char **argv)
 	return tap_ctl_destroy(o.pid, o.minor, 0, o.timeout);
 }
 
+/* The words after the flags are the TLS options: "tls=x509 tls_dir=DIR"... */
 static int cli_nbd_tcp(int argc, char **argv)
 {
-	char bound[TAPDISK_MESSAGE_STRING_LENGTH];
+	char bound[TAPDISK_MESSAGE_STRING_LENGTH], opts[TAPDISK_MESSAGE_STRING_LENGTH] = "";
 	struct cli_opts o;
-	int r, err;
+	size_t len = 0, n;
+	int i, r, err;
 
 	r = cli_parse(argc, argv, "p:m:a:h", "pm", &o);
 	if (r)
 		return cli_usage(r);
 	if (!o.args)
 		return usage_error();
-	err = tap_ctl_nbd_tcp(o.pid, o.minor, o.args, bound, sizeof(bound));
+	for (i = optind; i < argc; i++) {
+		n = strlen(argv[i]);
+		if (len + !!len + n >= sizeof(opts)) {
+			fprintf(stderr, "%s: nbd-tcp: the options are too long\n",
+				program_invocation_short_name);
+			return usage_error();
+		}
+		if (len)
+			opts[len++] = ' ';
+		memcpy(opts + len, argv[i], n + 1);
+		len += n;
+	}
+	err = tap_ctl_nbd_tcp(o.pid, o.minor, o.args, opts, bound, sizeof(bound));
 	if (err)
 		return err;
 	printf("%s\n", bound);
@@ -591,7 +605,9 @@ static const struct command commands[] = {
 	{ "unpause", cli_unpause,
 	  "[-h] <-p pid> <-m minor> [-a type:/path/to/file] [-2 secondary] [-c logpath]" },
 	{ "stats", cli_stats, "[-h] <-p pid> [-m minor]" },
-	{ "nbd-tcp", cli_nbd_tcp, "[-h] <-p pid> <-m minor> <-a host:port>" },
+	{ "nbd-tcp", cli_nbd_tcp,
+	  "[-h] <-p pid> <-m minor> <-a host:port> <tls=x509 tls_dir=DIR | tls=psk tls_psk=FILE | "
+	  "tls=none> [tls_verify_peer=1]" },
 	{ "colo", cli_colo,
 	  "[-h] <-p pid> <-m minor> <start primary|secondary [key=value ...] | checkpoint | "
 	  "failover | stop | status | xenstore PATH|off>",

@@ -501,28 +501,71 @@ static int control_handle_shutdown(const tapdisk_message_t *req,
 	return 0;
 }
 
+/* "host:port [key=value ...]": the address, then the TLS options (tls-session.h). */
+static int control_parse_nbd_tcp(const char *text, char *host, size_t host_size, char *port,
+				 size_t port_size, struct tls_config *tls, char *why,
+				 size_t why_size)
+{
+	char buf[TAPDISK_MESSAGE_STRING_LENGTH], *word, *eq, *save = NULL;
+	int err;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	word = strtok_r(buf, " ", &save);
+	if (!word || tapdisk_message_split_hostport(word, host, host_size, port, port_size)) {
+		snprintf(why, why_size, "bad address '%s': expected host:port or [v6addr]:port",
+			 word ? word : "");
+		return -EINVAL;
+	}
+	memset(tls, 0, sizeof(*tls));
+	while ((word = strtok_r(NULL, " ", &save))) {
+		eq = strchr(word, '=');
+		if (!eq) {
+			snprintf(why, why_size, "bad option '%s': expected key=value", word);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		err = tls_config_set(tls, word, eq + 1, why, why_size);
+		if (err > 0) {
+			snprintf(why, why_size, "unknown option '%s'", word);
+			return -EINVAL;
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 static int control_handle_nbd_tcp(const tapdisk_message_t *req, td_vbd_t *vbd,
 				  struct tapdisk_control_reply *reply, int *after)
 {
 	char host[TAPDISK_MESSAGE_HOST_MAX], port[TAPDISK_MESSAGE_PORT_MAX];
-	char bound[TAPDISK_MESSAGE_STRING_LENGTH] = "";
+	char bound[TAPDISK_MESSAGE_STRING_LENGTH] = "", why[TAPDISK_MESSAGE_STRING_LENGTH];
+	struct tls_config *tls;
 	tapdisk_message_t rsp;
 	int err;
 
-	if (tapdisk_message_split_hostport(req->u.string.text, host, sizeof(host), port,
-					   sizeof(port))) {
-		control_reply_error(reply, req, -EINVAL,
-				    "bad address '%s': expected host:port or [v6addr]:port",
-				    req->u.string.text);
+	/* Two paths of PATH_MAX: too big for the stack of a handler. */
+	tls = malloc(sizeof(*tls));
+	if (!tls) {
+		control_reply_error(reply, req, -ENOMEM, "out of memory");
+		return 0;
+	}
+	err = control_parse_nbd_tcp(req->u.string.text, host, sizeof(host), port, sizeof(port),
+				    tls, why, sizeof(why));
+	if (err) {
+		free(tls);
+		control_reply_error(reply, req, err, "%s", why);
 		return 0;
 	}
 	if (control_vbd_is_closed(vbd) || !vbd->nbdserver) {
+		free(tls);
 		control_reply_error(reply, req, -ENXIO, "VBD %u is not open", req->cookie);
 		return 0;
 	}
 
 	tlog_clear_last_error();
-	err = tapdisk_nbdserver_listen_tcp(vbd->nbdserver, host, port, bound, sizeof(bound));
+	err = tapdisk_nbdserver_listen_tcp(vbd->nbdserver, host, port, tls, bound, sizeof(bound));
+	free(tls);
 	if (err) {
 		control_reply_vbd_error(reply, req, err, req->u.string.text);
 		return 0;

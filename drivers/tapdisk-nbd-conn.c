@@ -24,6 +24,9 @@ void nbd_conn_update_read(struct nbd_conn *conn)
 		tapdisk_server_mask_event(conn->read_event, masked);
 		conn->read_masked = masked;
 	}
+	/* TLS may hold input the socket no longer signals. */
+	if (!masked && conn->ts && tls_session_pending(conn->ts))
+		tapdisk_server_defer(&conn->kick);
 }
 
 static void nbd_req_free(struct nbd_req *req)
@@ -98,8 +101,12 @@ static void nbd_conn_vclose(struct nbd_conn *conn, int error, const char *fmt, v
 		tapdisk_server_unregister_event(conn->timer_event);
 	conn->read_event = conn->write_event = conn->timer_event = 0;
 	tapdisk_server_cancel_deferred(&conn->flush);
-	close(conn->fd);
+	tapdisk_server_cancel_deferred(&conn->kick);
+	tls_session_close(conn->ts);
+	conn->ts = NULL;
 	conn->fd = -1;
+	tls_creds_put(conn->tls_creds);
+	conn->tls_creds = NULL;
 
 	list_for_each_entry_safe(out, tmp, &conn->out_queue, next) {
 		list_del(&out->next);
@@ -174,7 +181,7 @@ void nbd_conn_start_closing(struct nbd_conn *conn)
 
 static void nbd_conn_write_cb(event_id_t id, char mode, void *priv);
 
-static void nbd_conn_arm_write(struct nbd_conn *conn, int on)
+void nbd_conn_arm_write(struct nbd_conn *conn, int on)
 {
 	if (conn->write_event <= 0) {
 		if (!on)
@@ -201,7 +208,6 @@ static void nbd_conn_arm_write(struct nbd_conn *conn, int on)
 static void nbd_conn_flush_output(struct nbd_conn *conn)
 {
 	struct iovec iov[NBD_SEND_IOVS];
-	struct msghdr msg = { .msg_iov = iov };
 	struct nbd_out *out, *tmp;
 	size_t skip;
 	ssize_t n;
@@ -224,15 +230,11 @@ static void nbd_conn_flush_output(struct nbd_conn *conn)
 				cnt++;
 			}
 		}
-		msg.msg_iovlen = cnt;
-		/* MSG_NOSIGNAL: a vanished client must be an error here, not a SIGPIPE. */
-		n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
+		n = tls_session_sendv(conn->ts, iov, cnt);
+		if (n == -EAGAIN)
+			break;
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			nbd_conn_fail(conn, "send: %s", strerror(errno));
+			nbd_conn_fail(conn, "%s", tls_session_error(conn->ts));
 			return;
 		}
 		list_for_each_entry_safe(out, tmp, &conn->out_queue, next) {
@@ -298,6 +300,8 @@ static void nbd_conn_write_cb(event_id_t id, char mode, void *priv)
 	struct nbd_conn *conn = priv;
 
 	nbd_conn_flush_output(conn);
+	if (conn->state == NBD_CONN_HS_TLS)
+		nbd_conn_tls_step(conn);
 	/* Sent replies free their requests: parse what waited for that room. */
 	if (conn->stalled && conn->state != NBD_CONN_DEAD)
 		nbd_conn_process_input(conn);
@@ -342,6 +346,12 @@ void nbd_conn_read_cb(event_id_t id, char mode, void *priv)
 	int cnt = 0, direct = 0;
 	ssize_t n;
 
+	if (conn->state == NBD_CONN_HS_TLS) {
+		nbd_conn_tls_step(conn);
+		nbd_conn_put(conn);
+		return;
+	}
+
 	/* Keep the tail of a partial message and make room after it. */
 	if (conn->in_start && conn->in_end == NBD_IN_BUF_SIZE) {
 		memmove(conn->in_buf, conn->in_buf + conn->in_start, conn->in_end - conn->in_start);
@@ -374,10 +384,10 @@ void nbd_conn_read_cb(event_id_t id, char mode, void *priv)
 		return;
 	}
 
-	n = readv(conn->fd, iov, cnt);
+	n = tls_session_recvv(conn->ts, iov, cnt);
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			nbd_conn_fail(conn, "recv: %s", strerror(errno));
+		if (n != -EAGAIN)
+			nbd_conn_fail(conn, "%s", tls_session_error(conn->ts));
 		nbd_conn_put(conn);
 		return;
 	}
@@ -405,6 +415,16 @@ void nbd_conn_read_cb(event_id_t id, char mode, void *priv)
 	if (conn->state != NBD_CONN_DEAD)
 		nbd_conn_process_input(conn);
 	nbd_conn_put(conn);
+}
+
+/* Deferred: input TLS decrypted ahead, which no socket event will announce. */
+void nbd_conn_kick(void *arg)
+{
+	struct nbd_conn *conn = arg;
+
+	if (conn->state == NBD_CONN_DEAD || conn->read_event <= 0 || conn->read_masked)
+		return;
+	nbd_conn_read_cb(conn->read_event, SCHEDULER_POLL_READ_FD, conn);
 }
 
 void nbd_conn_timeout_cb(event_id_t id, char mode, void *priv)

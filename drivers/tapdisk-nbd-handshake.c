@@ -29,7 +29,7 @@ void nbd_opt_reply_add(struct nbd_opt_reply *r, const void *data, size_t len)
 	r->len += len;
 }
 
-static void nbd_opt_reply_header(struct nbd_opt_reply *r, uint32_t option, uint32_t type,
+void nbd_opt_reply_header(struct nbd_opt_reply *r, uint32_t option, uint32_t type,
 				 uint32_t len)
 {
 	struct nbd_fixed_new_option_reply rep = { .magic = htobe64(NBD_REP_MAGIC),
@@ -40,7 +40,7 @@ static void nbd_opt_reply_header(struct nbd_opt_reply *r, uint32_t option, uint3
 	nbd_opt_reply_add(r, &rep, sizeof(rep));
 }
 
-static void nbd_opt_reply_error(struct nbd_opt_reply *r, uint32_t option, uint32_t type,
+void nbd_opt_reply_error(struct nbd_opt_reply *r, uint32_t option, uint32_t type,
 				const char *msg)
 {
 	nbd_opt_reply_header(r, option, type, strlen(msg));
@@ -192,8 +192,17 @@ static int nbd_conn_handle_option(struct nbd_conn *conn, const uint8_t *data)
 {
 	uint32_t option = conn->opt.option;
 	struct nbd_opt_reply r = { 0 };
+	int gate;
+
+	gate = nbd_conn_tls_gate(conn, option);
+	if (gate)
+		return gate < 0 ? -1 : 0;
 
 	switch (option) {
+	case NBD_OPT_STARTTLS:
+		if (!conn->tls)
+			goto unsupported;
+		return nbd_conn_opt_starttls(conn);
 	case NBD_OPT_EXPORT_NAME:
 		/* Any name is our single export. */
 		return nbd_conn_opt_export_name(conn);
@@ -218,7 +227,8 @@ static int nbd_conn_handle_option(struct nbd_conn *conn, const uint8_t *data)
 		nbd_opt_reply_header(&r, option, NBD_REP_ACK, 0);
 		break;
 	default:
-		/* STARTTLS, meta contexts, extended headers and anything newer. */
+	unsupported:
+		/* STARTTLS without TLS options, meta contexts, extended headers and anything newer. */
 		DPRINTF("nbd %s: option %u (%s) not supported", conn->peer, option,
 			nbd_opt_name(option));
 		nbd_opt_reply_error(&r, option, NBD_REP_ERR_UNSUP, "option not supported");

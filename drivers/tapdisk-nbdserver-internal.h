@@ -27,6 +27,7 @@
 #include "tapdisk-nbd-parse.h"
 #include "tapdisk-server.h"
 #include "tapdisk.h"
+#include "tls-session.h"
 
 #define NBD_EXPORT_NAME "tapdisk_client"
 
@@ -61,6 +62,7 @@ enum nbd_conn_state {
 	NBD_CONN_HS_FLAGS, /* waiting for the client flags */
 	NBD_CONN_HS_OPTION, /* waiting for an option */
 	NBD_CONN_HS_DISCARD, /* discarding the data of an oversized option */
+	NBD_CONN_HS_TLS, /* STARTTLS answered: TLS handshake */
 	NBD_CONN_TX, /* waiting for a request header */
 	NBD_CONN_TX_PAYLOAD, /* reading a WRITE payload into its request */
 	NBD_CONN_TX_DISCARD, /* discarding the payload of a refused WRITE */
@@ -115,18 +117,24 @@ struct nbd_listener {
 	event_id_t retry_event; /* re-enables accept after EMFILE */
 	char name[128];
 	const char *short_name; /* for connection names: the socket's file name */
+	struct tls_config *tls; /* NULL: plain (Unix, or TCP with tls=none) */
 };
 
 struct nbd_conn {
 	struct td_nbdserver *server;
 	struct list_head next;
-	int fd;
+	int fd; /* for events; owned by ts */
+	struct tls_session *ts; /* plain until STARTTLS */
+	/* The listener's TLS options, or NULL; dead connections never read it. */
+	const struct tls_config *tls;
+	struct tls_creds *tls_creds; /* loaded at STARTTLS, until the session takes them */
 	char peer[192];
 	enum nbd_conn_state state;
 
 	event_id_t read_event;
 	event_id_t write_event;
 	struct td_deferred flush; /* sends the replies queued during a loop iteration */
+	struct td_deferred kick; /* reads what TLS decrypted but the socket no longer shows */
 	event_id_t timer_event;
 	int read_masked;
 	int write_masked;
@@ -189,6 +197,8 @@ void nbd_conn_send(struct nbd_conn *conn, struct nbd_out *out);
 void nbd_conn_deferred_flush(void *arg);
 void nbd_conn_process_input(struct nbd_conn *conn);
 void nbd_conn_read_cb(event_id_t id, char mode, void *priv);
+void nbd_conn_kick(void *arg);
+void nbd_conn_arm_write(struct nbd_conn *conn, int on);
 void nbd_conn_timeout_cb(event_id_t id, char mode, void *priv);
 
 /* tapdisk-nbd-transmission.c */
@@ -198,8 +208,16 @@ void nbd_conn_process_tx(struct nbd_conn *conn);
 
 /* tapdisk-nbd-handshake.c */
 void nbd_opt_reply_add(struct nbd_opt_reply *r, const void *data, size_t len);
+void nbd_opt_reply_header(struct nbd_opt_reply *r, uint32_t option, uint32_t type, uint32_t len);
+void nbd_opt_reply_error(struct nbd_opt_reply *r, uint32_t option, uint32_t type, const char *msg);
 int nbd_conn_send_opt_reply(struct nbd_conn *conn, struct nbd_opt_reply *r);
 void nbd_conn_process_handshake(struct nbd_conn *conn);
+
+/* tapdisk-nbd-tls.c */
+/* Where TLS is required: 0 lets @option through, 1 answered it, -1 stops parsing. */
+int nbd_conn_tls_gate(struct nbd_conn *conn, uint32_t option);
+int nbd_conn_opt_starttls(struct nbd_conn *conn);
+void nbd_conn_tls_step(struct nbd_conn *conn);
 
 /* tapdisk-nbdserver.c */
 void nbd_server_destroy(struct td_nbdserver *server);

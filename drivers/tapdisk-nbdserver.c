@@ -62,17 +62,21 @@ static void nbd_server_accept_one(struct nbd_listener *l, int fd, struct sockadd
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	conn = calloc(1, sizeof(*conn));
-	if (!conn || !(conn->in_buf = malloc(NBD_IN_BUF_SIZE))) {
+	if (!conn || !(conn->in_buf = malloc(NBD_IN_BUF_SIZE)) || !(conn->ts = tls_session_new(fd))) {
 		EPRINTF("nbd %s: out of memory for a connection", l->name);
+		if (conn)
+			free(conn->in_buf);
 		free(conn);
 		close(fd);
 		return;
 	}
 	conn->server = server;
 	conn->fd = fd;
+	conn->tls = l->tls;
 	conn->state = NBD_CONN_HS_FLAGS;
 	INIT_LIST_HEAD(&conn->out_queue);
 	tapdisk_deferred_init(&conn->flush, nbd_conn_deferred_flush, conn);
+	tapdisk_deferred_init(&conn->kick, nbd_conn_kick, conn);
 	INIT_LIST_HEAD(&conn->free_reqs);
 	list_add_tail(&conn->next, &server->conns);
 	server->nconns++;
@@ -147,15 +151,22 @@ static void nbd_listener_accept_cb(event_id_t id, char mode, void *priv)
 	}
 }
 
-static int nbd_server_add_listener(struct td_nbdserver *server, int fd, const char *name)
+static int nbd_server_add_listener(struct td_nbdserver *server, int fd, const char *name,
+				   const struct tls_config *tls)
 {
 	struct nbd_listener *l;
 
 	l = calloc(1, sizeof(*l));
+	if (l && tls && !(l->tls = malloc(sizeof(*tls)))) {
+		free(l);
+		l = NULL;
+	}
 	if (!l) {
 		EPRINTF("nbd %s: out of memory", name);
 		return -ENOMEM;
 	}
+	if (tls)
+		*l->tls = *tls;
 	l->server = server;
 	l->fd = fd;
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -166,13 +177,14 @@ static int nbd_server_add_listener(struct td_nbdserver *server, int fd, const ch
 		int err = l->event;
 
 		EPRINTF("nbd %s: cannot register the listener: %s", name, strerror(-err));
+		free(l->tls);
 		free(l);
 		return err;
 	}
 	if (server->paused)
 		tapdisk_server_mask_event(l->event, 1);
 	list_add_tail(&l->next, &server->listeners);
-	DPRINTF("nbd %s: listening", name);
+	DPRINTF("nbd %s: listening (tls=%s)", name, tls ? tls_mode_name(tls->mode) : "none");
 	return 0;
 }
 
@@ -184,6 +196,7 @@ static void nbd_listener_free(struct nbd_listener *l)
 		tapdisk_server_unregister_event(l->retry_event);
 	close(l->fd);
 	list_del(&l->next);
+	free(l->tls);
 	free(l);
 }
 
@@ -256,7 +269,7 @@ int tapdisk_nbdserver_listen_unix(struct td_nbdserver *server, const char *path)
 		goto fail;
 	}
 
-	err = nbd_server_add_listener(server, fd, path);
+	err = nbd_server_add_listener(server, fd, path, NULL);
 	if (err) {
 		unlink(path);
 		goto fail;
@@ -270,8 +283,31 @@ fail:
 	return err;
 }
 
+/* Loads the credentials once, so that a mistake is reported to whoever asked for the listener. */
+static int nbd_server_check_tls(const struct tls_config *tls, const char *host, const char *port)
+{
+	struct tls_creds *creds;
+	char why[512];
+	int err;
+
+	if (!tls) {
+		EPRINTF("nbd %s:%s: no TLS options", host ? host : "*", port);
+		return -EINVAL;
+	}
+	err = tls_config_check(tls, TLS_SIDE_SERVER, why, sizeof(why));
+	if (!err && tls->mode != TLS_MODE_NONE)
+		err = tls_creds_load(tls, TLS_SIDE_SERVER, &creds, why, sizeof(why));
+	if (err) {
+		EPRINTF("nbd %s:%s: %s", host ? host : "*", port, why);
+		return err;
+	}
+	if (tls->mode != TLS_MODE_NONE)
+		tls_creds_put(creds);
+	return 0;
+}
+
 int tapdisk_nbdserver_listen_tcp(struct td_nbdserver *server, const char *host, const char *port,
-				 char *bound, size_t bound_size)
+				 const struct tls_config *tls, char *bound, size_t bound_size)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_STREAM,
@@ -284,6 +320,11 @@ int tapdisk_nbdserver_listen_tcp(struct td_nbdserver *server, const char *host, 
 
 	if (host && !*host)
 		host = NULL;
+	err = nbd_server_check_tls(tls, host, port);
+	if (err)
+		return err;
+	if (tls->mode == TLS_MODE_NONE)
+		tls = NULL;
 	err = getaddrinfo(host, port, &hints, &res);
 	if (err) {
 		EPRINTF("nbd %s:%s: getaddrinfo: %s", host ? host : "*", port, gai_strerror(err));
@@ -324,7 +365,7 @@ int tapdisk_nbdserver_listen_tcp(struct td_nbdserver *server, const char *host, 
 	else
 		snprintf(name, sizeof(name), "%s:%s", h, p);
 
-	err = nbd_server_add_listener(server, fd, name);
+	err = nbd_server_add_listener(server, fd, name, tls);
 	if (err) {
 		close(fd);
 		return err;

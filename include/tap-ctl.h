@@ -69,7 +69,9 @@ int tap_ctl_info(pid_t pid, int minor, unsigned long long *sectors, unsigned int
 		 unsigned int *info);
 
 /* Extension: serve the VBD over NBD on TCP too.  @addr is "host:port". */
-int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, char *bound, size_t bound_size);
+/* @opts: "tls=x509 tls_dir=DIR", "tls=psk tls_psk=FILE" or "tls=none" (docs/tap-ctl.md). */
+int tap_ctl_nbd_tcp(pid_t pid, int minor, const char *addr, const char *opts, char *bound,
+		    size_t bound_size);
 
 /*
  * Extension: one replication command to a colo VBD ("start primary timeout=2000",

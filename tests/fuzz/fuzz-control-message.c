@@ -11,7 +11,7 @@
  * Safety: the fuzzer must not make tapdisk open host files.  BLKTAP_CONTROL_DIR is a temp
  * dir, in which minors 0..FUZZ_MARKERS-1 are allocated, and a well-formed image name in OPEN or RESUME is replaced by the scratch image
  * (flags and all other fields stay fuzzed; malformed names are kept, so their rejection is
- * fuzzed too).  A well-formed NBD_TCP address becomes 127.0.0.1:0.  EXIT, FORCE_SHUTDOWN and
+ * fuzzed too).  A well-formed NBD_TCP address becomes "127.0.0.1:0 tls=none".  EXIT, FORCE_SHUTDOWN and
  * the last DETACH only set flags in the sink, which never calls tapdisk_server_request_shutdown.
  *
  * Checked: every reply is a well-formed reply (tapdisk_message_check_reply), of the type
@@ -122,7 +122,7 @@ static void fuzz_sanitize(tapdisk_message_t *m)
 		if (tapdisk_message_str_terminated(m->u.string.text, sizeof(m->u.string.text)) &&
 		    !tapdisk_message_split_hostport(m->u.string.text, host, sizeof(host), port,
 						    sizeof(port)))
-			snprintf(m->u.string.text, sizeof(m->u.string.text), "127.0.0.1:0");
+			snprintf(m->u.string.text, sizeof(m->u.string.text), "127.0.0.1:0 tls=none");
 		return;
 	default:
 		return;
