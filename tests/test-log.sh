@@ -142,4 +142,20 @@ has_line "$err" "<6>tapdisk[$P]: minor $M: vbd $M: opened aio:$img, 2048 sectors
 grep -qF "<4>tapdisk[$P]: minor $M: tap-err:" "$err" || fail "no warning line in $err: $(cat "$err")"
 grep -qv "^<[46]>tapdisk\[$P\]: " "$err" && fail "lines without a prefix: $(grep -v "^<[46]>" "$err")"
 
+step "lines of a colo failover, which completes from the aio event all VBDs share, name the minor"
+export TAPDISK_LOG=file:$TEST_DIR/colo.log
+make_image "$TEST_DIR/p.img" 1M
+make_image "$TEST_DIR/s.img" 1M
+colo_pair "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+qio_cmds "$P_URI" -- "write -P 0x11 0 64k" || fail "write: $QIO_OUT"
+wait_applied
+colo_s failover >/dev/null || fail "failover"
+unset TAPDISK_LOG
+sed -E "s/^$STAMP//" "$TEST_DIR/colo.log" >"$TEST_DIR/colo.lines"
+has_line "$TEST_DIR/colo.lines" "tapdisk[$S_PID]: minor $S_MINOR: colo 127.0.0.1:$COLO_PORT: secondary failing-over -> failed-over (epoch 1)" \
+	"the failover's completion"
+has_line "$TEST_DIR/colo.lines" "tapdisk[$S_PID]: minor $S_MINOR: colo failover on VBD $S_MINOR done" \
+	"the failover's reply"
+colo_pair_destroy
+
 echo "PASS: file, syslog, journal and stderr logs, with the pid and minor on every line"
