@@ -157,6 +157,7 @@ on 1 cibadmin -C -o resources -X "<clone id=\"disk-clone\">
       <nvpair id=\"disk-tap-ctl\" name=\"tap_ctl\" value=\"$TAPCTL\"/>
       <nvpair id=\"disk-tapdisk\" name=\"tapdisk\" value=\"$top_builddir/tapdisk\"/>
       <nvpair id=\"disk-control-dir\" name=\"control_dir\" value=\"$CTL\"/>
+      <nvpair id=\"disk-tapdisk-log\" name=\"tapdisk_log\" value=\"file:$DISK/tapdisk.log\"/>
     </instance_attributes>
     <operations>
       <op id=\"disk-mon-p\" name=\"monitor\" interval=\"3s\" role=\"Promoted\" timeout=\"30s\"/>
@@ -223,8 +224,16 @@ for _ in $(seq 600); do
 	sleep 0.5
 done
 expect_eq "$(promoted_on "$S")" "node$S" "the promoted node after node$P's death"
+# crm_resource may show the role before the promote action has returned.
+for _ in $(seq 300); do
+	[ "$(vfield "$S" state)" = failed-over ] && break
+	sleep 0.2
+done
 expect_eq "$(vfield "$S" state)" failed-over "node$S's VBD after its promotion"
 same "$TEST_DIR/node$S/disk/vm.img" "$TEST_DIR/checkpoint.model" "node$S's disk after the failover"
+vbd "$S"
+grep -qE "^[0-9T:.-]+ tapdisk\[$V_PID\]: minor $V_MINOR: colo .*-> failed-over" "$TEST_DIR/node$S/disk/tapdisk.log" ||
+	fail "no failover line in node$S's tapdisk log (tapdisk_log=file:): $(cat "$TEST_DIR/node$S/disk/tapdisk.log")"
 
 step "stop the clone on node$S"
 on "$S" crm_resource --resource disk-clone --set-parameter target-role --meta --parameter-value Stopped >/dev/null ||
