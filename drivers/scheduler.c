@@ -29,6 +29,7 @@ struct event {
 	long long deadline; /* usecs, CLOCK_MONOTONIC; LLONG_MAX for none */
 	event_cb_t cb;
 	void *private;
+	int log_minor; /* the VBD its callbacks work for, in their log lines (tlog_set_vbd) */
 
 	struct list_head next;       /* in scheduler.events */
 	struct list_head timer_next; /* in scheduler.timers, or self */
@@ -204,6 +205,7 @@ event_id_t scheduler_register_event(scheduler_t *s, char mode, int fd, struct ti
 	ev->timeout = timeout;
 	ev->cb = cb;
 	ev->private = private;
+	ev->log_minor = tlog_vbd();
 	INIT_LIST_HEAD(&ev->timer_next);
 	INIT_LIST_HEAD(&ev->fd_next);
 	list_add_tail(&ev->next, &s->events);
@@ -312,7 +314,7 @@ static int scheduler_next_wait(scheduler_t *s, int cap_ms)
 static int scheduler_run_pending(scheduler_t *s)
 {
 	struct event *ev;
-	int ran = 0;
+	int ran = 0, minor = tlog_vbd();
 
 	/* New events go to the tail and start with no pending bits, so this walk is safe. */
 	list_for_each_entry(ev, &s->events, next) {
@@ -324,9 +326,11 @@ static int scheduler_run_pending(scheduler_t *s)
 		if (ev->dead || ev->masked)
 			continue;
 		event_arm(ev);
+		tlog_set_vbd(ev->log_minor);
 		ev->cb(ev->id, mode, ev->private);
 		ran++;
 	}
+	tlog_set_vbd(minor);
 	return ran;
 }
 

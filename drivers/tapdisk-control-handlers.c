@@ -650,10 +650,16 @@ static int control_dispatch(const tapdisk_message_t *req, struct tapdisk_control
 void tapdisk_control_handle_message(const tapdisk_message_t *req,
 				    struct tapdisk_control_reply *reply)
 {
-	int after = 0;
+	int after = 0, prev;
 
 	reply->hangup = NULL; /* a waiting handler sets it */
+	/* Lines about a VBD name its minor, and so do those of the events registered for it. */
+	prev = tlog_set_vbd(req->type == TAPDISK_MESSAGE_ATTACH ||
+					    tapdisk_message_needs_vbd(req->type)
+				    ? (int)req->cookie
+				    : -1);
 	/* PAUSE, CLOSE and COLO complete from their callback, which may already have run. */
 	if (control_dispatch(req, reply, &after) != CONTROL_PENDING)
 		reply->complete(reply, after);
+	tlog_set_vbd(prev);
 }

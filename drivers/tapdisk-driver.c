@@ -5,6 +5,7 @@
 
 #include "tapdisk-disktype.h"
 #include "tapdisk-driver.h"
+#include "tapdisk-log.h"
 #include "tapdisk-server.h"
 #include "tapdisk-stats.h"
 
@@ -27,6 +28,7 @@ td_driver_t *tapdisk_driver_allocate(int type, const char *name, td_flag_t flags
 	driver->ops = ops;
 	driver->type = type;
 	driver->refcnt = 1;
+	driver->log_minor = tlog_vbd();
 	INIT_LIST_HEAD(&driver->next);
 	/* blktap3's rate: 16 messages, then one per 90 s / 16. */
 	tapdisk_loglimit_init(&driver->loglimit, 16, 90 * 1000);

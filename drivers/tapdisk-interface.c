@@ -144,7 +144,13 @@ void td_forward_request(td_request_t treq)
 
 void td_complete_request(td_request_t treq, int res)
 {
+	td_driver_t *driver = treq.image ? treq.image->driver : NULL;
+	int prev;
+
+	/* Completions arrive from the aio event that all VBDs share: name this one's minor. */
+	prev = tlog_set_vbd(driver && driver->log_minor >= 0 ? driver->log_minor : tlog_vbd());
 	treq.cb(treq, res);
+	tlog_set_vbd(prev);
 }
 
 void td_debug(td_image_t *image)

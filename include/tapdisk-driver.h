@@ -25,6 +25,7 @@ struct td_driver_handle {
 	const struct tap_disk *ops;
 
 	td_loglimit_t loglimit;
+	int log_minor; /* the VBD it was opened for, which its error lines name; -1: none */
 	struct list_head next;
 };
 

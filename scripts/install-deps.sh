@@ -13,6 +13,7 @@ pkgs=(
 	systemd						# systemd-analyze verify, systemd-tmpfiles on the units
 	prometheus					# promtool check metrics on colo-controller metrics
 	dpkg-dev debhelper lintian			# the Debian package: build, lintian, install, purge
+	resource-agents pacemaker corosync pacemaker-cli-utils # the OCF agent: ocf-tester, a cluster
 )
 missing=()
 for p in "${pkgs[@]}"; do

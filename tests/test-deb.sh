@@ -56,7 +56,7 @@ cleanup_fn purge
 	>"$TEST_DIR/apt.log" 2>&1 || fail "apt install: $(tail -n 20 "$TEST_DIR/apt.log")"
 for p in /usr/sbin/tap-ctl /usr/sbin/colo-controller /usr/libexec/tapdisk \
 	/etc/xen/scripts/block-colo /lib/systemd/system/colo-controller@.service \
-	/usr/lib/tmpfiles.d/blktap-colo.conf; do
+	/usr/lib/tmpfiles.d/blktap-colo.conf /usr/lib/ocf/resource.d/blktap-colo/colo; do
 	[ -e "$p" ] || fail "$p is not installed"
 done
 for m in tapdisk.8 tap-ctl.8 colo-controller.8 block-colo.8 blktap-colo.7; do
