@@ -58,7 +58,7 @@ sed -E "s/^$STAMP//" "$log" >"$TEST_DIR/info.lines"
 has_line "$TEST_DIR/info.lines" "tapdisk[$P]: control socket $BLKTAP_CONTROL_DIR/ctl$P" "start"
 has_line "$TEST_DIR/info.lines" "tapdisk[$P]: minor $M: vbd $M: opened aio:$img, 2048 sectors" \
 	"open"
-has_line "$TEST_DIR/info.lines" "tapdisk[$P]: minor $M: nbd $BLKTAP_CONTROL_DIR/nbd$P.$M: listening" \
+has_line "$TEST_DIR/info.lines" "tapdisk[$P]: minor $M: nbd $BLKTAP_CONTROL_DIR/nbd$P.$M: listening (tls=none)" \
 	"the NBD export, from the VBD's open"
 has_line "$TEST_DIR/info.lines" "tapdisk[$P]: minor $M: vbd $M: closed aio:$img" "close"
 has_line "$TEST_DIR/info.lines" "tapdisk[$P]: all VBDs closed, leaving" "exit"
