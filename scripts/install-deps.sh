@@ -8,6 +8,7 @@ pkgs=(
 	clang libclang-rt-14-dev			# libFuzzer targets
 	e2fsprogs iproute2 procps			# chattr, ip netns, pgrep
 	xenstore-utils					# xenstore-read/-write/-watch/-ls: the toolstack in tests
+	nbd-client					# block-colo's /dev/nbdN for blkback
 )
 missing=()
 for p in "${pkgs[@]}"; do
