@@ -22,7 +22,8 @@
 #
 # Needs (Debian 12, root): tests/xen-guest/install-deps.sh, and a build.
 # Env: WORK (scratch dir, default a new /tmp/xen-guest.XXXXXX), TMO (seconds for each QEMU,
-#      default 420), MEM (QEMU -m, 3072: the example guest has 2 GiB), CKPTS (25).
+#      default 900), MEM (QEMU -m, 3072: the example guest has 2 GiB), CKPTS (25),
+#      REPLICA_FROM (an earlier run's WORK: only boot its host B images, for debugging).
 # Exit 0 only if every step passed; the serial logs are $WORK/{primary,replica}.serial.log,
 # printed at the end when a step failed.
 set -euo pipefail
@@ -31,7 +32,7 @@ BUILD=${1:?usage: $0 BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
-TMO=${TMO:-420}
+TMO=${TMO:-900}
 MEM=${MEM:-3072}
 CKPTS=${CKPTS:-25}
 XENBIN=/usr/lib/xen-4.17/bin
@@ -282,6 +283,10 @@ finish() {
 }
 marks() { tr -d '\r' <"$LOG" | grep -aE "$1" | sed 's/^/    /'; }
 
+if [ -n "${REPLICA_FROM:-}" ]; then
+	# Debugging the second boot alone: host B's images of an earlier run's WORK.
+	cp "$REPLICA_FROM/hostb/srv/xen/"vm1-*.img "$B/"
+else
 t=$(date +%s.%N)
 boot primary "xgmode=primary xsport=$XSPORT"
 wait_serial 240 'XG-INFO: dom0 is up' || { report_fail "dom0 did not come up"; finish; }
@@ -334,6 +339,7 @@ else
 fi
 step_done "host B: sha256 of the images, e2fsck" "$t"
 [ -z "$FAILED" ] || finish
+fi
 
 # ---- host B boots the replica ----
 t=$(date +%s.%N)
@@ -342,12 +348,23 @@ boot replica "xgmode=replica"
 wait_serial 240 'XG-INFO: dom0 is up' || { report_fail "replica: dom0 did not come up"; finish; }
 step_done "replica: initramfs, Xen + dom0 up" "$t"
 t=$(date +%s.%N)
-wait_serial 300 'round 1\)' || { report_fail "replica: no verdict of round 1"; finish; }
+wait_serial 300 "the replica's guest \(round 1\)|no verdict" || { report_fail "replica: no verdict of round 1"; finish; }
 step_done "replica: xl create, the guest verifies its manifest" "$t"
 t=$(date +%s.%N)
 wait_serial 400 '^XG-DONE' || { report_fail "replica: no XG-DONE"; finish; }
 step_done "replica: xl destroy, 2nd xl create, block-detach, destroy" "$t"
 marks 'XG-GUEST (disks|VERIFY)|XG-(PASS|FAIL): (the replica|xl |tap-ctl list|control sockets|connected|/local/domain/0/colo after|backend/vbd after|tapdisks after|colo disks after|nbd devices)|^XG-DONE'
+# The replica holds the files of the last checkpoint, none written after it.
+vfiles=$(tr -d '\r' <"$LOG" | sed -n 's/.*XG-GUEST VERIFY-OK files=\([0-9]*\).*/\1/p' | head -n 1)
+sfiles=$(echo "${snap:-}" | sed -n 's/.* files=\([0-9]*\).*/\1/p')
+pfiles=$(tr -d '\r' <"$WORK/primary.serial.log" 2>/dev/null | sed -n 's/^XG-GUEST-FILE \([0-9]*\)$/\1/p' | tail -n 1)
+if [ -n "${sfiles}" ]; then
+	if [ -n "$vfiles" ] && [ "$vfiles" -ge "$sfiles" ] && [ "$vfiles" -lt "${pfiles:-0}" ]; then
+		echo "xen-guest: PASS: the replica's manifest has $vfiles files: the guest had printed $sfiles at the last checkpoint and $pfiles when the plug was pulled"
+	else
+		report_fail "the replica's manifest has ${vfiles:-no} files; the guest had printed $sfiles at the last checkpoint and ${pfiles:-?} when the plug was pulled"
+	fi
+fi
 grep -aq '^XG-FAIL' "$LOG" && report_fail "replica: $(grep -a '^XG-FAIL' "$LOG" | head -n 3)"
 grep -aq '^XG-DONE fails=0' "$LOG" || report_fail "replica: $(grep -a '^XG-DONE' "$LOG")"
 finish
