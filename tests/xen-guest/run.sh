@@ -236,7 +236,8 @@ QPID=
 boot() {
 	LOG=$WORK/$1.serial.log
 	: >"$LOG"
-	timeout "$TMO" qemu-system-x86_64 -machine q35 -accel tcg -cpu qemu64 -m "$MEM" -smp 2 \
+	# QEMU itself is the job (no timeout(1) between): kill -9 of $QPID is the plug pulled.
+	qemu-system-x86_64 -machine q35 -accel tcg -cpu qemu64 -m "$MEM" -smp 2 \
 		-display none -nographic -monitor none -serial stdio -no-reboot \
 		-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
 		-kernel "$WORK/xen" \
@@ -245,6 +246,9 @@ boot() {
 		</dev/null >"$LOG" 2>&1 &
 	QPID=$!
 	PIDS+=("$QPID")
+	# The whole boot's limit: TMO seconds.
+	(sleep "$TMO"; kill -9 "$QPID" 2>/dev/null) &
+	PIDS+=($!)
 	echo "xen-guest: QEMU $QPID ($1) started, serial log $LOG"
 }
 # wait_serial SECONDS PATTERN: until the serial log has a line matching PATTERN; 1 on a
@@ -265,7 +269,9 @@ report_fail() {
 	FAILED=1
 }
 show_serial() {
-	echo "===== $1 (last 150 lines; the whole log is $WORK/$1.serial.log) ====="
+	echo "===== $1: the test's lines (the whole log is $WORK/$1.serial.log) ====="
+	tr -d '\r' <"$WORK/$1.serial.log" | grep -aE '^(XG-|CTL:|DMESG:)' | grep -av '^XG-GUEST-FILE'
+	echo "===== $1: the last 150 lines ====="
 	tr -d '\r' <"$WORK/$1.serial.log" | tail -n 150
 	echo "====="
 }
@@ -303,6 +309,7 @@ t=$(date +%s.%N)
 wait_serial 200 '^XG-PULL-THE-PLUG' || { report_fail "the guest did not write on after the last checkpoint"; finish; }
 kill -9 "$QPID"
 wait "$QPID" 2>/dev/null || :
+! kill -0 "$QPID" 2>/dev/null || report_fail "QEMU $QPID is still there after kill -9"
 step_done "host A: the guest writes on; QEMU killed (the plug pulled)" "$t"
 grep -aq '^XG-FAIL' "$LOG" && report_fail "host A: $(grep -a '^XG-FAIL' "$LOG" | head -n 3)"
 marks '^XG-PULL|XG-GUEST-FILE' | tail -n 4
