@@ -63,7 +63,11 @@ echo "xen-guest: work directory $WORK"
 PIDS=()
 cleanup() {
 	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || :; done
+	for p in "${PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || :
+		wait "$p" 2>/dev/null || :
+	done
+	PIDS=()
 }
 trap cleanup EXIT
 
@@ -246,9 +250,12 @@ boot() {
 		</dev/null >"$LOG" 2>&1 &
 	QPID=$!
 	PIDS+=("$QPID")
-	# The whole boot's limit: TMO seconds.
-	(sleep "$TMO"; kill -9 "$QPID" 2>/dev/null) &
-	PIDS+=($!)
+	# The whole boot's limit: TMO seconds (the watchdog ends within 5 s of QEMU).
+	(
+		end=$((SECONDS + TMO))
+		while kill -0 "$QPID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 5; done
+		kill -9 "$QPID" 2>/dev/null
+	) &
 	echo "xen-guest: QEMU $QPID ($1) started, serial log $LOG"
 }
 # wait_serial SECONDS PATTERN: until the serial log has a line matching PATTERN; 1 on a
@@ -340,7 +347,9 @@ done
 dd if="$B/vm1-root.img" of="$WORK/replica-fs.img" bs=1M skip=1 status=none
 e2fsck -E journal_only -y "$WORK/replica-fs.img" >"$WORK/e2fsck-replay.out" 2>&1 || :
 if e2fsck -f -n "$WORK/replica-fs.img" >"$WORK/e2fsck.out" 2>&1; then
-	echo "xen-guest: PASS: e2fsck -f -n after journal replay: $(tail -n 1 "$WORK/e2fsck.out")"
+	# (exit 0; it may still say that the superblock's free counts, which ext4 updates
+	# only at unmount, differ from what it counted)
+	echo "xen-guest: PASS: e2fsck -f -n after journal replay: exit 0: $(tail -n +2 "$WORK/e2fsck.out" | grep -v '^Pass ' | tr '\n' '|')"
 else
 	report_fail "e2fsck -f -n after journal replay: $(tr '\n' '|' <"$WORK/e2fsck.out")"
 fi
