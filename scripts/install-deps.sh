@@ -14,6 +14,7 @@ pkgs=(
 	prometheus					# promtool check metrics on colo-controller metrics
 	dpkg-dev debhelper lintian			# the Debian package: build, lintian, install, purge
 	resource-agents pacemaker corosync pacemaker-cli-utils # the OCF agent: ocf-tester, a cluster
+	nbd-client					# block-colo's /dev/nbdN for blkback
 )
 missing=()
 for p in "${pkgs[@]}"; do

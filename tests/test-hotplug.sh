@@ -7,7 +7,8 @@
 # /dev/nbdN for a blkback (vbd) backend, or SKIP where the nbd module is missing; a
 # second remove and a remove after the tapdisk died; a second backend sharing a VBD; the
 # prefixes libxl and xl may put before colo:; a missing image, bad params and a failing bind
-# (reported in hotplug-error, nothing left behind).
+# (reported in hotplug-error, nothing left behind); an add killed half-way (libxl's hotplug
+# timeout), then remove.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/xenstore-functions.sh"
 requires qemu-io
@@ -78,8 +79,8 @@ state = "1"
 params = "$1"
 mode = "w"
 script = "/etc/xen/scripts/block-colo"
-pid = "$2"
 minor = "$3"
+pid = "$2"
 physical-device-path = "$4"
 hotplug-status = "connected"
 EOF
@@ -316,3 +317,38 @@ xenstore-write "$be_err/params" "$spec1"
 TAP_CTL=$TEST_DIR/tap-ctl-nobind expect_error "$be_err" \
 	"cannot bind VBD [0-9]*/0 to $COLO/8/disks/51712: tap-ctl: colo xenstore: refused for the test"
 echo "PASS: failed adds report hotplug-error and leave nothing behind"
+
+step "remove after an add killed half-way, as libxl's 40 s hotplug timeout kills it"
+# A tap-ctl that never gets to open the VBD: the add is then killed with SIGKILL (no trap
+# runs), after it allocated a minor, spawned a tapdisk and attached the VBD.
+cat >"$TEST_DIR/tap-ctl-stall" <<EOF
+#!/bin/bash
+if [ "\$1" = open ]; then
+	echo \$\$ >"$TEST_DIR/stalled"
+	exec sleep 600
+fi
+exec "$TAPCTL" "\$@"
+EOF
+chmod +x "$TEST_DIR/tap-ctl-stall"
+be_k=$(backend 9 51712 "$spec1")
+for stall_at in open attach spawn; do
+	sed -i "s/\"\\\$1\" = [a-z]*/\"\\\$1\" = $stall_at/" "$TEST_DIR/tap-ctl-stall"
+	rm -f "$TEST_DIR/stalled"
+	XENBUS_PATH=$be_k TAP_CTL=$TEST_DIR/tap-ctl-stall "$SCRIPT" add >/dev/null 2>&1 &
+	hp=$!
+	for _ in $(seq 600); do [ -s "$TEST_DIR/stalled" ] && break; sleep 0.05; done
+	[ -s "$TEST_DIR/stalled" ] || fail "the add never reached tap-ctl $stall_at"
+	kill -9 "$hp"
+	wait "$hp" 2>/dev/null || :
+	kill -9 "$(cat "$TEST_DIR/stalled")"
+	left=$("$TAPCTL" list)
+	hotplug_ok remove "$be_k"
+	expect_eq "$("$TAPCTL" list)" "" "tap-ctl list after remove (the add killed at $stall_at left: $left)"
+	[ -z "$(ls "$BLKTAP_CONTROL_DIR/tapdisk")" ] ||
+		fail "minors left after the add killed at $stall_at: $(ls "$BLKTAP_CONTROL_DIR/tapdisk")"
+	for node in pid minor physical-device physical-device-path; do
+		expect_absent "$be_k/$node"
+	done
+	expect_ls "$COLO" ""
+	echo "PASS: add killed at tap-ctl $stall_at (it had left: ${left//$'\n'/; }): remove left nothing"
+done

@@ -15,8 +15,8 @@
 # Needs (Debian 12, as root):
 #   apt-get install --no-install-recommends qemu-system-x86 xen-hypervisor-4.17-amd64 \
 #       linux-image-amd64 busybox-static xen-utils-4.17 xenstore-utils cpio kmod
-#   (qemu-utils for qemu-io: without it there are no guest writes; installing linux-image-amd64
-#   regenerates the host's /boot/initrd.img, which does no harm, and installs no GRUB.)
+#   qemu-utils (qemu-io makes the guest writes); installing linux-image-amd64
+#   regenerates the host's /boot/initrd.img, which does no harm, and installs no GRUB.
 # and a build:  mkdir -p /tmp/bx && cd /tmp/bx && /path/to/configure -q && make -j2
 #
 # Run:  tests/xen-dom0/run.sh /tmp/bx
@@ -72,11 +72,8 @@ mkdir -p "$R$XENBIN"
 for b in xenstored xen-init-dom0 xenstore-control; do copy_bin "$XENBIN/$b" "$R$XENBIN"; done
 copy_bin /usr/bin/xenstore "$R/usr/bin"
 for t in read write ls list rm exists chmod watch; do ln -sf xenstore "$R/usr/bin/xenstore-$t"; done
-if command -v qemu-io >/dev/null; then
-	copy_bin "$(command -v qemu-io)" "$R/usr/bin"
-else
-	echo "xen-dom0: no qemu-io on the host (apt-get install qemu-utils): dom0 makes no guest writes"
-fi
+command -v qemu-io >/dev/null || die "missing qemu-io, which makes the guest writes (apt-get install qemu-utils)"
+copy_bin "$(command -v qemu-io)" "$R/usr/bin"
 # xsprobe: libxenstore errno/watch probes (needs a C compiler and libxenstore's headers).
 mkdir -p "$WORK/bin"
 rm -f "$WORK/bin/xsprobe"
