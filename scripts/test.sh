@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite: unit and integration tests on a normal build, make distcheck (the
 # tarball builds, passes its unit tests, installs under its prefix only), the tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then a short run of each libFuzzer target.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a short run of each libFuzzer target, and a
+# real Xen guest on colo disks under QEMU (tests/xen-guest/ci.sh).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 "$src/scripts/install-deps.sh"
@@ -28,4 +29,6 @@ for f in fuzz-nbd-request fuzz-control-message fuzz-colo-frame fuzz-colo-request
 		2>"$src/build-fuzz/$f.log" || { tail -50 "$src/build-fuzz/$f.log"; exit 1; }
 	grep -E "stat::number_of_executed_units" "$src/build-fuzz/$f.log" | sed "s/^/$f: /"
 done
+echo "== a real Xen guest on colo disks (tests/xen-guest): boot, checkpoints, the plug pulled"
+BUILD_DIR=$src/build bash "$src/tests/xen-guest/ci.sh"
 echo "== all tests passed"
