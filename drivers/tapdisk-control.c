@@ -55,6 +55,11 @@ struct control_conn {
 	size_t out_head, out_len, out_cap;
 
 	int busy; /* a request is being handled: its complete() has not run */
+	/*
+	 * The request's handler is running: a complete() or close from inside it (a reply that
+	 * cannot be sent) leaves the freeing to the reader, which looks at @conn afterwards.
+	 */
+	int dispatching, dead;
 	int after;
 	struct list_head entry;
 };
@@ -86,6 +91,10 @@ static int control_deadline_passed(const struct timespec *ts)
 
 static void control_conn_free(struct control_conn *conn)
 {
+	if (conn->dispatching) {
+		conn->dead = 1;
+		return;
+	}
 	free(conn->out);
 	free(conn);
 }
@@ -344,7 +353,13 @@ static void control_conn_read_event(event_id_t id, char mode, void *private)
 	tapdisk_server_unregister_event(conn->in_event);
 	conn->in_event = 0;
 	conn->busy = 1;
+	conn->dispatching = 1;
 	tapdisk_control_handle_message(&conn->req, &conn->reply);
+	conn->dispatching = 0;
+	if (conn->dead) {
+		control_conn_free(conn);
+		return;
+	}
 	if (conn->busy && conn->reply.hangup)
 		control_conn_watch_hangup(conn);
 }
