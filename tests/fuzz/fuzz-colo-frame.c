@@ -102,6 +102,7 @@ static void fuzz_check_header(const struct colo_frame *f, const uint8_t *hdr,
 		/* fall through */
 	case COLO_FRAME_ACK:
 	case COLO_FRAME_HEARTBEAT:
+	case COLO_FRAME_GOODBYE:
 		fuzz_assert(!f->length && !f->offset);
 		break;
 	case COLO_FRAME_ERROR:
