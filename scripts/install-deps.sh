@@ -16,12 +16,4 @@ pkgs=(
 	resource-agents pacemaker corosync pacemaker-cli-utils # the OCF agent: ocf-tester, a cluster
 	nbd-client					# block-colo's /dev/nbdN for blkback
 )
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash "$(dirname "$0")/apt-install.sh" "${pkgs[@]}"

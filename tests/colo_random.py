@@ -37,7 +37,6 @@ import json
 import os
 import random
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -45,6 +44,8 @@ import sys
 import time
 
 import nbd
+
+from colo_harness import pump  # tests/, the script's own directory
 
 TAPCTL, TEST_DIR, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3])
 CTL = os.environ["BLKTAP_CONTROL_DIR"]
@@ -157,25 +158,6 @@ def parse_epoch(out, who):
 
 
 # ---- asynchronous I/O on several handles ----
-
-def pump(handles, timeout=0.005):
-    """One round of the libnbd state machines of @handles, waiting at most @timeout."""
-    rl, wl, by_fd = [], [], {}
-    for h in handles:
-        if h.aio_is_dead() or h.aio_is_closed():
-            continue
-        fd, d = h.aio_get_fd(), h.aio_get_direction()
-        by_fd[fd] = h
-        if d & nbd.AIO_DIRECTION_READ:
-            rl.append(fd)
-        if d & nbd.AIO_DIRECTION_WRITE:
-            wl.append(fd)
-    r, w, _ = select.select(rl, wl, [], timeout)
-    for fd in r:
-        by_fd[fd].aio_notify_read()
-    for fd in w:
-        by_fd[fd].aio_notify_write()
-
 
 class Op:
     """One asynchronous command: kind is 'pw' (Primary write), 'pr', 'sw', 'sr'."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# apt-install.sh PACKAGE...: installs those of the Debian packages that are missing (as root).
+set -euo pipefail
+missing=()
+for p in "$@"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
