@@ -202,7 +202,7 @@ static int colo_close(td_driver_t *driver)
 	free(c->p.dirty[1]);
 	c->p.dirty[0] = c->p.dirty[1] = NULL;
 	colo_link_close(c);
-	colo_crc_cancel(c);
+	colo_start_steps_cancel(c);
 	free(c->link.rx);
 	c->link.rx = NULL;
 	colo_io_cancel_all(c);
@@ -363,7 +363,7 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	if (err) {
 		c->start_call.done = NULL;
 		c->role = COLO_ROLE_NONE;
-		c->state = COLO_STATE_IDLE;
+		colo_set_state(c, COLO_STATE_IDLE);
 		c->link_state = COLO_LINK_NONE;
 	}
 	return err;

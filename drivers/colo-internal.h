@@ -8,7 +8,8 @@
  *   colo-secondary.c  Secondary: applying forwarded writes, checkpoints, failover, stop
  *   colo-secondary-vm.c         the Secondary VM's reads and writes (buffer over disk)
  *   colo-secondary-handshake.c  listening for the Primary, checking its hello
- *   colo-verify.c     the optional start check: checksums of the whole disk
+ *   colo-start.c      the start steps (below) in their order, run by either side
+ *   colo-verify.c     the verify start step: checksums of the whole disk compared
  *
  * Everything runs in tapdisk's one event loop: there are no locks.
  */
@@ -79,6 +80,19 @@ void colo_link_pause_reading(struct colo *c, bool pause);
 /* Closes the link after a failure: records why, then tells the role. */
 void colo_link_lost(struct colo *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * The frames a side accepts: each type has one handler, which owns @payload.  colo-net.c
+ * handles the link's own frames (HEARTBEAT, GOODBYE, ERROR), then looks the type up in the
+ * role's table (colo_primary_frames, colo_secondary_frames); a type in neither is a protocol
+ * error that ends the link.  Tables end with a zero type.
+ */
+typedef void (*colo_frame_fn)(struct colo *c, struct colo_frame *f, void *payload);
+struct colo_frame_handler {
+	uint16_t type;
+	colo_frame_fn fn;
+};
+extern const struct colo_frame_handler colo_primary_frames[];
+extern const struct colo_frame_handler colo_secondary_frames[];
 /* Socket helpers for the handshake. */
 int colo_socket_nonblock(int fd);
 void colo_socket_tune(int fd);
@@ -127,7 +141,8 @@ struct colo {
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
 		event_id_t ckpt_timer;	 /* bounds that wait while nothing is acknowledged */
 		uint64_t ckpt_progress;	 /* acked_seq when the timer last looked */
-		uint64_t verify_seq;
+		int step;	       /* index in colo_start_steps of the step running, or -1 */
+		uint64_t verify_seq;   /* the VERIFY frame's, until acknowledged */
 		uint32_t *verify_crcs; /* made before connecting, sent once connected */
 		uint32_t verify_n;
 		struct list_head waiting; /* guest writes held by backpressure or an overlap */
@@ -165,7 +180,8 @@ struct colo {
 		event_id_t trim_timer; /* gives dropped buffer memory back, a little at a time */
 		event_id_t ckpt_timer; /* bounds a checkpoint's wait once a failover or stop waits
 					  on it */
-		uint32_t *verify_crcs;
+		uint32_t *verify_crcs; /* our checksums, once made; NULL before */
+		int verify_err;	       /* why they could not be made */
 		bool verifying; /* the Primary's start waits for our verify: not replicating yet */
 		/*
 		 * The Secondary VM's I/O against the buffer: @gen counts the buffer's drops, so
@@ -218,7 +234,17 @@ void colo_primary_cancel_start(struct colo *c);
 void colo_primary_queue_write(struct colo *c, td_request_t treq);
 int colo_primary_prepare(struct colo *c);
 int colo_primary_stop(struct colo *c, bool failover);
-void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload);
+/*
+ * For start steps: queues a frame of @type with a copy of @len bytes at @data in the ordered
+ * stream (@first: ahead of the writes queued while connecting) and sends it once the link is
+ * up; *@seq gets its sequence number.  Its bytes count in queue_limit, not in sent_bytes.
+ */
+int colo_primary_queue_frame(struct colo *c, uint16_t type, uint64_t offset, const void *data,
+			     uint32_t len, bool first, uint64_t *seq);
+/* The running step's prepare (before connecting) ended: connect, or fail the start. */
+void colo_primary_step_prepared(struct colo *c, int err);
+/* The running step ended: the next one runs; after the last the start is done. */
+void colo_primary_step_done(struct colo *c, int err);
 void colo_primary_link_lost(struct colo *c, int err);
 void colo_primary_close(struct colo *c);
 uint64_t colo_primary_dirty_blocks(const struct colo *c);
@@ -233,7 +259,10 @@ int colo_secondary_checkpoint(struct colo *c);
 /* The caller of a waiting do_checkpoint went away: it ends with ECANCELED, nothing dropped. */
 void colo_secondary_cancel_checkpoint(struct colo *c);
 int colo_secondary_stop(struct colo *c, bool failover);
-void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload);
+/* Checks @f's place in the stream and queues it for the pump (step frames included). */
+void colo_secondary_enqueue(struct colo *c, struct colo_frame *f, void *payload);
+/* The Secondary cannot keep its invariant: tells the Primary (last_error) and stops applying. */
+void colo_secondary_fatal(struct colo *c, int err);
 void colo_secondary_link_lost(struct colo *c);
 void colo_secondary_close(struct colo *c);
 void colo_secondary_writeback_sync(struct colo *c);
@@ -257,12 +286,49 @@ static inline void *colo_alloc_aligned(size_t len)
 	return p;
 }
 
+/* ---- colo-start.c: start steps ---- */
+
+/*
+ * What a start runs between the handshake and plain replication, in the order of
+ * colo_start_steps, each only when the Primary's options ask for it: verify (compare both
+ * disks, refuse if they differ); later ones copy.  The Primary announces the steps it runs in
+ * its hello (@hello_flag); their frames travel in the ordered stream with the forwarded
+ * writes, and the Secondary applies them at their place in it.  A step's code lives in a file
+ * of its own; the sides know steps only through this table.
+ */
+struct colo_start_step {
+	const char *name;
+	uint32_t hello_flag;
+	uint16_t frame_type; /* the step's frame in the stream, applied by the Secondary */
+	/* Primary: do the options ask for the step? */
+	bool (*wanted)(const struct colo *c);
+	/* Primary, before connecting (NULL: nothing); ends with colo_primary_step_prepared. */
+	int (*prepare)(struct colo *c);
+	/* Primary, the link up: sends the step's frames; ends with colo_primary_step_done. */
+	int (*run)(struct colo *c);
+	/* Primary: the Secondary acknowledged everything up to @seq. */
+	void (*acked)(struct colo *c, uint64_t seq);
+	/* Secondary: the hello announced the step. */
+	void (*begin)(struct colo *c);
+	/* Secondary: the step's frame arrived; checks it and passes it to colo_secondary_enqueue. */
+	colo_frame_fn rx;
+	/* Secondary: the frame is first in the apply queue: 1 applied, 0 not yet (the step calls
+	 * colo_secondary_pump once it may be), or -errno (last_error set). */
+	int (*apply)(struct colo *c, const struct colo_frame *f, const void *payload);
+	/* Either side: the start, the link or replication ended: drop what the step holds. */
+	void (*cancel)(struct colo *c);
+};
+
+/* NULL-terminated, in the order they run. */
+extern const struct colo_start_step *const colo_start_steps[];
+/* The step whose frame is @type, or NULL. */
+const struct colo_start_step *colo_start_step_of_frame(uint16_t type);
+/* Primary: the hello flags of the steps the options ask for. */
+uint32_t colo_start_steps_flags(const struct colo *c);
+void colo_start_steps_cancel(struct colo *c);
+
 /* ---- colo-verify.c ---- */
 
-/* @crcs (malloc'd, the callee frees) holds @n CRC32C, one per COLO_VERIFY_CHUNK; NULL on err. */
-typedef void (*colo_crc_done_t)(struct colo *c, int err, uint32_t *crcs, uint32_t n);
-/* Checksums the disk in the background; @done runs once unless cancelled.  0 or -errno. */
-int colo_crc_start(struct colo *c, colo_crc_done_t done);
-void colo_crc_cancel(struct colo *c);
+extern const struct colo_start_step colo_verify_step;
 
 #endif

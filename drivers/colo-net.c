@@ -332,34 +332,67 @@ static void colo_link_peer_goodbye(struct colo *c)
 		colo_secondary_link_lost(c);
 }
 
-static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
+static void colo_link_heartbeat(struct colo *c, struct colo_frame *f, void *payload)
+{
+	free(payload);
+}
+
+static void colo_link_goodbye_rx(struct colo *c, struct colo_frame *f, void *payload)
+{
+	free(payload);
+	colo_link_peer_goodbye(c);
+}
+
+static void colo_link_error_rx(struct colo *c, struct colo_frame *f, void *payload)
 {
 	char msg[COLO_ERROR_MAX + 1];
 
-	switch (f->type) {
-	case COLO_FRAME_HEARTBEAT:
-		free(payload);
-		return;
-	case COLO_FRAME_GOODBYE:
-		free(payload);
-		colo_link_peer_goodbye(c);
-		return;
-	case COLO_FRAME_ERROR:
-		memcpy(msg, payload ? payload : "", f->length);
-		msg[f->length] = '\0';
-		for (char *p = msg; *p; p++)
-			if (*p < ' ' || *p > '~')
-				*p = '?';
-		free(payload);
-		colo_link_lost(c, -(int)f->offset, "the %s reported: %s (%s)",
-			       c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary", msg,
-			       strerror((int)f->offset));
+	memcpy(msg, payload ? payload : "", f->length);
+	msg[f->length] = '\0';
+	for (char *p = msg; *p; p++)
+		if (*p < ' ' || *p > '~')
+			*p = '?';
+	free(payload);
+	colo_link_lost(c, -(int)f->offset, "the %s reported: %s (%s)",
+		       c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary", msg,
+		       strerror((int)f->offset));
+}
+
+/* The link's own frames, either role. */
+static const struct colo_frame_handler colo_link_frames[] = {
+	{ COLO_FRAME_HEARTBEAT, colo_link_heartbeat },
+	{ COLO_FRAME_GOODBYE, colo_link_goodbye_rx },
+	{ COLO_FRAME_ERROR, colo_link_error_rx },
+	{ 0, NULL },
+};
+
+static colo_frame_fn colo_frame_find(const struct colo_frame_handler *h, uint16_t type)
+{
+	for (; h->type; h++)
+		if (h->type == type)
+			return h->fn;
+	return NULL;
+}
+
+static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
+{
+	const char *peer = c->role == COLO_ROLE_PRIMARY ? "Secondary" : "Primary";
+	colo_frame_fn fn = colo_frame_find(colo_link_frames, f->type);
+
+	if (!fn)
+		fn = colo_frame_find(c->role == COLO_ROLE_PRIMARY ? colo_primary_frames
+								  : colo_secondary_frames,
+				     f->type);
+	if (fn) {
+		fn(c, f, payload);
 		return;
 	}
-	if (c->role == COLO_ROLE_PRIMARY)
-		colo_primary_frame(c, f, payload);
-	else
-		colo_secondary_frame(c, f, payload);
+	free(payload);
+	colo_fail(c, -EPROTO, "unexpected %s frame from the %s", colo_frame_type_name(f->type),
+		  peer);
+	colo_link_send_error(c, -EPROTO, c->last_error);
+	colo_link_lost(c, -EPROTO, "unexpected %s frame from the %s",
+		       colo_frame_type_name(f->type), peer);
 }
 
 /*

@@ -163,7 +163,6 @@ static void colo_primary_drop_queue(struct colo *c)
 
 	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list)
 		colo_primary_release(c, fwd);
-	c->p.verify_seq = 0;
 	c->p.ckpt_seq = 0;
 }
 
@@ -254,11 +253,8 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 		colo_primary_release(c, fwd);
 	}
 	c->p.acked_seq = seq;
-	if (c->p.verify_seq && seq >= c->p.verify_seq) {
-		c->p.verify_seq = 0;
-		DPRINTF("colo %s:%s: the Secondary's disk matches ours", c->host, c->port);
-		colo_call_done(&c->start_call, 0, 0);
-	}
+	if (c->p.step >= 0 && colo_start_steps[c->p.step]->acked)
+		colo_start_steps[c->p.step]->acked(c, seq);
 	if (c->p.ckpt_seq && seq >= c->p.ckpt_seq) {
 		c->p.ckpt_seq = 0;
 		colo_primary_ckpt_timer_stop(c);
@@ -268,15 +264,9 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 	colo_primary_kick_waiting(c);
 }
 
-void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload)
+static void colo_primary_ack(struct colo *c, struct colo_frame *f, void *payload)
 {
 	free(payload);
-	if (f->type != COLO_FRAME_ACK) {
-		colo_link_send_error(c, -EPROTO, "unexpected frame from the Secondary");
-		colo_link_lost(c, -EPROTO, "unexpected %s frame from the Secondary",
-			       colo_frame_type_name(f->type));
-		return;
-	}
 	if (f->seq < c->p.acked_seq || f->seq >= c->p.next_seq) {
 		colo_link_send_error(c, -EPROTO, "acknowledgement out of range");
 		colo_link_lost(c, -EPROTO, "ACK of seq %llu, but %llu..%llu are outstanding",
@@ -287,14 +277,21 @@ void colo_primary_frame(struct colo *c, struct colo_frame *f, void *payload)
 	colo_primary_acked(c, f->seq);
 }
 
+const struct colo_frame_handler colo_primary_frames[] = {
+	{ COLO_FRAME_ACK, colo_primary_ack },
+	{ 0, NULL },
+};
+
 /* The Secondary is gone: keep serving the guest, remember what changed. */
 void colo_primary_link_lost(struct colo *c, int err)
 {
 	colo_primary_drop_queue(c);
 	colo_primary_ckpt_timer_stop(c);
+	colo_start_steps_cancel(c);
+	c->p.step = -1;
 	if (c->start_call.done) {
-		/* Lost before the start finished (the verify step): the start fails. */
-		c->state = COLO_STATE_IDLE;
+		/* Lost before the start finished (a start step): the start fails. */
+		colo_set_state(c, COLO_STATE_IDLE);
 		c->role = COLO_ROLE_NONE;
 		c->link_state = COLO_LINK_NONE;
 		colo_call_done(&c->start_call, err, 0);
@@ -305,7 +302,7 @@ void colo_primary_link_lost(struct colo *c, int err)
 	colo_primary_kick_waiting(c);
 }
 
-/* ---- start: connect, handshake, optional verify ---- */
+/* ---- start: the start steps' prepare, connect, handshake, the start steps ---- */
 
 static void colo_primary_connect_cb(event_id_t id, char mode, void *priv);
 
@@ -322,13 +319,12 @@ static void colo_primary_connect_cleanup(struct colo *c)
 
 static void colo_primary_start_failed(struct colo *c, int err)
 {
-	colo_crc_cancel(c);
-	free(c->p.verify_crcs);
-	c->p.verify_crcs = NULL;
+	colo_start_steps_cancel(c);
+	c->p.step = -1;
 	colo_primary_connect_cleanup(c);
 	colo_link_close(c);
 	colo_primary_drop_queue(c);
-	c->state = COLO_STATE_IDLE;
+	colo_set_state(c, COLO_STATE_IDLE);
 	c->role = COLO_ROLE_NONE;
 	c->link_state = COLO_LINK_NONE;
 	colo_call_done(&c->start_call, err, 0);
@@ -338,7 +334,7 @@ static void colo_primary_start_failed(struct colo *c, int err)
 void colo_primary_cancel_start(struct colo *c)
 {
 	colo_fail(c, -ECANCELED, "start: cancelled: the caller went away before the %s",
-		  c->link_state == COLO_LINK_UP ? "verify step ended" : "handshake");
+		  c->link_state == COLO_LINK_UP ? "start steps ended" : "handshake");
 	colo_primary_start_failed(c, -ECANCELED);
 }
 
@@ -400,7 +396,7 @@ static int colo_primary_send_hello(struct colo *c)
 {
 	struct colo_hello h = {
 		.version = COLO_PROTO_VERSION,
-		.flags = c->opts.verify ? COLO_HELLO_VERIFY : 0,
+		.flags = colo_start_steps_flags(c),
 		.disk_size = c->disk_size,
 		.block_size = c->opts.block_size,
 		.auth_type = COLO_AUTH_NONE,
@@ -420,35 +416,61 @@ static int colo_primary_send_hello(struct colo *c)
 	return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
 }
 
-static int colo_primary_verify(struct colo *c)
+int colo_primary_queue_frame(struct colo *c, uint16_t type, uint64_t offset, const void *data,
+			     uint32_t len, bool first, uint64_t *seq)
 {
-	uint32_t *crcs = c->p.verify_crcs, n = c->p.verify_n;
-	struct colo_fwd *fwd;
+	struct colo_fwd *fwd = calloc(1, sizeof(*fwd) + len);
 
-	c->p.verify_crcs = NULL;
-	fwd = calloc(1, sizeof(*fwd) + (size_t)n * 4);
-	if (!fwd) {
-		free(crcs);
-		return colo_fail(c, -ENOMEM, "start: out of memory");
-	}
+	if (!fwd)
+		return colo_fail(c, -ENOMEM, "out of memory for a %s frame",
+				 colo_frame_type_name(type));
 	INIT_LIST_HEAD(&fwd->local);
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t be = htobe32(crcs[i]);
-
-		memcpy(fwd->data + (size_t)i * 4, &be, 4);
-	}
-	free(crcs);
+	if (len)
+		memcpy(fwd->data, data, len);
 	fwd->c = c;
-	fwd->f.type = COLO_FRAME_VERIFY;
+	fwd->f.type = type;
 	fwd->f.epoch = c->epoch;
-	fwd->f.length = n * 4;
-	fwd->f.data_crc = crc32c(0, fwd->data, fwd->f.length);
-	list_add(&fwd->list, &c->p.unacked); /* before any write queued while connecting */
-	colo_primary_send(c, fwd);
-	c->p.verify_seq = fwd->f.seq;
+	fwd->f.offset = offset;
+	fwd->f.length = len;
+	fwd->f.data_crc = crc32c(0, fwd->data, len);
 	/* Its length is not a write: keep the byte accounting of writes exact. */
-	c->p.reserved += fwd->f.length;
+	c->p.reserved += len;
+	if (first) {
+		list_add(&fwd->list, &c->p.unacked);
+		INIT_LIST_HEAD(&fwd->msg.next);
+		colo_primary_send(c, fwd);
+	} else {
+		colo_primary_enqueue(c, fwd);
+	}
+	*seq = fwd->f.seq;
 	return 0;
+}
+
+/* Runs the wanted steps after the current one; after the last, replication is plain. */
+static int colo_primary_next_step(struct colo *c)
+{
+	const struct colo_start_step *s;
+
+	while ((s = colo_start_steps[++c->p.step])) {
+		if (s->wanted(c)) {
+			DPRINTF("colo %s:%s: start step: %s", c->host, c->port, s->name);
+			return s->run(c);
+		}
+	}
+	c->p.step = -1;
+	colo_set_state(c, COLO_STATE_RUNNING);
+	colo_call_done(&c->start_call, 0, 0);
+	return 0;
+}
+
+void colo_primary_step_done(struct colo *c, int err)
+{
+	if (!err)
+		err = colo_primary_next_step(c);
+	if (err && c->start_call.done)
+		colo_primary_start_failed(c, err);
+	else if (err)
+		colo_link_lost(c, err, "start step failed: %s", c->last_error);
 }
 
 /* The handshake succeeded: the link is up and what was queued meanwhile goes out. */
@@ -463,19 +485,17 @@ static int colo_primary_link_ready(struct colo *c)
 	err = colo_link_up(c, fd);
 	if (err)
 		return err;
-	if (c->opts.verify) {
-		err = colo_primary_verify(c);
-		if (err)
-			return err;
-	}
-	list_for_each_entry(fwd, &c->p.unacked, list)
-		if (!fwd->f.seq)
-			colo_primary_send(c, fwd);
 	colo_clear_error(c); /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
-	if (!c->opts.verify)
-		colo_call_done(&c->start_call, 0, 0);
+	/* The steps' first frames go ahead of the writes queued while connecting. */
+	c->p.step = -1;
+	err = colo_primary_next_step(c);
+	if (err)
+		return err;
+	list_for_each_entry(fwd, &c->p.unacked, list)
+		if (!fwd->f.seq)
+			colo_primary_send(c, fwd);
 	return 0;
 }
 
@@ -574,13 +594,22 @@ static int colo_primary_connect(struct colo *c)
 	return err;
 }
 
-static void colo_primary_crcs_done(struct colo *c, int err, uint32_t *crcs, uint32_t n)
+/* Runs the prepare of the wanted steps after the current one, then connects. */
+static int colo_primary_next_prepare(struct colo *c)
 {
-	if (!err) {
-		c->p.verify_crcs = crcs;
-		c->p.verify_n = n;
-		err = colo_primary_connect(c);
-	}
+	const struct colo_start_step *s;
+
+	while ((s = colo_start_steps[++c->p.step]))
+		if (s->prepare && s->wanted(c))
+			return s->prepare(c);
+	c->p.step = -1;
+	return colo_primary_connect(c);
+}
+
+void colo_primary_step_prepared(struct colo *c, int err)
+{
+	if (!err)
+		err = colo_primary_next_prepare(c);
 	if (err)
 		colo_primary_start_failed(c, err);
 }
@@ -601,17 +630,15 @@ int colo_primary_start(struct colo *c)
 	c->p.next_seq = 1;
 	c->p.acked_seq = 0;
 	c->p.sent_bytes = 0;
-	c->state = COLO_STATE_CONNECTING;
+	colo_set_state(c, COLO_STATE_CONNECTING);
 	c->link_state = COLO_LINK_CONNECTING;
-	if (c->opts.verify) {
-		/* The list is made before connecting; the connection starts once it is done. */
-		DPRINTF("colo %s:%s: checksumming %s for the verify step", c->host, c->port,
-			c->path);
-		return colo_crc_start(c, colo_primary_crcs_done);
-	}
-	err = colo_primary_connect(c);
-	if (err)
+	c->p.step = -1;
+	err = colo_primary_next_prepare(c);
+	if (err) {
+		colo_start_steps_cancel(c);
+		c->p.step = -1;
 		colo_primary_connect_cleanup(c);
+	}
 	return err;
 }
 
@@ -653,7 +680,7 @@ int colo_primary_prepare(struct colo *c)
 {
 	struct colo_fwd *fwd;
 
-	if (c->state != COLO_STATE_RUNNING || c->p.verify_seq)
+	if (c->state != COLO_STATE_RUNNING || c->p.step >= 0)
 		return colo_fail(c, -ENOTCONN, "prepare_checkpoint: not replicating (%s, link %s)",
 				 colo_state_name(c->state), colo_link_name(c->link_state));
 	fwd = calloc(1, sizeof(*fwd));
@@ -680,7 +707,8 @@ int colo_primary_prepare(struct colo *c)
 int colo_primary_stop(struct colo *c, bool failover)
 {
 	colo_primary_ckpt_timer_stop(c);
-	colo_crc_cancel(c);
+	colo_start_steps_cancel(c);
+	c->p.step = -1;
 	colo_primary_connect_cleanup(c);
 	colo_link_goodbye(c);
 	colo_primary_drop_queue(c);
@@ -705,8 +733,8 @@ void colo_primary_close(struct colo *c)
 {
 	struct colo_wait *w, *tmp;
 
-	free(c->p.verify_crcs);
-	c->p.verify_crcs = NULL;
+	colo_start_steps_cancel(c);
+	c->p.step = -1;
 	colo_primary_ckpt_timer_stop(c);
 	colo_primary_connect_cleanup(c);
 	colo_link_goodbye(c);

@@ -176,7 +176,9 @@ static void colo_secondary_hs_cb(event_id_t id, char mode, void *priv)
 	close(c->s.listen_fd);
 	c->s.listen_fd = -1;
 	memcpy(c->session_id, h.session_id, sizeof(c->session_id));
-	c->s.verifying = h.flags & COLO_HELLO_VERIFY;
+	for (size_t i = 0; colo_start_steps[i]; i++)
+		if (h.flags & colo_start_steps[i]->hello_flag)
+			colo_start_steps[i]->begin(c);
 	if (colo_link_up(c, fd)) {
 		c->link_state = COLO_LINK_LOST;
 		colo_secondary_link_lost(c);
@@ -254,7 +256,7 @@ int colo_secondary_start(struct colo *c)
 	c->s.applied_seq = c->s.acked_seq = 0;
 	c->s.marker_epoch = 0;
 	c->s.last_rx_marker = 0;
-	c->state = COLO_STATE_CONNECTING;
+	colo_set_state(c, COLO_STATE_CONNECTING);
 	c->link_state = COLO_LINK_LISTENING;
 	DPRINTF("colo %s:%s: waiting for the Primary", c->host, c->port);
 	colo_call_done(&c->start_call, 0, 0);

@@ -67,8 +67,7 @@ static void colo_apply_free(struct colo *c, struct colo_apply *a)
 	free(a);
 }
 
-/* The Secondary cannot keep its invariant: tell the Primary and stop applying. */
-static void colo_secondary_fatal(struct colo *c, int err)
+void colo_secondary_fatal(struct colo *c, int err)
 {
 	colo_link_send_error(c, err, c->last_error);
 	colo_link_close(c);
@@ -249,33 +248,6 @@ void colo_secondary_send_ack(void *arg)
 	}
 }
 
-/* Our checksums are done: compare them with the Primary's list at the head of the queue. */
-static void colo_secondary_crcs_done(struct colo *c, int err, uint32_t *crcs, uint32_t n)
-{
-	struct colo_apply *a = list_first_entry(&c->s.rxq, struct colo_apply, next);
-
-	for (uint32_t i = 0; !err && i < n; i++) {
-		uint32_t be;
-
-		memcpy(&be, (char *)a->data + (size_t)i * 4, 4);
-		if (be32toh(be) != crcs[i])
-			err = colo_fail(c, -EILSEQ,
-					"verify: the disks differ in the %u-byte chunk at byte "
-					"offset %llu",
-					COLO_VERIFY_CHUNK,
-					(unsigned long long)i * COLO_VERIFY_CHUNK);
-	}
-	free(crcs);
-	if (err) {
-		colo_secondary_fatal(c, err);
-		return;
-	}
-	DPRINTF("colo %s:%s: verify: both disks match (%u chunks)", c->host, c->port, n);
-	c->s.verifying = false;
-	a->stage = APPLY_DONE;
-	colo_secondary_pump(c);
-}
-
 /* A marker is applied: the epoch's writes are all on the disk. */
 static void colo_secondary_marker(struct colo *c, struct colo_apply *a)
 {
@@ -299,20 +271,17 @@ void colo_secondary_pump(struct colo *c)
 				break;
 		} else if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch) {
 			break; /* held until do_checkpoint */
-		} else if (a->f.type == COLO_FRAME_VERIFY) {
-			/* Checksum our disk in the background; retire once it matched. */
-			if (a->stage == APPLY_WAITING) {
-				a->stage = APPLY_COW;
-				err = colo_crc_start(c, colo_secondary_crcs_done);
-				if (err) {
-					colo_secondary_fatal(c, err);
-					return;
-				}
-			}
-			if (a->stage != APPLY_DONE)
-				break;
-		} else {
+		} else if (a->f.type == COLO_FRAME_EPOCH) {
 			colo_secondary_marker(c, a);
+		} else {
+			/* A start step's frame: its step applies it, maybe in the background. */
+			err = colo_start_step_of_frame(a->f.type)->apply(c, &a->f, a->data);
+			if (err < 0) {
+				colo_secondary_fatal(c, err);
+				return;
+			}
+			if (!err)
+				break;
 		}
 		c->s.applied_seq = a->f.seq;
 		advanced = true;
@@ -363,23 +332,14 @@ out:
 		colo_secondary_finish_stop(c);
 }
 
-void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload)
+void colo_secondary_enqueue(struct colo *c, struct colo_frame *f, void *payload)
 {
 	struct colo_apply *a;
 	uint64_t want_epoch;
 
-	if (f->type != COLO_FRAME_WRITE && f->type != COLO_FRAME_EPOCH &&
-	    f->type != COLO_FRAME_VERIFY) {
-		free(payload);
-		colo_fail(c, -EPROTO, "unexpected %s frame from the Primary",
-			  colo_frame_type_name(f->type));
-		colo_secondary_fatal(c, -EPROTO);
-		return;
-	}
-	/* Writes and markers of epoch N follow the marker of N - 1. */
+	/* Writes, markers and step frames of epoch N follow the marker of N - 1. */
 	want_epoch = c->s.last_rx_marker + 1;
-	if (f->seq != c->s.expect_seq || (f->type != COLO_FRAME_VERIFY && f->epoch != want_epoch) ||
-	    (f->type == COLO_FRAME_VERIFY && f->seq != 1)) {
+	if (f->seq != c->s.expect_seq || f->epoch != want_epoch) {
 		free(payload);
 		colo_fail(c, -EPROTO,
 			  "%s frame seq %llu epoch %llu out of order (expected seq %llu "
@@ -415,6 +375,19 @@ void colo_secondary_frame(struct colo *c, struct colo_frame *f, void *payload)
 	colo_secondary_pump(c);
 }
 
+/* The stream's frames; a start step's frame goes through its step's check (colo-start.c). */
+static void colo_secondary_step_rx(struct colo *c, struct colo_frame *f, void *payload)
+{
+	colo_start_step_of_frame(f->type)->rx(c, f, payload);
+}
+
+const struct colo_frame_handler colo_secondary_frames[] = {
+	{ COLO_FRAME_WRITE, colo_secondary_enqueue },
+	{ COLO_FRAME_EPOCH, colo_secondary_enqueue },
+	{ COLO_FRAME_VERIFY, colo_secondary_step_rx },
+	{ 0, NULL },
+};
+
 /* How the Primary went, for the errors of a checkpoint that cannot end. */
 static const char *colo_secondary_primary_gone(const struct colo *c)
 {
@@ -426,14 +399,11 @@ static void colo_secondary_drop_unapplied(struct colo *c)
 {
 	struct colo_apply *a, *tmp;
 
-	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
-		if (a->f.type == COLO_FRAME_VERIFY) {
-			colo_crc_cancel(c); /* its checksum run has nothing to compare with now */
+	/* A step's background work has nothing to apply to now. */
+	colo_start_steps_cancel(c);
+	list_for_each_entry_safe(a, tmp, &c->s.rxq, next)
+		if (a->stage == APPLY_WAITING || colo_start_step_of_frame(a->f.type))
 			colo_apply_free(c, a);
-		} else if (a->stage == APPLY_WAITING) {
-			colo_apply_free(c, a);
-		}
-	}
 }
 
 /*

@@ -1,7 +1,10 @@
 /*
- * The optional start check (verify=1): the CRC32C of every COLO_VERIFY_CHUNK of the disk.
- * Reading a whole disk takes as long as the disk takes, so it runs a few chunks per tick of a
- * timer: guest I/O, other VBDs and the link's heartbeats go on meanwhile.
+ * The verify start step (verify=1): both sides checksum their whole disk, the CRC32C of every
+ * COLO_VERIFY_CHUNK.  The Primary makes its list before connecting and sends it as the first
+ * frame of the stream (VERIFY); the Secondary makes its own when that frame reaches the head
+ * of its apply queue and compares: a difference ends the link and so fails the Primary's
+ * start.  Reading a whole disk takes as long as the disk takes, so it runs a few chunks per
+ * tick of a timer: guest I/O, other VBDs and the link's heartbeats go on meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,11 +14,15 @@
 
 #include "colo-internal.h"
 #include "crc32c.h"
+#include "tapdisk-interface.h"
 #include "timeout-math.h"
 
 /* Work per tick, then a chance for other events: short next to any heartbeat timeout. */
 #define COLO_CRC_BUDGET_MS 5
 #define COLO_CRC_TICK_MS 1
+
+/* @crcs (malloc'd, the callee frees) holds @n CRC32C, one per COLO_VERIFY_CHUNK; NULL on err. */
+typedef void (*colo_crc_done_t)(struct colo *c, int err, uint32_t *crcs, uint32_t n);
 
 struct colo_crc_job {
 	int fd;
@@ -26,6 +33,9 @@ struct colo_crc_job {
 	event_id_t timer;
 	colo_crc_done_t done;
 };
+
+static int colo_crc_start(struct colo *c, colo_crc_done_t done);
+static void colo_crc_cancel(struct colo *c);
 
 static void colo_crc_free(struct colo *c)
 {
@@ -89,7 +99,7 @@ static void colo_crc_tick(event_id_t id, char mode, void *priv)
 		colo_crc_finish(c, 0);
 }
 
-int colo_crc_start(struct colo *c, colo_crc_done_t done)
+static int colo_crc_start(struct colo *c, colo_crc_done_t done)
 {
 	struct colo_crc_job *job;
 
@@ -123,7 +133,137 @@ int colo_crc_start(struct colo *c, colo_crc_done_t done)
 	return 0;
 }
 
-void colo_crc_cancel(struct colo *c)
+static void colo_crc_cancel(struct colo *c)
 {
 	colo_crc_free(c);
 }
+
+/* ---- the Primary's part ---- */
+
+static bool colo_verify_wanted(const struct colo *c)
+{
+	return c->opts.verify;
+}
+
+static void colo_verify_primary_crcs(struct colo *c, int err, uint32_t *crcs, uint32_t n)
+{
+	if (!err) {
+		c->p.verify_crcs = crcs;
+		c->p.verify_n = n;
+	}
+	colo_primary_step_prepared(c, err);
+}
+
+/* The list is made before connecting; the connection starts once it is done. */
+static int colo_verify_prepare(struct colo *c)
+{
+	DPRINTF("colo %s:%s: checksumming %s for the verify step", c->host, c->port, c->path);
+	return colo_crc_start(c, colo_verify_primary_crcs);
+}
+
+/* The list goes first in the stream, before any write queued while connecting. */
+static int colo_verify_run(struct colo *c)
+{
+	uint32_t *crcs = c->p.verify_crcs, n = c->p.verify_n;
+	int err;
+
+	c->p.verify_crcs = NULL;
+	for (uint32_t i = 0; i < n; i++)
+		crcs[i] = htobe32(crcs[i]);
+	err = colo_primary_queue_frame(c, COLO_FRAME_VERIFY, 0, crcs, n * 4, true,
+				       &c->p.verify_seq);
+	free(crcs);
+	return err;
+}
+
+static void colo_verify_acked(struct colo *c, uint64_t seq)
+{
+	if (!c->p.verify_seq || seq < c->p.verify_seq)
+		return;
+	c->p.verify_seq = 0;
+	DPRINTF("colo %s:%s: the Secondary's disk matches ours", c->host, c->port);
+	colo_primary_step_done(c, 0);
+}
+
+/* ---- the Secondary's part ---- */
+
+static void colo_verify_begin(struct colo *c)
+{
+	c->s.verifying = true;
+}
+
+static void colo_verify_rx(struct colo *c, struct colo_frame *f, void *payload)
+{
+	if (!c->s.verifying || f->seq != 1) {
+		free(payload);
+		colo_fail(c, -EPROTO, "VERIFY frame seq %llu %s", (unsigned long long)f->seq,
+			  c->s.verifying ? "is not the first" : "not announced in the hello");
+		colo_secondary_fatal(c, -EPROTO);
+		return;
+	}
+	colo_secondary_enqueue(c, f, payload);
+}
+
+static void colo_verify_secondary_crcs(struct colo *c, int err, uint32_t *crcs, uint32_t n)
+{
+	c->s.verify_crcs = crcs;
+	c->s.verify_err = err;
+	colo_secondary_pump(c);
+}
+
+/* Checksums our disk in the background, then compares with the Primary's list. */
+static int colo_verify_apply(struct colo *c, const struct colo_frame *f, const void *payload)
+{
+	uint32_t n = f->length / 4;
+	int err = c->s.verify_err;
+
+	if (!c->s.verify_crcs && !err) {
+		if (!c->crc)
+			err = colo_crc_start(c, colo_verify_secondary_crcs);
+		return err;
+	}
+	for (uint32_t i = 0; !err && i < n; i++) {
+		uint32_t be;
+
+		memcpy(&be, (const char *)payload + (size_t)i * 4, 4);
+		if (be32toh(be) != c->s.verify_crcs[i])
+			err = colo_fail(c, -EILSEQ,
+					"verify: the disks differ in the %u-byte chunk at byte "
+					"offset %llu",
+					COLO_VERIFY_CHUNK,
+					(unsigned long long)i * COLO_VERIFY_CHUNK);
+	}
+	free(c->s.verify_crcs);
+	c->s.verify_crcs = NULL;
+	c->s.verify_err = 0;
+	if (err)
+		return err;
+	DPRINTF("colo %s:%s: verify: both disks match (%u chunks)", c->host, c->port, n);
+	c->s.verifying = false;
+	return 1;
+}
+
+static void colo_verify_cancel(struct colo *c)
+{
+	colo_crc_cancel(c);
+	free(c->p.verify_crcs);
+	c->p.verify_crcs = NULL;
+	c->p.verify_seq = 0;
+	free(c->s.verify_crcs);
+	c->s.verify_crcs = NULL;
+	c->s.verify_err = 0;
+}
+
+const struct colo_start_step colo_verify_step = {
+	.name = "verify",
+	.hello_flag = COLO_HELLO_VERIFY,
+	.frame_type = COLO_FRAME_VERIFY,
+	.wanted = colo_verify_wanted,
+	.prepare = colo_verify_prepare,
+	.run = colo_verify_run,
+	.acked = colo_verify_acked,
+	.begin = colo_verify_begin,
+	.rx = colo_verify_rx,
+	.apply = colo_verify_apply,
+	.cancel = colo_verify_cancel,
+};
