@@ -5,7 +5,10 @@
 #include <stddef.h>
 
 #define BLKTAP2_CONTROL_NAME "blktap-control"
+/* configure --with-control-dir sets it for the programs; this is the default. */
+#ifndef BLKTAP2_CONTROL_DIR
 #define BLKTAP2_CONTROL_DIR "/run/" BLKTAP2_CONTROL_NAME
+#endif
 #define BLKTAP2_CONTROL_SOCKET "ctl"
 #define BLKTAP2_NP_RUN_DIR BLKTAP2_CONTROL_DIR "/tapdisk"
 #define BLKTAP2_ENOSPC_SIGNAL_FILE BLKTAP2_CONTROL_DIR "/nospc"

@@ -10,7 +10,10 @@ requires systemd-analyze
 requires systemd-tmpfiles
 
 UNIT=$top_builddir/systemd/colo-controller@.service
-TMPFILES=$top_srcdir/systemd/blktap-colo.conf
+TMPFILES=$top_builddir/systemd/blktap-colo.conf
+# configure --with-control-dir, which make wrote into the entry (not built with tmpfiles=no)
+controldir=$(sed -n 's|^controldir = ||p' "$top_builddir/Makefile")
+make -s -C "$top_builddir" systemd/blktap-colo.conf >/dev/null || fail "make $TMPFILES failed"
 [ -s "$UNIT" ] || fail "$UNIT was not built"
 [ -s "$TMPFILES" ] || fail "$TMPFILES is missing"
 
@@ -45,7 +48,7 @@ root=$TEST_DIR/root
 mkdir -p "$root/run"
 out=$(systemd-tmpfiles --create --root="$root" "$TMPFILES" 2>&1) ||
 	fail "systemd-tmpfiles --create: $out"
-for d in /run/blktap-control /run/blktap-control/tapdisk; do
+for d in "$controldir" "$controldir/tapdisk"; do
 	got=$(stat -c '%a %U %F' "$root$d" 2>&1) || fail "$d was not created: $got"
 	[ "$got" = "700 root directory" ] || fail "$d: $got"
 done
