@@ -795,6 +795,22 @@ class Session:
                 fail("the Primary did not notice the end of replication within 10 s: %s" % st)
             time.sleep(0.05)
 
+    def wait_pending(self, vbd, what, proc):
+        """Waits until @vbd's status lists @what as accepted and not done (its tap-ctl @proc
+        has not returned: the command waits for something that has not happened yet)."""
+        deadline = time.monotonic() + 60
+        while True:
+            st = vbd.status()
+            if what in st["pending"].split():
+                return
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                fail("%s returned before it was seen pending: exit %d %s %s; status %s" %
+                     (what, proc.returncode, out.strip(), err.strip(), st))
+            if time.monotonic() > deadline:
+                fail("%s was not accepted within 60 s: status %s" % (what, st))
+            time.sleep(0.01)
+
     def read_file(self, path):
         with open(path, "rb") as f:
             return f.read()
@@ -847,10 +863,12 @@ class Session:
             # A failover asked for while the Secondary's checkpoint waits for its marker
             # runs after that checkpoint.
             note("the Secondary's checkpoint, then failover, then the Primary's checkpoint")
+            # Each command is issued once the one before is accepted (status "pending"),
+            # however slowly the machine answers.
             sck = self.S.colo_async("checkpoint")
-            time.sleep(0.05)
+            self.wait_pending(self.S, "checkpoint", sck)
             fo = self.S.colo_async("failover")
-            time.sleep(0.05)
+            self.wait_pending(self.S, "failover", fo)
             pck = self.P.colo("checkpoint", check=False)
             out, err = sck.communicate(timeout=60)
             fo_out, fo_err = fo.communicate(timeout=60)
