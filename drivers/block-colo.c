@@ -175,9 +175,8 @@ static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryp
 		return err;
 	c->driver = driver;
 	c->link.fd = -1;
-	c->p.connect_fd = -1;
+	c->hs.fd = -1;
 	c->s.listen_fd = -1;
-	c->s.hs_fd = -1;
 	INIT_LIST_HEAD(&c->link.sendq);
 	INIT_LIST_HEAD(&c->p.waiting);
 	INIT_LIST_HEAD(&c->p.local);

@@ -3,11 +3,12 @@
  *
  *   block-colo.c      the tapdisk driver (open, close, read, write), the API entry points,
  *                     errors and the driver's own I/O to the disk below it
- *   colo-net.c        the replication link: sockets, send queue, frame reader, heartbeats
+ *   colo-net.c        the replication link: send queue, frame reader, heartbeats, over a
+ *                     connection (tls-session.h: plain or TLS, the link cannot tell)
+ *   colo-handshake.c  both sides' handshake: connect or listen and accept, TLS, hello
  *   colo-primary.c    Primary: forward queue, backpressure, checkpoints, dirty blocks
  *   colo-secondary.c  Secondary: applying forwarded writes, checkpoints, failover, stop
  *   colo-secondary-vm.c         the Secondary VM's reads and writes (buffer over disk)
- *   colo-secondary-handshake.c  listening for the Primary, checking its hello
  *   colo-start.c      the start steps (below) in their order, run by either side
  *   colo-verify.c     the verify start step: checksums of the whole disk compared
  *
@@ -27,6 +28,7 @@
 #include "scheduler.h"
 #include "tapdisk-server.h"
 #include "tapdisk.h"
+#include "tls-session.h"
 
 #define COLO_ERR_LEN 256
 
@@ -45,7 +47,8 @@ struct colo_msg {
 };
 
 struct colo_conn {
-	int fd;
+	struct tls_session *ts; /* the connection, plain or TLS: NULL when none */
+	int fd;			/* its socket, for the event loop only; -1 when none */
 	event_id_t rd_event, wr_event, timer_event;
 	bool wr_masked, rd_masked;
 	struct colo_reader reader;
@@ -61,8 +64,9 @@ struct colo_conn {
 };
 
 long long colo_now_ms(void);
-/* Takes over a connected socket and starts reading frames and sending heartbeats. */
-int colo_link_up(struct colo *c, int fd);
+/* Takes over a connection whose handshake is done (@fd is its socket, which @ts owns) and
+ * starts reading frames and sending heartbeats. */
+int colo_link_up(struct colo *c, struct tls_session *ts, int fd);
 /* Sends what the socket takes now, without waiting for the end of the loop iteration. */
 void colo_link_flush_now(struct colo *c);
 /* Closes the link; queued messages are dropped (their sent callbacks do not run). */
@@ -93,9 +97,34 @@ struct colo_frame_handler {
 };
 extern const struct colo_frame_handler colo_primary_frames[];
 extern const struct colo_frame_handler colo_secondary_frames[];
-/* Socket helpers for the handshake. */
-int colo_socket_nonblock(int fd);
-void colo_socket_tune(int fd);
+
+/* ---- colo-handshake.c ---- */
+
+/* A connection in its handshake (docs/colo-protocol.md): at most one at a time. */
+struct colo_hs {
+	int fd;			/* -1: none */
+	struct tls_session *ts; /* owns fd once the TCP connection is up */
+	event_id_t event;
+	int phase;		/* COLO_HS_* */
+	bool tls;		/* TLS was started on it */
+	bool heard;		/* Primary: the Secondary's first byte was seen */
+	bool plain_reply;	/* Primary: the Secondary answered our ClientHello in plain text */
+	char *buf;		/* the hello or hello_reply being sent or received */
+	size_t len, done;
+	bool refused;		/* Secondary: the reply being sent refuses */
+	struct colo_wire_hello hello;
+	struct colo_wire_hello_reply reply;
+	long long deadline; /* Primary: the end of connect_timeout */
+};
+
+/* Primary: connects (retrying until connect_timeout), then TLS and the hello; ends with
+ * colo_primary_link_ready() or colo_primary_start_failed(). */
+int colo_handshake_connect(struct colo *c);
+/* Secondary: listens; a Primary that passes the handshake goes to colo_secondary_link_ready(),
+ * a refused one is closed and the listening goes on. */
+int colo_handshake_listen(struct colo *c);
+/* Drops a handshake in progress, and (Secondary) stops listening. */
+void colo_handshake_close(struct colo *c);
 
 /* ---- block-colo.c ---- */
 
@@ -126,6 +155,7 @@ struct colo {
 	uint8_t session_id[16];
 
 	struct colo_conn link;
+	struct colo_hs hs;
 
 	/* Pending API calls. */
 	struct colo_call start_call, ckpt_call, stop_call;
@@ -150,12 +180,6 @@ struct colo {
 		struct list_head unacked; /* struct colo_fwd, in seq order */
 		uint64_t *dirty[2]; /* since the last checkpoint: [0] now, [1] the epoch before */
 		uint64_t nblocks;
-		int connect_fd;
-		event_id_t connect_event;
-		long long connect_deadline;
-		int phase; /* COLO_CONNECT_* */
-		struct colo_wire_hello_reply reply;
-		size_t reply_have;
 	} p;
 
 	/* Secondary */
@@ -163,11 +187,6 @@ struct colo {
 		struct colo_buffer *buf;
 		int listen_fd;
 		event_id_t listen_event;
-		int hs_fd; /* a connection in its handshake */
-		event_id_t hs_event;
-		long long hs_deadline;
-		size_t hs_have;
-		struct colo_wire_hello hs_hello;
 		uint64_t expect_seq;	 /* the next WRITE/EPOCH/VERIFY seq */
 		uint64_t applied_seq;	 /* everything up to here is applied */
 		uint64_t acked_seq;	 /* last ACK sent */
@@ -247,6 +266,10 @@ void colo_primary_step_prepared(struct colo *c, int err);
 void colo_primary_step_done(struct colo *c, int err);
 void colo_primary_link_lost(struct colo *c, int err);
 void colo_primary_close(struct colo *c);
+/* The handshake succeeded and the link is up: forwarding starts. */
+int colo_primary_link_ready(struct colo *c);
+/* The start fails with @err (its reason recorded already). */
+void colo_primary_start_failed(struct colo *c, int err);
 uint64_t colo_primary_dirty_blocks(const struct colo *c);
 void colo_primary_mark_dirty(struct colo *c, uint64_t offset, uint64_t len);
 
@@ -265,6 +288,8 @@ void colo_secondary_enqueue(struct colo *c, struct colo_frame *f, void *payload)
 void colo_secondary_fatal(struct colo *c, int err);
 void colo_secondary_link_lost(struct colo *c);
 void colo_secondary_close(struct colo *c);
+/* The Primary's hello @h was accepted and the link is up: replication runs. */
+void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h);
 void colo_secondary_writeback_sync(struct colo *c);
 /* Starts what may start, retires what finished, and moves a pending stop or failover on. */
 void colo_secondary_pump(struct colo *c);

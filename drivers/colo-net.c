@@ -1,6 +1,7 @@
 /*
- * The replication link (docs/colo-protocol.md): one TCP connection between Primary and
- * Secondary after the handshake.  Frames go out through a queue flushed once per loop
+ * The replication link (docs/colo-protocol.md): one connection between Primary and Secondary
+ * after the handshake (colo-handshake.c), plain TCP or TLS behind tls-session.h: nothing here
+ * knows which.  Frames go out through a queue flushed once per loop
  * iteration (many frames per sendmsg); frames come in through colo_reader, which names where
  * the next bytes go so that payloads land in their final buffer.  Heartbeats keep an idle link
  * provably alive; a link silent for the timeout is declared lost.
@@ -27,16 +28,7 @@
 /* Bytes read per wakeup, so one busy link cannot starve the rest of the loop. */
 #define COLO_READ_BUDGET (8U << 20)
 
-int colo_socket_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
-void colo_socket_tune(int fd)
+static void colo_socket_tune(int fd)
 {
 	int one = 1, size = 4 << 20;
 
@@ -47,6 +39,11 @@ void colo_socket_tune(int fd)
 }
 
 static void colo_link_read_cb(event_id_t id, char mode, void *priv);
+/* Why a send or receive failed: the system's word, or TLS's. */
+static const char *colo_link_error(const struct colo_conn *l, int err)
+{
+	return tls_session_is_tls(l->ts) ? tls_session_error(l->ts) : strerror(-err);
+}
 static void colo_link_write_cb(event_id_t id, char mode, void *priv);
 static void colo_link_timer_cb(event_id_t id, char mode, void *priv);
 static void colo_link_flush(void *arg);
@@ -64,11 +61,12 @@ static uint32_t colo_heartbeat_ms(const struct colo *c)
 	return ms < 25 ? 25 : ms;
 }
 
-int colo_link_up(struct colo *c, int fd)
+int colo_link_up(struct colo *c, struct tls_session *ts, int fd)
 {
 	struct colo_conn *l = &c->link;
 	int err;
 
+	l->ts = ts;
 	l->fd = fd;
 	colo_socket_tune(fd);
 	l->limits.disk_size = c->disk_size;
@@ -79,7 +77,8 @@ int colo_link_up(struct colo *c, int fd)
 	if (!l->rx)
 		l->rx = malloc(COLO_RX_STAGE);
 	if (!l->rx) {
-		close(fd);
+		tls_session_close(ts);
+		l->ts = NULL;
 		l->fd = -1;
 		return colo_fail(c, -ENOMEM, "out of memory for the replication link");
 	}
@@ -100,6 +99,8 @@ int colo_link_up(struct colo *c, int fd)
 		return colo_fail(c, err, "cannot watch the replication link: %s", strerror(-err));
 	}
 	c->link_state = COLO_LINK_UP;
+	/* The handshake's last read may have brought frames along already (TLS buffers). */
+	tapdisk_server_defer(&l->rd_kick);
 	return 0;
 }
 
@@ -123,8 +124,10 @@ void colo_link_close(struct colo *c)
 		if (!m->sent)
 			free(m);
 	}
+	tapdisk_server_cancel_deferred(&l->rd_kick);
 	colo_reader_free(&l->reader);
-	close(l->fd);
+	tls_session_close(l->ts);
+	l->ts = NULL;
 	l->fd = -1;
 }
 
@@ -201,7 +204,7 @@ void colo_link_pause_reading(struct colo *c, bool pause)
 	/* Silence while we do not read is ours, not the peer's. */
 	if (!pause) {
 		l->last_rx_ms = colo_now_ms();
-		if (l->rx_off < l->rx_have)
+		if (l->rx_off < l->rx_have || tls_session_pending(l->ts))
 			tapdisk_server_defer(&l->rd_kick);
 	}
 }
@@ -239,7 +242,6 @@ static void colo_link_flush(void *arg)
 
 	while (l->fd >= 0 && !list_empty(&l->sendq)) {
 		struct iovec iov[COLO_IOV_MAX];
-		struct msghdr mh = {.msg_iov = iov};
 		size_t skip = l->head_sent;
 		struct colo_msg *m, *tmp;
 		int n = 0;
@@ -263,16 +265,14 @@ static void colo_link_flush(void *arg)
 			}
 			skip = 0;
 		}
-		mh.msg_iovlen = n;
-		done = sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* A short send leaves the rest at the head: the next call starts with it. */
+		done = tls_session_sendv(l->ts, iov, n);
+		if (done == -EAGAIN) {
+			colo_link_arm_write(c, true);
+			return;
+		}
 		if (done < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				colo_link_arm_write(c, true);
-				return;
-			}
-			colo_link_lost(c, -errno, "send: %s", strerror(errno));
+			colo_link_lost(c, (int)done, "send: %s", colo_link_error(l, (int)done));
 			return;
 		}
 		l->last_tx_ms = colo_now_ms();
@@ -303,13 +303,14 @@ static void colo_link_write_cb(event_id_t id, char mode, void *priv)
 void colo_link_goodbye(struct colo *c)
 {
 	char sink[4096];
+	struct iovec iov = {.iov_base = sink, .iov_len = sizeof(sink)};
 
 	if (c->link.fd < 0)
 		return;
 	colo_link_send_simple(c, COLO_FRAME_GOODBYE, 0, c->epoch);
 	colo_link_flush_now(c);
 	/* Unread bytes would make close() reset the connection, and the peer might miss it. */
-	while (recv(c->link.fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+	while (c->link.ts && tls_session_recvv(c->link.ts, &iov, 1) > 0)
 		;
 	colo_link_close(c);
 }
@@ -404,6 +405,7 @@ static void colo_link_frame(struct colo *c, struct colo_frame *f, void *payload)
 static ssize_t colo_link_fill(struct colo *c, void *buf, size_t len)
 {
 	struct colo_conn *l = &c->link;
+	struct iovec iov;
 	ssize_t n;
 
 	for (;;) {
@@ -414,15 +416,14 @@ static ssize_t colo_link_fill(struct colo *c, void *buf, size_t len)
 			return n;
 		}
 		if (len >= COLO_RX_DIRECT)
-			n = recv(l->fd, buf, len, MSG_DONTWAIT);
+			iov = (struct iovec){.iov_base = buf, .iov_len = len};
 		else
-			n = recv(l->fd, l->rx, COLO_RX_STAGE, MSG_DONTWAIT);
+			iov = (struct iovec){.iov_base = l->rx, .iov_len = COLO_RX_STAGE};
+		n = tls_session_recvv(l->ts, &iov, 1);
+		if (n == -EAGAIN)
+			return 0;
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			colo_link_lost(c, -errno, "receive: %s", strerror(errno));
+			colo_link_lost(c, (int)n, "receive: %s", colo_link_error(l, (int)n));
 			return -1;
 		}
 		if (n == 0) {
@@ -467,8 +468,9 @@ static void colo_link_receive(struct colo *c)
 			colo_link_frame(c, &f, payload);
 		}
 	}
-	/* Staged bytes do not wake epoll: come back for them. */
-	if (l->fd >= 0 && !l->rd_masked && l->rx_off < l->rx_have)
+	/* Staged bytes, and what TLS decrypted or read ahead, do not wake epoll: come back. */
+	if (l->fd >= 0 && !l->rd_masked &&
+	    (l->rx_off < l->rx_have || tls_session_pending(l->ts)))
 		tapdisk_server_defer(&l->rd_kick);
 }
 

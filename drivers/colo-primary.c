@@ -10,23 +10,16 @@
  * blocks changed since the last checkpoint are known (for the resync that comes later).
  */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "colo-internal.h"
 #include "crc32c.h"
 #include "tapdisk-interface.h"
 #include "timeout-math.h"
-
-#define COLO_CONNECT_RETRY_MS 200
-
-/* Where a start is: waiting to retry, connecting, or waiting for the hello reply. */
-enum { COLO_CONNECT_RETRY, COLO_CONNECT_CONNECTING, COLO_CONNECT_REPLY };
 
 /* One forwarded frame: a write (with its data) or an epoch marker or the verify list. */
 struct colo_fwd {
@@ -302,26 +295,14 @@ void colo_primary_link_lost(struct colo *c, int err)
 	colo_primary_kick_waiting(c);
 }
 
-/* ---- start: the start steps' prepare, connect, handshake, the start steps ---- */
+/* ---- start: the start steps' prepare, connect and handshake (colo-handshake.c), the start
+ * steps ---- */
 
-static void colo_primary_connect_cb(event_id_t id, char mode, void *priv);
-
-static void colo_primary_connect_cleanup(struct colo *c)
-{
-	if (c->p.connect_event > 0)
-		tapdisk_server_unregister_event(c->p.connect_event);
-	c->p.connect_event = 0;
-	if (c->p.connect_fd >= 0)
-		close(c->p.connect_fd);
-	c->p.connect_fd = -1;
-	c->p.reply_have = 0;
-}
-
-static void colo_primary_start_failed(struct colo *c, int err)
+void colo_primary_start_failed(struct colo *c, int err)
 {
 	colo_start_steps_cancel(c);
 	c->p.step = -1;
-	colo_primary_connect_cleanup(c);
+	colo_handshake_close(c);
 	colo_link_close(c);
 	colo_primary_drop_queue(c);
 	colo_set_state(c, COLO_STATE_IDLE);
@@ -336,84 +317,6 @@ void colo_primary_cancel_start(struct colo *c)
 	colo_fail(c, -ECANCELED, "start: cancelled: the caller went away before the %s",
 		  c->link_state == COLO_LINK_UP ? "start steps ended" : "handshake");
 	colo_primary_start_failed(c, -ECANCELED);
-}
-
-static int colo_primary_wait(struct colo *c, char mode, int ms)
-{
-	if (c->p.connect_event > 0)
-		tapdisk_server_unregister_event(c->p.connect_event);
-	c->p.connect_event = tapdisk_server_register_event(
-		mode | SCHEDULER_POLL_TIMEOUT, mode ? c->p.connect_fd : -1,
-		TV_MSECS(ms > 0 ? ms : 1), colo_primary_connect_cb, c);
-	if (c->p.connect_event < 0) {
-		int err = c->p.connect_event;
-
-		c->p.connect_event = 0;
-		return colo_fail(c, err, "start: cannot watch the connection: %s", strerror(-err));
-	}
-	return 0;
-}
-
-static int colo_primary_remaining_ms(const struct colo *c)
-{
-	long long left = c->p.connect_deadline - colo_now_ms();
-
-	return left < 0 ? 0 : (int)left;
-}
-
-/* Starts one connection attempt; 0 with an event armed, or -errno. */
-static int colo_primary_try_connect(struct colo *c)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-	int fd, rc;
-
-	rc = getaddrinfo(c->host, c->port, &hints, &res);
-	if (rc)
-		return colo_fail(c, -EHOSTUNREACH, "start: cannot resolve %s: %s", c->host,
-				 gai_strerror(rc));
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		freeaddrinfo(res);
-		return colo_fail(c, -errno, "start: socket: %s", strerror(errno));
-	}
-	rc = connect(fd, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	if (rc && errno != EINPROGRESS) {
-		rc = -errno;
-		close(fd);
-		/* Refused now: try again shortly, the Secondary may not listen yet. */
-		c->p.connect_fd = -1;
-		colo_note(c, "connect to %s:%s: %s", c->host, c->port, strerror(-rc));
-		c->p.phase = COLO_CONNECT_RETRY;
-		return colo_primary_wait(c, 0, COLO_CONNECT_RETRY_MS);
-	}
-	c->p.connect_fd = fd;
-	c->p.phase = COLO_CONNECT_CONNECTING;
-	return colo_primary_wait(c, SCHEDULER_POLL_WRITE_FD, colo_primary_remaining_ms(c));
-}
-
-static int colo_primary_send_hello(struct colo *c)
-{
-	struct colo_hello h = {
-		.version = COLO_PROTO_VERSION,
-		.flags = colo_start_steps_flags(c),
-		.disk_size = c->disk_size,
-		.block_size = c->opts.block_size,
-		.auth_type = COLO_AUTH_NONE,
-	};
-	struct colo_wire_hello w;
-	ssize_t n;
-
-	memcpy(h.session_id, c->session_id, sizeof(h.session_id));
-	colo_hello_encode(&h, &w);
-	/* A fresh socket's buffer always takes 80 bytes. */
-	n = send(c->p.connect_fd, &w, sizeof(w), MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (n != (ssize_t)sizeof(w))
-		return colo_fail(c, n < 0 ? -errno : -EIO, "start: sending the hello to %s:%s: %s",
-				 c->host, c->port, n < 0 ? strerror(errno) : "short write");
-	c->p.reply_have = 0;
-	c->p.phase = COLO_CONNECT_REPLY;
-	return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
 }
 
 int colo_primary_queue_frame(struct colo *c, uint16_t type, uint64_t offset, const void *data,
@@ -474,17 +377,11 @@ void colo_primary_step_done(struct colo *c, int err)
 }
 
 /* The handshake succeeded: the link is up and what was queued meanwhile goes out. */
-static int colo_primary_link_ready(struct colo *c)
+int colo_primary_link_ready(struct colo *c)
 {
 	struct colo_fwd *fwd;
-	int fd = c->p.connect_fd, err;
+	int err;
 
-	c->p.connect_fd = -1;
-	colo_primary_connect_cleanup(c);
-	snprintf(c->link.peer, sizeof(c->link.peer), "%s:%s", c->host, c->port);
-	err = colo_link_up(c, fd);
-	if (err)
-		return err;
 	colo_clear_error(c); /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
@@ -499,101 +396,6 @@ static int colo_primary_link_ready(struct colo *c)
 	return 0;
 }
 
-static int colo_primary_read_reply(struct colo *c)
-{
-	struct colo_wire_hello_reply w;
-	struct colo_hello_reply r;
-	char err[COLO_ERR_LEN];
-	ssize_t n;
-	int rc;
-
-	/* The reply is small and comes at once; hs_have counts what arrived of it. */
-	n = recv(c->p.connect_fd, (char *)&c->p.reply + c->p.reply_have,
-		 sizeof(w) - c->p.reply_have, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
-	if (n <= 0)
-		return colo_fail(c, n < 0 ? -errno : -ECONNRESET,
-				 "start: the Secondary at %s:%s closed the connection during the "
-				 "handshake%s%s",
-				 c->host, c->port, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
-	c->p.reply_have += n;
-	if (c->p.reply_have < sizeof(w))
-		return colo_primary_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
-	memcpy(&w, &c->p.reply, sizeof(w));
-	rc = colo_hello_reply_decode(&w, &r, err, sizeof(err));
-	if (rc)
-		return colo_fail(c, rc, "start: bad handshake reply from %s:%s: %s", c->host,
-				 c->port, err);
-	if (r.status)
-		return colo_fail(c, -r.status, "start: the Secondary refused: %s", r.message);
-	if (memcmp(r.session_id, c->session_id, sizeof(r.session_id)))
-		return colo_fail(c, -EPROTO, "start: the Secondary answered another session");
-	return colo_primary_link_ready(c);
-}
-
-static void colo_primary_connect_cb(event_id_t id, char mode, void *priv)
-{
-	struct colo *c = priv;
-	int err, soerr = 0;
-	socklen_t len = sizeof(soerr);
-
-	switch (c->p.phase) {
-	case COLO_CONNECT_RETRY:
-		if (!colo_primary_remaining_ms(c)) {
-			char why[COLO_ERR_LEN];
-
-			snprintf(why, sizeof(why), "%s", c->last_error);
-			colo_fail(c, -ETIMEDOUT, "start: no Secondary at %s:%s within %u ms (%s)",
-				  c->host, c->port, c->opts.connect_timeout_ms, why);
-			colo_primary_start_failed(c, -ETIMEDOUT);
-			return;
-		}
-		err = colo_primary_try_connect(c);
-		break;
-	case COLO_CONNECT_CONNECTING:
-		if (!(mode & SCHEDULER_POLL_WRITE_FD)) {
-			colo_note(c, "connect to %s:%s: %s", c->host, c->port, strerror(ETIMEDOUT));
-			soerr = ETIMEDOUT;
-		} else {
-			getsockopt(c->p.connect_fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-		}
-		if (soerr) {
-			colo_note(c, "connect to %s:%s: %s", c->host, c->port, strerror(soerr));
-			close(c->p.connect_fd);
-			c->p.connect_fd = -1;
-			c->p.phase = COLO_CONNECT_RETRY;
-			err = colo_primary_wait(c, 0, COLO_CONNECT_RETRY_MS);
-		} else {
-			err = colo_primary_send_hello(c);
-		}
-		break;
-	default:
-		if (mode & SCHEDULER_POLL_READ_FD)
-			err = colo_primary_read_reply(c);
-		else
-			err = colo_fail(c, -ETIMEDOUT,
-					"start: %s:%s did not answer the handshake "
-					"within %u ms",
-					c->host, c->port, c->opts.timeout_ms);
-		break;
-	}
-	if (err)
-		colo_primary_start_failed(c, err);
-}
-
-static int colo_primary_connect(struct colo *c)
-{
-	int err;
-
-	c->p.connect_deadline = colo_now_ms() + c->opts.connect_timeout_ms;
-	c->p.phase = COLO_CONNECT_RETRY;
-	err = colo_primary_try_connect(c);
-	if (!err)
-		DPRINTF("colo %s:%s: connecting to the Secondary", c->host, c->port);
-	return err;
-}
-
 /* Runs the prepare of the wanted steps after the current one, then connects. */
 static int colo_primary_next_prepare(struct colo *c)
 {
@@ -603,7 +405,7 @@ static int colo_primary_next_prepare(struct colo *c)
 		if (s->prepare && s->wanted(c))
 			return s->prepare(c);
 	c->p.step = -1;
-	return colo_primary_connect(c);
+	return colo_handshake_connect(c);
 }
 
 void colo_primary_step_prepared(struct colo *c, int err)
@@ -637,7 +439,7 @@ int colo_primary_start(struct colo *c)
 	if (err) {
 		colo_start_steps_cancel(c);
 		c->p.step = -1;
-		colo_primary_connect_cleanup(c);
+		colo_handshake_close(c);
 	}
 	return err;
 }
@@ -709,7 +511,7 @@ int colo_primary_stop(struct colo *c, bool failover)
 	colo_primary_ckpt_timer_stop(c);
 	colo_start_steps_cancel(c);
 	c->p.step = -1;
-	colo_primary_connect_cleanup(c);
+	colo_handshake_close(c);
 	colo_link_goodbye(c);
 	colo_primary_drop_queue(c);
 	if (c->link_state != COLO_LINK_LOST)
@@ -736,7 +538,7 @@ void colo_primary_close(struct colo *c)
 	colo_start_steps_cancel(c);
 	c->p.step = -1;
 	colo_primary_ckpt_timer_stop(c);
-	colo_primary_connect_cleanup(c);
+	colo_handshake_close(c);
 	colo_link_goodbye(c);
 	colo_primary_drop_queue(c);
 	/* The VBD drained before closing, so nothing waits here; be safe anyway. */

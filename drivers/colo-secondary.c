@@ -14,7 +14,7 @@
  *  - Failover writes the buffer back in disk order, flushes, and the disk becomes plain.
  *
  * The Secondary VM's reads and writes are in colo-secondary-vm.c, listening for the Primary
- * and the handshake in colo-secondary-handshake.c.
+ * and the handshake in colo-handshake.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -606,16 +606,7 @@ static void colo_wb_next(struct colo *c)
 
 static void colo_secondary_close_sockets(struct colo *c)
 {
-	if (c->s.listen_event > 0)
-		tapdisk_server_unregister_event(c->s.listen_event);
-	if (c->s.hs_event > 0)
-		tapdisk_server_unregister_event(c->s.hs_event);
-	c->s.listen_event = c->s.hs_event = 0;
-	if (c->s.listen_fd >= 0)
-		close(c->s.listen_fd);
-	if (c->s.hs_fd >= 0)
-		close(c->s.hs_fd);
-	c->s.listen_fd = c->s.hs_fd = -1;
+	colo_handshake_close(c);
 	/* The Primary may be waiting for the ack of a marker we applied: send it first. */
 	tapdisk_server_cancel_deferred(&c->s.ack);
 	colo_secondary_send_ack(c);
@@ -794,4 +785,54 @@ out:
 		close(fd);
 	free(blk);
 	free(blocks);
+}
+
+/* ---- start: the buffer, then listening (colo-handshake.c) ---- */
+
+int colo_secondary_start(struct colo *c)
+{
+	char why[COLO_ERR_LEN] = "";
+	struct colo_buffer_config cfg = {
+		.block_size = c->opts.block_size,
+		.ram_limit = c->opts.ram_limit,
+		.spill_path = c->opts.spill_path,
+		.spill_limit = c->opts.spill_limit,
+		.why = why,
+		.why_len = sizeof(why),
+	};
+	int err;
+
+	err = colo_buffer_create(&cfg, &c->s.buf);
+	if (err && why[0])
+		return colo_fail(c, err, "start: %s", why);
+	if (err)
+		return colo_fail(c, err, "start: cannot create the disk buffer: %s",
+				 strerror(-err));
+	err = colo_handshake_listen(c);
+	if (err) {
+		colo_buffer_destroy(c->s.buf);
+		c->s.buf = NULL;
+		return err;
+	}
+	tapdisk_deferred_init(&c->s.ack, colo_secondary_send_ack, c);
+	c->s.expect_seq = 1;
+	c->s.applied_seq = c->s.acked_seq = 0;
+	c->s.marker_epoch = 0;
+	c->s.last_rx_marker = 0;
+	colo_set_state(c, COLO_STATE_CONNECTING);
+	c->link_state = COLO_LINK_LISTENING;
+	DPRINTF("colo %s:%s: waiting for the Primary", c->host, c->port);
+	colo_call_done(&c->start_call, 0, 0);
+	return 0;
+}
+
+void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h)
+{
+	memcpy(c->session_id, h->session_id, sizeof(c->session_id));
+	for (size_t i = 0; colo_start_steps[i]; i++)
+		if (h->flags & colo_start_steps[i]->hello_flag)
+			colo_start_steps[i]->begin(c);
+	colo_clear_error(c); /* refused Primaries before this one are history */
+	colo_set_state(c, COLO_STATE_RUNNING);
+	DPRINTF("colo %s:%s: replicating from the Primary at %s", c->host, c->port, c->link.peer);
 }

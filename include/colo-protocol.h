@@ -12,7 +12,9 @@
 #define COLO_PROTO_VERSION 1
 #define COLO_FRAME_MAGIC 0x434f4c46U /* "COLF" */
 
-#define COLO_AUTH_NONE 0
+#define COLO_AUTH_NONE 0 /* plain text (tls=none) */
+#define COLO_AUTH_X509 1 /* inside TLS with X.509 certificates (tls=x509) */
+#define COLO_AUTH_PSK 2	 /* inside TLS with a pre-shared key (tls=psk) */
 
 /* Handshake: the Primary sends a hello, the Secondary answers with a hello_reply. */
 struct colo_wire_hello {
