@@ -181,6 +181,8 @@ static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryp
 	INIT_LIST_HEAD(&c->p.waiting);
 	INIT_LIST_HEAD(&c->p.local);
 	INIT_LIST_HEAD(&c->p.unacked);
+	INIT_LIST_HEAD(&c->p.logwait);
+	tapdisk_deferred_init(&c->p.log_flush, colo_primary_log_flush, c);
 	INIT_LIST_HEAD(&c->s.rxq);
 	INIT_LIST_HEAD(&c->ios);
 	colo_options_init(&c->opts);
@@ -196,10 +198,8 @@ static int colo_close(td_driver_t *driver)
 		colo_primary_close(c);
 	else if (c->role == COLO_ROLE_SECONDARY)
 		colo_secondary_close(c);
-	/* A failed start leaves the role none with the dirty maps kept for a retry. */
-	free(c->p.dirty[0]);
-	free(c->p.dirty[1]);
-	c->p.dirty[0] = c->p.dirty[1] = NULL;
+	/* A failed start leaves the role none with the dirty map kept for a retry. */
+	colo_primary_dirty_close(c);
 	colo_link_close(c);
 	colo_start_steps_cancel(c);
 	free(c->link.rx);
@@ -261,6 +261,8 @@ static void colo_queue_write(td_driver_t *driver, td_request_t treq)
 		colo_primary_queue_write(c, treq);
 	else if (colo_secondary_active(c))
 		colo_secondary_queue_write(c, treq);
+	else if (c->p.dirty && c->role == COLO_ROLE_NONE)
+		colo_primary_queue_write(c, treq); /* a failed start's map keeps counting */
 	else
 		td_forward_request(treq);
 }
@@ -506,8 +508,9 @@ void colo_get_status(struct colo *c, struct colo_status *st)
 	if (c->role == COLO_ROLE_PRIMARY) {
 		st->sent_bytes = c->p.sent_bytes;
 		st->inflight_bytes = c->p.reserved;
-		st->dirty_blocks = colo_primary_dirty_blocks(c);
 	}
+	if (c->role == COLO_ROLE_PRIMARY || (c->role == COLO_ROLE_NONE && c->p.dirty))
+		colo_primary_dirty_status(c, st);
 	if (c->role == COLO_ROLE_SECONDARY && c->s.buf) {
 		st->buffer_blocks = colo_buffer_blocks(c->s.buf);
 		st->buffer_bytes = colo_buffer_bytes(c->s.buf);

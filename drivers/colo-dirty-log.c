@@ -551,6 +551,15 @@ uint64_t colo_dirty_log_flushes(const struct colo_dirty_log *log)
 	return log->flushes;
 }
 
+uint64_t colo_dirty_log_count(const struct colo_dirty_log *log)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < (size_t)log->pages * dl_bytes_per_page(); i++)
+		n += __builtin_popcount(log->bits[i]);
+	return n;
+}
+
 bool colo_dirty_log_test(const struct colo_dirty_log *log, uint64_t e)
 {
 	return e < log->extents && (log->bits[e / 8] & (1u << (e % 8)));

@@ -25,6 +25,7 @@ struct colo_dirty_map {
 };
 
 struct colo_dirty {
+	uint64_t disk_size;
 	uint64_t nblocks;
 	uint32_t block_size;
 	size_t words;
@@ -33,8 +34,10 @@ struct colo_dirty {
 	uint64_t *spare; /* a zeroed bitmap kept from a commit, for the next epoch */
 	uint64_t *carried;
 	struct colo_dirty_log *log;
-	uint64_t ext_blocks; /* blocks per log extent */
-	uint32_t *inflight;  /* per log extent */
+	uint32_t ext_size;   /* the log's extent: max(COLO_DIRTY_LOG_EXTENT, block_size) */
+	uint64_t ext_blocks; /* blocks per extent */
+	uint64_t extents;
+	uint32_t *inflight; /* per extent, with or without a log: one attached later needs it */
 };
 
 int colo_dirty_create(uint64_t disk_size, uint32_t block_size, struct colo_dirty **out)
@@ -45,10 +48,17 @@ int colo_dirty_create(uint64_t disk_size, uint32_t block_size, struct colo_dirty
 	if (!d)
 		return -ENOMEM;
 	d->block_size = block_size;
+	d->disk_size = disk_size;
 	d->nblocks = (disk_size + block_size - 1) / block_size;
 	d->words = (d->nblocks + 63) / 64;
+	d->ext_size = block_size > COLO_DIRTY_LOG_EXTENT ? block_size : COLO_DIRTY_LOG_EXTENT;
+	d->ext_blocks = d->ext_size / block_size;
+	d->extents = (disk_size + d->ext_size - 1) / d->ext_size;
 	d->spare = calloc(d->words + 1, sizeof(uint64_t));
-	if (!d->spare) {
+	d->inflight = calloc(d->extents + 1, sizeof(*d->inflight));
+	if (!d->spare || !d->inflight) {
+		free(d->spare);
+		free(d->inflight);
 		free(d);
 		return -ENOMEM;
 	}
@@ -155,19 +165,16 @@ void colo_dirty_mark(struct colo_dirty *d, uint64_t offset, uint64_t len, uint64
 		bits_set(bits, first, last);
 }
 
-/* The log extents [first, last] a byte range touches; false if there is no log. */
+/* The extents [first, last] a byte range touches; false if none. */
 static bool dirty_extents(const struct colo_dirty *d, uint64_t offset, uint64_t len,
 			  uint64_t *first, uint64_t *last)
 {
-	uint64_t es;
-
-	if (!d->log || !len)
+	if (!len)
 		return false;
-	es = colo_dirty_log_extent_size(d->log);
-	*first = offset / es;
-	*last = (offset + len - 1) / es;
-	if (*last >= colo_dirty_log_extents(d->log))
-		*last = colo_dirty_log_extents(d->log) - 1;
+	*first = offset / d->ext_size;
+	*last = (offset + len - 1) / d->ext_size;
+	if (*last >= d->extents)
+		*last = d->extents - 1;
 	return *first <= *last;
 }
 
@@ -179,10 +186,11 @@ bool colo_dirty_begin(struct colo_dirty *d, uint64_t offset, uint64_t len)
 		return false;
 	for (uint64_t e = first; e <= last; e++) {
 		d->inflight[e]++;
-		colo_dirty_log_set(d->log, e);
+		if (d->log)
+			colo_dirty_log_set(d->log, e);
 	}
 	/* Any set not yet on disk may be this write's (it set it, or an earlier one did). */
-	return colo_dirty_log_unsynced(d->log);
+	return d->log && colo_dirty_log_unsynced(d->log);
 }
 
 void colo_dirty_end(struct colo_dirty *d, uint64_t offset, uint64_t len, uint64_t epoch)
@@ -257,33 +265,36 @@ void colo_dirty_forget_carried(struct colo_dirty *d)
 
 int colo_dirty_attach_log(struct colo_dirty *d, struct colo_dirty_log *log)
 {
-	uint64_t n = colo_dirty_log_extents(log);
-	uint32_t *inflight = calloc(n, sizeof(*inflight));
-
+	if (colo_dirty_log_extent_size(log) != d->ext_size ||
+	    colo_dirty_log_extents(log) != d->extents) {
+		colo_dirty_log_close(log);
+		return -EINVAL;
+	}
 	if (!d->carried)
 		d->carried = calloc(d->words + 1, sizeof(uint64_t));
-	if (!inflight || !d->carried) {
-		free(inflight);
+	if (!d->carried) {
 		colo_dirty_log_close(log);
 		return -ENOMEM;
 	}
 	colo_dirty_log_close(d->log);
-	free(d->inflight);
 	d->log = log;
-	d->ext_blocks = colo_dirty_log_extent_size(log) / d->block_size;
-	d->inflight = inflight;
-	for (uint64_t e = 0; e < n; e++) {
+	for (uint64_t e = 0; e < d->extents; e++) {
 		uint64_t first = e * d->ext_blocks, last = first + d->ext_blocks - 1;
 
 		if (last >= d->nblocks)
 			last = d->nblocks - 1;
 		if (colo_dirty_log_test(log, e))
 			bits_set(d->carried, first, last);
-		else if (dirty_extent_in_map(d, e))
-			colo_dirty_log_set(log,
-					   e); /* dirty before the log came: the caller flushes */
+		else if (d->inflight[e] || dirty_extent_in_map(d, e))
+			colo_dirty_log_set(log, e); /* dirty before the log came: the caller flushes */
 	}
 	return 0;
+}
+
+void colo_dirty_close_log(struct colo_dirty *d)
+{
+	colo_dirty_log_close(d->log);
+	d->log = NULL;
 }
 
 /* The union of what may differ from checkpoint @since, a word at a time. */
@@ -303,6 +314,16 @@ uint64_t colo_dirty_count(const struct colo_dirty *d, uint64_t since)
 
 	for (size_t i = 0; i < d->words; i++)
 		n += __builtin_popcountll(dirty_word(d, since, i));
+	return n;
+}
+
+uint64_t colo_dirty_bytes(const struct colo_dirty *d, uint64_t since)
+{
+	uint64_t n = colo_dirty_count(d, since) * d->block_size, last = d->nblocks - 1;
+
+	if (n && d->disk_size % d->block_size &&
+	    ((dirty_word(d, since, last / 64) >> (last % 64)) & 1))
+		n -= d->block_size - d->disk_size % d->block_size;
 	return n;
 }
 

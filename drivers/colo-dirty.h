@@ -64,6 +64,8 @@ bool colo_dirty_log_unsynced(const struct colo_dirty_log *log);
 /* Writes every changed page and the header, then fdatasync.  0 or -errno (logged). */
 int colo_dirty_log_flush(struct colo_dirty_log *log);
 uint64_t colo_dirty_log_flushes(const struct colo_dirty_log *log);
+/* Extents set in the image. */
+uint64_t colo_dirty_log_count(const struct colo_dirty_log *log);
 const char *colo_dirty_log_path(const struct colo_dirty_log *log);
 
 /* ---- colo-dirty.c ---- */
@@ -76,10 +78,13 @@ void colo_dirty_destroy(struct colo_dirty *d);
 /*
  * Takes over @log (closed by destroy, also on failure): the extents it records are added to
  * the carried-over blocks (every block of each), extents dirty in the map are set in it (the
- * caller flushes), and from now on begin() marks it.  0 or -ENOMEM.
+ * caller flushes, and so are extents with a write in flight), and from now on begin() marks
+ * it.  0, -ENOMEM, or -EINVAL if its extent size is not max(COLO_DIRTY_LOG_EXTENT, block).
  */
 int colo_dirty_attach_log(struct colo_dirty *d, struct colo_dirty_log *log);
 struct colo_dirty_log *colo_dirty_log(const struct colo_dirty *d);
+/* Closes the log (its bits stay as they are on disk); the map goes on without one. */
+void colo_dirty_close_log(struct colo_dirty *d);
 
 /*
  * A write of [@offset, @offset + @len) is about to be issued to the disk.  Returns true if
@@ -106,5 +111,7 @@ uint64_t colo_dirty_count(const struct colo_dirty *d, uint64_t since);
 /* The same set as a bitmap of blocks, bit b of word b / 64; @words = ceil(blocks / 64). */
 void colo_dirty_since(const struct colo_dirty *d, uint64_t since, uint64_t *bitmap, size_t words);
 uint64_t colo_dirty_nblocks(const struct colo_dirty *d);
+/* The bytes of the disk in the blocks colo_dirty_count() counts (the last block may be short). */
+uint64_t colo_dirty_bytes(const struct colo_dirty *d, uint64_t since);
 
 #endif

@@ -7,6 +7,7 @@
  *                     connection (tls-session.h: plain or TLS, the link cannot tell)
  *   colo-handshake.c  both sides' handshake: connect or listen and accept, TLS, hello
  *   colo-primary.c    Primary: forward queue, backpressure, checkpoints, dirty blocks
+ *                     (the map and its log: colo-dirty.h)
  *   colo-secondary.c  Secondary: applying forwarded writes, checkpoints, failover, stop
  *   colo-secondary-vm.c         the Secondary VM's reads and writes (buffer over disk)
  *   colo-start.c      the start steps (below) in their order, run by either side
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 
 #include "colo-buffer.h"
+#include "colo-dirty.h"
 #include "colo-proto.h"
 #include "colo.h"
 #include "list.h"
@@ -178,8 +180,10 @@ struct colo {
 		struct list_head waiting; /* guest writes held by backpressure or an overlap */
 		struct list_head local;	  /* struct colo_fwd whose local write is in flight */
 		struct list_head unacked; /* struct colo_fwd, in seq order */
-		uint64_t *dirty[2]; /* since the last checkpoint: [0] now, [1] the epoch before */
-		uint64_t nblocks;
+		uint64_t ckpt_epoch;	  /* the epoch whose marker ckpt_seq is */
+		struct colo_dirty *dirty; /* from the first start to close (colo-dirty.h) */
+		struct list_head logwait; /* struct colo_logwait: writes held for a log flush */
+		struct td_deferred log_flush;
 	} p;
 
 	/* Secondary */
@@ -271,7 +275,12 @@ int colo_primary_link_ready(struct colo *c);
 /* The start fails with @err (its reason recorded already). */
 void colo_primary_start_failed(struct colo *c, int err);
 uint64_t colo_primary_dirty_blocks(const struct colo *c);
-void colo_primary_mark_dirty(struct colo *c, uint64_t offset, uint64_t len);
+/* The dirty map's status fields (st->dirty_*). */
+void colo_primary_dirty_status(const struct colo *c, struct colo_status *st);
+/* The deferred that flushes the dirty log and issues the writes that waited for it. */
+void colo_primary_log_flush(void *arg);
+/* At close: issues what waits for the log, closes it, frees the map. */
+void colo_primary_dirty_close(struct colo *c);
 
 /* ---- colo-secondary.c ---- */
 

@@ -123,7 +123,7 @@ static int options_parse_ms(const char *s, uint64_t *out)
 int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen)
 {
 	static const char *const secondary_only[] = {"ram_limit", "spill", "spill_limit", "peer"};
-	static const char *const primary_only[] = {"connect_timeout"};
+	static const char *const primary_only[] = {"connect_timeout", "dirty_log"};
 	size_t klen = strcspn(kv, "=");
 	const char *const *other = role == COLO_ROLE_PRIMARY ? secondary_only : primary_only;
 	size_t n = role == COLO_ROLE_PRIMARY ? sizeof(secondary_only) / sizeof(secondary_only[0])
@@ -159,14 +159,16 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 				      (int)klen, kv, (int)klen, kv);
 	val = eq + 1;
 
-	if (KEY_IS("spill")) {
+	if (KEY_IS("spill") || KEY_IS("dirty_log")) {
+		char *dst = KEY_IS("spill") ? opts->spill_path : opts->dirty_log;
+
 		if (val[0] != '/')
 			return options_reject(err, errlen, "%s: must be an absolute path", kv);
 		if (strlen(val) >= sizeof(opts->spill_path))
 			return options_reject(err, errlen,
-					      "spill=...: path must be shorter than %zu bytes",
-					      sizeof(opts->spill_path));
-		strcpy(opts->spill_path, val);
+					      "%.*s=...: path must be shorter than %zu bytes",
+					      (int)klen, kv, sizeof(opts->spill_path));
+		strcpy(dst, val);
 		return 0;
 	}
 
@@ -357,6 +359,10 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 		    st->buffer_blocks, st->buffer_bytes);
 	json_printf(&o, ",\"dirty_blocks\":%" PRIu64 ",\"block_size\":%" PRIu32, st->dirty_blocks,
 		    st->block_size);
+	json_printf(&o, ",\"dirty_bytes\":%" PRIu64 ",\"dirty_log\":", st->dirty_bytes);
+	json_string(&o, st->dirty_log ? st->dirty_log : "");
+	json_printf(&o, ",\"dirty_log_extents\":%" PRIu64 ",\"dirty_log_flushes\":%" PRIu64,
+		    st->dirty_log_extents, st->dirty_log_flushes);
 	json_printf(&o, ",\"link\":\"%s\",\"last_error\":", colo_link_name(st->link));
 	json_string(&o, st->last_error ? st->last_error : "");
 	colo_format_time(st->last_error ? st->last_error_at : 0, when, sizeof(when));

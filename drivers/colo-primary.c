@@ -41,39 +41,156 @@ struct colo_wait {
 static void colo_primary_issue(struct colo *c, td_request_t treq);
 static void colo_primary_ckpt_timer_stop(struct colo *c);
 
-/* ---- dirty blocks ---- */
+/* ---- dirty blocks (colo-dirty.h) and the dirty log ---- */
 
-void colo_primary_mark_dirty(struct colo *c, uint64_t offset, uint64_t len)
-{
-	uint64_t b, last;
-
-	if (!c->p.dirty[0] || !len)
-		return;
-	b = offset / c->opts.block_size;
-	last = (offset + len - 1) / c->opts.block_size;
-	for (; b <= last && b < c->p.nblocks; b++)
-		c->p.dirty[0][b / 64] |= 1ULL << (b % 64);
-}
+/* A write held until the log says its extents are dirty, then forwarded to the disk. */
+struct colo_logwait {
+	struct list_head next;
+	td_request_t req;
+};
 
 uint64_t colo_primary_dirty_blocks(const struct colo *c)
 {
-	uint64_t n = 0;
-
-	if (!c->p.dirty[0])
-		return 0;
-	for (uint64_t i = 0; i < (c->p.nblocks + 63) / 64; i++)
-		n += __builtin_popcountll(c->p.dirty[0][i] | c->p.dirty[1][i]);
-	return n;
+	return c->p.dirty ? colo_dirty_count(c->p.dirty, 0) : 0;
 }
 
-/* A checkpoint completed: what the epoch before it wrote is on both sides now. */
-static void colo_primary_dirty_rotate(struct colo *c)
+void colo_primary_dirty_status(const struct colo *c, struct colo_status *st)
 {
-	uint64_t *old = c->p.dirty[1];
+	struct colo_dirty_log *log = c->p.dirty ? colo_dirty_log(c->p.dirty) : NULL;
+	uint64_t n = colo_primary_dirty_blocks(c);
 
-	memset(old, 0, (c->p.nblocks + 63) / 64 * sizeof(uint64_t));
-	c->p.dirty[1] = c->p.dirty[0];
-	c->p.dirty[0] = old;
+	st->dirty_blocks = n;
+	st->dirty_bytes = c->p.dirty ? colo_dirty_bytes(c->p.dirty, 0) : 0;
+	if (!log)
+		return;
+	st->dirty_log = colo_dirty_log_path(log);
+	st->dirty_log_extents = colo_dirty_log_count(log);
+	st->dirty_log_flushes = colo_dirty_log_flushes(log);
+}
+
+/* Writes the log (one flush for all the writes of this loop iteration), then issues them. */
+void colo_primary_log_flush(void *arg)
+{
+	struct colo *c = arg;
+	struct colo_logwait *w, *tmp;
+	LIST_HEAD(ready);
+	int err = 0;
+
+	if (c->p.dirty && colo_dirty_log(c->p.dirty))
+		err = colo_dirty_log_flush(colo_dirty_log(c->p.dirty));
+	if (err)
+		colo_fail(c, err, "dirty_log=%s: cannot write: %s",
+			  colo_dirty_log_path(colo_dirty_log(c->p.dirty)), strerror(-err));
+	list_splice_tail_init(&c->p.logwait, &ready);
+	list_for_each_entry_safe(w, tmp, &ready, next) {
+		td_request_t req = w->req;
+
+		list_del(&w->next);
+		free(w);
+		/* A write whose extent is not durably dirty must not reach the disk. */
+		if (err)
+			td_complete_request(req, -EIO);
+		else
+			td_forward_request(req);
+	}
+}
+
+/*
+ * Forwards a write to the disk once the dirty log records its extents (at once if it did
+ * already).  @req's callback must end it with colo_dirty_end().
+ */
+static void colo_primary_forward(struct colo *c, td_request_t req)
+{
+	struct colo_logwait *w;
+
+	if (!colo_dirty_begin(c->p.dirty, req.sec << SECTOR_SHIFT,
+			      (uint64_t)req.secs << SECTOR_SHIFT)) {
+		td_forward_request(req);
+		return;
+	}
+	w = malloc(sizeof(*w));
+	if (!w) {
+		/* No memory to wait: flush now, in this iteration. */
+		colo_primary_log_flush(c);
+		td_forward_request(req);
+		return;
+	}
+	w->req = req;
+	list_add_tail(&w->next, &c->p.logwait);
+	tapdisk_server_defer(&c->p.log_flush);
+}
+
+/* A write while not forwarding (broken, failed over, stopped): only its dirty blocks count. */
+struct colo_plain {
+	struct colo *c;
+	td_request_t treq;
+};
+
+static void colo_primary_plain_done(td_request_t clone, int err)
+{
+	struct colo_plain *pw = clone.cb_data;
+	struct colo *c = pw->c;
+	td_request_t treq = pw->treq;
+
+	free(pw);
+	colo_dirty_end(c->p.dirty, treq.sec << SECTOR_SHIFT, (uint64_t)treq.secs << SECTOR_SHIFT,
+		       c->epoch);
+	td_complete_request(treq, err);
+}
+
+static void colo_primary_issue_plain(struct colo *c, td_request_t treq)
+{
+	struct colo_plain *pw = malloc(sizeof(*pw));
+	td_request_t clone = treq;
+
+	if (!pw) {
+		td_complete_request(treq, -EBUSY); /* retried by the VBD */
+		return;
+	}
+	pw->c = c;
+	pw->treq = treq;
+	clone.cb = colo_primary_plain_done;
+	clone.cb_data = pw;
+	colo_primary_forward(c, clone);
+}
+
+void colo_primary_dirty_close(struct colo *c)
+{
+	tapdisk_server_cancel_deferred(&c->p.log_flush);
+	if (!list_empty(&c->p.logwait))
+		colo_primary_log_flush(c);
+	colo_dirty_destroy(c->p.dirty);
+	c->p.dirty = NULL;
+}
+
+/* Opens the dirty_log= of this start (if another or none was open) and records the map in it. */
+static int colo_primary_open_log(struct colo *c)
+{
+	struct colo_dirty_log_geometry g = {
+		.disk_size = c->disk_size,
+		.block_size = c->opts.block_size,
+	};
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+	char why[COLO_ERR_LEN];
+	int err;
+
+	if (log && !strcmp(colo_dirty_log_path(log), c->opts.dirty_log))
+		return 0;
+	err = colo_dirty_log_open(c->opts.dirty_log, &g, NULL, &log, why, sizeof(why));
+	if (err)
+		return colo_fail(c, err, "%s", why);
+	err = colo_dirty_attach_log(c->p.dirty, log);
+	if (!err) {
+		err = colo_dirty_log_flush(log);
+		if (err)
+			colo_dirty_close_log(c->p.dirty);
+	}
+	if (err)
+		return colo_fail(c, err, "dirty_log=%s: %s", c->opts.dirty_log, strerror(-err));
+	DPRINTF("colo %s:%s: dirty log %s: %llu extents dirty from before, checkpoint %llu",
+		c->host, c->port, c->opts.dirty_log, (unsigned long long)colo_dirty_log_count(log),
+		(unsigned long long)colo_dirty_log_epoch(log));
+	return 0;
 }
 
 /* ---- the forward queue ---- */
@@ -167,17 +284,16 @@ static void colo_primary_local_done(td_request_t clone, int err)
 	uint64_t len = fwd->f.length;
 
 	list_del_init(&fwd->local);
+	/* A failed write is dirty too: it may have changed part of the disk. */
+	colo_dirty_end(c->p.dirty, fwd->f.offset, len, c->epoch);
 	if (err || !colo_primary_forwarding(c)) {
 		/* A failed local write is not forwarded: the Secondary must not get ahead. */
 		c->p.reserved -= len;
-		if (!err)
-			colo_primary_mark_dirty(c, fwd->f.offset, len);
 		free(fwd);
 	} else {
 		memcpy(fwd->data, treq.buf, len);
 		fwd->f.epoch = c->epoch;
 		fwd->f.data_crc = crc32c(0, fwd->data, len);
-		colo_primary_mark_dirty(c, fwd->f.offset, len);
 		c->p.sent_bytes += len;
 		colo_primary_enqueue(c, fwd);
 	}
@@ -192,8 +308,7 @@ static void colo_primary_issue(struct colo *c, td_request_t treq)
 	td_request_t clone;
 
 	if (!colo_primary_forwarding(c)) {
-		colo_primary_mark_dirty(c, treq.sec << SECTOR_SHIFT, len);
-		td_forward_request(treq);
+		colo_primary_issue_plain(c, treq);
 		return;
 	}
 	fwd = malloc(sizeof(*fwd) + len);
@@ -213,7 +328,7 @@ static void colo_primary_issue(struct colo *c, td_request_t treq)
 	clone = treq;
 	clone.cb = colo_primary_local_done;
 	clone.cb_data = fwd;
-	td_forward_request(clone);
+	colo_primary_forward(c, clone);
 }
 
 void colo_primary_queue_write(struct colo *c, td_request_t treq)
@@ -251,7 +366,12 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 	if (c->p.ckpt_seq && seq >= c->p.ckpt_seq) {
 		c->p.ckpt_seq = 0;
 		colo_primary_ckpt_timer_stop(c);
-		colo_primary_dirty_rotate(c);
+		/*
+		 * The Secondary applied marker N only after its checkpoint of N - 1 (it holds
+		 * what follows a marker until then): N - 1 is complete on both sides.
+		 */
+		if (c->p.ckpt_epoch > 1)
+			colo_dirty_commit(c->p.dirty, c->p.ckpt_epoch - 1);
 		colo_call_done(&c->ckpt_call, 0, c->epoch);
 	}
 	colo_primary_kick_waiting(c);
@@ -420,12 +540,12 @@ int colo_primary_start(struct colo *c)
 {
 	int err;
 
-	c->p.nblocks = (c->disk_size + c->opts.block_size - 1) / c->opts.block_size;
-	for (int i = 0; i < 2; i++) {
-		if (!c->p.dirty[i])
-			c->p.dirty[i] = calloc((c->p.nblocks + 63) / 64 + 1, sizeof(uint64_t));
-		if (!c->p.dirty[i])
-			return colo_fail(c, -ENOMEM, "start: out of memory for the dirty map");
+	if (!c->p.dirty && colo_dirty_create(c->disk_size, c->opts.block_size, &c->p.dirty))
+		return colo_fail(c, -ENOMEM, "start: out of memory for the dirty map");
+	if (c->opts.dirty_log[0]) {
+		err = colo_primary_open_log(c);
+		if (err)
+			return err;
 	}
 	if (getrandom(c->session_id, sizeof(c->session_id), 0) != sizeof(c->session_id))
 		return colo_fail(c, -errno, "start: no random session id: %s", strerror(errno));
@@ -492,6 +612,7 @@ int colo_primary_prepare(struct colo *c)
 	fwd->c = c;
 	fwd->f.type = COLO_FRAME_EPOCH;
 	fwd->f.epoch = c->epoch;
+	c->p.ckpt_epoch = c->epoch;
 	/* Writes completing from now on belong to the next epoch. */
 	c->epoch++;
 	c->p.sent_bytes = 0;

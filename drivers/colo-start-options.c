@@ -27,6 +27,8 @@ const struct colo_start_option colo_start_options[] = {
 	  "1: compare both disks by checksums at start; refuse if they differ" },
 	{ "peer", COLO_OPTION_SECONDARY, "ADDRESS", "any",
 	  "the only address (numeric IPv4 or IPv6) a Primary may connect from" },
+	{ "dirty_log", COLO_OPTION_PRIMARY, "PATH", "none",
+	  "file (0600) of the extents the Secondary may lack, kept across a restart" },
 };
 
 const size_t colo_start_options_count =

@@ -54,6 +54,7 @@ struct colo_options {
 	uint32_t connect_timeout_ms; /* Primary: keep retrying the connection this long (30000) */
 	bool verify;		     /* compare both disks by checksums at start */
 	char peer[64];		     /* Secondary: accept the Primary only from this address */
+	char dirty_log[256];	     /* Primary: the persistent dirty log ("" = none) */
 };
 
 struct colo_status {
@@ -65,7 +66,11 @@ struct colo_status {
 	uint64_t inflight_bytes; /* Primary: write bytes queued or sent and not yet acknowledged */
 	uint64_t buffer_blocks;	 /* Secondary: blocks in the disk buffer */
 	uint64_t buffer_bytes;	 /* Secondary: bytes of block data in the disk buffer */
-	uint64_t dirty_blocks;	 /* Primary: blocks written in this epoch and the one before */
+	uint64_t dirty_blocks;	 /* Primary: blocks written since the checkpoint before the last */
+	uint64_t dirty_bytes;	 /* Primary: the bytes of the disk in those blocks */
+	const char *dirty_log;	 /* Primary: its dirty_log= path, "" or NULL: none */
+	uint64_t dirty_log_extents; /* Primary: extents the log records as dirty */
+	uint64_t dirty_log_flushes; /* Primary: syncs of the log so far */
 	uint32_t block_size;
 	const char *last_error;	  /* "" when none */
 	uint64_t last_error_at;	  /* when it happened: wall clock, ms since 1970 (0: none) */
@@ -87,10 +92,11 @@ typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
 
 void colo_options_init(struct colo_options *opts);
 /* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
- * connect_timeout, verify, peer); sizes take K, M and G suffixes.  Returns 0 or -EINVAL. */
+ * connect_timeout, verify, peer, dirty_log); sizes take K, M and G suffixes.  0 or -EINVAL. */
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
 /* -EINVAL, with a sentence in @err, if "key=value" is an option of the other role only
- * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout the Primary's).
+ * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout and dirty_log
+ * the Primary's).
  * colo_start itself ignores the fields of the other role. */
 int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen);
 

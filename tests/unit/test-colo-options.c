@@ -209,6 +209,31 @@ START_TEST(test_peer)
 }
 END_TEST
 
+START_TEST(test_dirty_log)
+{
+	char kv[300], path[260];
+
+	ck_assert_str_eq(opts.dirty_log, "");
+	ck_assert_int_eq(parse("dirty_log=/var/lib/colo/vm1.dlog"), 0);
+	ck_assert_str_eq(opts.dirty_log, "/var/lib/colo/vm1.dlog");
+	expect_error("dirty_log=vm1.dlog", "dirty_log=vm1.dlog: must be an absolute path");
+	expect_error("dirty_log=", "dirty_log: missing value (expected dirty_log=VALUE)");
+	memset(path, 'a', 256);
+	path[0] = '/';
+	path[256] = '\0';
+	snprintf(kv, sizeof(kv), "dirty_log=%s", path);
+	expect_error(kv, "dirty_log=...: path must be shorter than 256 bytes");
+	ck_assert_str_eq(opts.dirty_log, "/var/lib/colo/vm1.dlog");
+	ck_assert_int_eq(colo_options_check_role("dirty_log=/x", COLO_ROLE_SECONDARY, err,
+						 sizeof(err)),
+			 -EINVAL);
+	ck_assert_str_eq(err, "dirty_log is an option of the Primary, not of the Secondary");
+	ck_assert_int_eq(colo_options_check_role("dirty_log=/x", COLO_ROLE_PRIMARY, err,
+						 sizeof(err)),
+			 0);
+}
+END_TEST
+
 START_TEST(test_unknown)
 {
 	expect_error("foo", "unknown option 'foo'");
@@ -250,7 +275,8 @@ END_TEST
 static const char running_json[] =
 	"{\"role\":\"primary\",\"state\":\"running\",\"epoch\":3,\"sent_bytes\":0,"
 	"\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,\"dirty_blocks\":0,"
-	"\"block_size\":4096,\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
+	"\"block_size\":4096,"
+	"\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
 
 /* What follows last_error. */
 static const char json_tail[] = ",\"last_error_at\":\"\",\"pending\":\"\"}";
@@ -282,6 +308,10 @@ START_TEST(test_json)
 		.buffer_bytes = 4,
 		.dirty_blocks = 5,
 		.block_size = 1 << 20,
+		.dirty_bytes = 6,
+		.dirty_log = "/l\"og",
+		.dirty_log_extents = 7,
+		.dirty_log_flushes = 8,
 		.last_error = NULL,
 	};
 	colo_status_json(&st, buf, sizeof(buf));
@@ -289,7 +319,8 @@ START_TEST(test_json)
 			      "\"epoch\":18446744073709551615,\"sent_bytes\":1,"
 			      "\"inflight_bytes\":2,"
 			      "\"buffer_blocks\":3,\"buffer_bytes\":4,\"dirty_blocks\":5,"
-			      "\"block_size\":1048576,\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
+			      "\"block_size\":1048576,\"dirty_bytes\":6,\"dirty_log\":\"/l\\\"og\","
+			      "\"dirty_log_extents\":7,\"dirty_log_flushes\":8,\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
 }
 END_TEST
 
@@ -318,7 +349,8 @@ START_TEST(test_json_escaping)
 	colo_status_json(&st, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "{\"role\":\"none\",\"state\":\"idle\",\"epoch\":0,\"sent_bytes\":0,"
 			      "\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,"
-			      "\"dirty_blocks\":0,\"block_size\":0,\"link\":\"none\","
+			      "\"dirty_blocks\":0,\"block_size\":0,"
+			      "\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,\"link\":\"none\","
 			      "\"last_error\":\"a\\\"b\\\\c\\u000a\",\"last_error_at\":\"\",\"pending\":\"\"}");
 
 	/* Every control character as \u00XX; bytes from 0x7f up pass as they are. */
@@ -385,6 +417,7 @@ START_TEST(test_table)
 		{ "connect_timeout", "1000", COLO_OPTION_PRIMARY },
 		{ "verify", "1", COLO_OPTION_BOTH },
 		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
+		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_PRIMARY },
 	};
 	const size_t n = sizeof(examples) / sizeof(examples[0]);
 	struct colo_options defaults;
@@ -426,6 +459,7 @@ static Suite *colo_options_suite(void)
 	tcase_add_test(tc, test_timeouts);
 	tcase_add_test(tc, test_verify);
 	tcase_add_test(tc, test_peer);
+	tcase_add_test(tc, test_dirty_log);
 	tcase_add_test(tc, test_unknown);
 	tcase_add_test(tc, test_table);
 	suite_add_tcase(s, tc);
