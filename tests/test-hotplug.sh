@@ -153,6 +153,9 @@ $(disk_ls "$spec1" "$pid1" "$minor1" "$be1" "   ")"
 perm=$(xenstore-ls -p "$COLO" | sed -n 's/^5 = "".*(\(.*\))$/\1/p')
 expect_eq "$perm" n0 "the permissions of $COLO/5"
 qio_cmds "nbd+unix:///?socket=$sock1" -- "read -P 0x11 0 64k" || fail "reading $sock1: $QIO_OUT"
+# tapdisk writes the lines no syslog daemon takes on its stderr: the hotplug log, which
+# outlives the script (not the script's temporary file, deleted when it exits).
+expect_eq "$(readlink "/proc/$pid1/fd/2")" "$BLOCK_COLO_LOG" "tapdisk $pid1's stderr"
 echo "PASS: add wrote the backend and the COLO directory, and the socket serves the image"
 
 step "add: a second disk of domain 5"
