@@ -576,7 +576,8 @@ static void colo_details(FILE *out)
 	      "  start primary [KEY=VALUE ...]    connect to the Secondary and start replicating\n"
 	      "  start secondary [KEY=VALUE ...]  listen for the Primary\n"
 	      "  checkpoint                       end the epoch; prints epoch=N\n"
-	      "  failover                         end replication; the Secondary keeps its buffer\n"
+	      "  failover [force]                 end replication; the Secondary keeps its buffer\n"
+	      "                                   (force: also while its disk is inconsistent)\n"
 	      "  stop                             end replication; the Secondary drops its buffer\n"
 	      "  status                           print the state as one JSON line\n"
 	      "  xenstore PATH|off                bind the VBD to its xenstore directory PATH, or "
@@ -610,7 +611,7 @@ static const struct command commands[] = {
 	  "tls=none> [tls_verify_peer=1]" },
 	{ "colo", cli_colo,
 	  "[-h] <-p pid> <-m minor> <start primary|secondary [key=value ...] | checkpoint | "
-	  "failover | stop | status | xenstore PATH|off>",
+	  "failover [force] | stop | status | xenstore PATH|off>",
 	  colo_details },
 };
 

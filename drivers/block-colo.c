@@ -183,6 +183,7 @@ static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryp
 	INIT_LIST_HEAD(&c->p.unacked);
 	INIT_LIST_HEAD(&c->p.logwait);
 	tapdisk_deferred_init(&c->p.log_flush, colo_primary_log_flush, c);
+	INIT_LIST_HEAD(&c->p.holds);
 	INIT_LIST_HEAD(&c->s.rxq);
 	INIT_LIST_HEAD(&c->ios);
 	colo_options_init(&c->opts);
@@ -351,6 +352,12 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 				 colo_role_name(c->role), colo_state_name(c->state));
 	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
 		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
+	if (role == COLO_ROLE_PRIMARY && opts->verify &&
+	    (opts->sync == COLO_SYNC_FULL || opts->sync == COLO_SYNC_DIFF))
+		return colo_fail(c, -EINVAL,
+				 "start: verify=1 checks that the disks are identical, sync=%s "
+				 "copies them: choose one",
+				 colo_sync_mode_name(opts->sync));
 	if (c->disk_size % opts->block_size && role == COLO_ROLE_SECONDARY)
 		DPRINTF("colo: the disk's last %llu bytes are a partial block",
 			(unsigned long long)(c->disk_size % opts->block_size));
@@ -450,6 +457,21 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 	if (c->stop_call.done)
 		return colo_fail(c, -EALREADY, "%s: a %s is already in progress", what,
 				 c->stop_failover ? "failover" : "stop");
+	if (failover && c->role == COLO_ROLE_SECONDARY && c->s.inconsistent) {
+		char why[COLO_ERR_LEN];
+
+		if (c->s.syncing)
+			snprintf(why, sizeof(why), "the Primary's copy has not ended (%llu bytes "
+				 "received)", (unsigned long long)c->s.sync_rx);
+		else
+			snprintf(why, sizeof(why), "no checkpoint since the Primary's copy");
+		if (!c->stop_force)
+			return colo_fail(c, -EBUSY,
+					 "failover: the disk is inconsistent: %s; 'failover force' "
+					 "fails over anyway",
+					 why);
+		colo_fail(c, 0, "failover forced: the disk is inconsistent: %s", why);
+	}
 	c->stop_call.done = done;
 	c->stop_call.arg = arg;
 	c->stop_failover = failover;
@@ -457,6 +479,16 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 					   : colo_secondary_stop(c, failover);
 	if (err)
 		c->stop_call.done = NULL;
+	return err;
+}
+
+int colo_failover_force(struct colo *c, colo_done_t done, void *arg)
+{
+	int err;
+
+	c->stop_force = true;
+	err = colo_stop_replication(c, true, done, arg);
+	c->stop_force = false;
 	return err;
 }
 
@@ -511,6 +543,14 @@ void colo_get_status(struct colo *c, struct colo_status *st)
 	}
 	if (c->role == COLO_ROLE_PRIMARY || (c->role == COLO_ROLE_NONE && c->p.dirty))
 		colo_primary_dirty_status(c, st);
+	if (c->role == COLO_ROLE_PRIMARY) {
+		st->sync_done_bytes = c->p.sync_done;
+		st->sync_total_bytes = c->p.sync_total;
+		st->sync_sent_bytes = c->p.sync_sent;
+		st->sync_rate = c->p.sync_rate;
+	}
+	if (c->role == COLO_ROLE_SECONDARY)
+		st->sync_done_bytes = c->s.sync_rx;
 	if (c->role == COLO_ROLE_SECONDARY && c->s.buf) {
 		st->buffer_blocks = colo_buffer_blocks(c->s.buf);
 		st->buffer_bytes = colo_buffer_bytes(c->s.buf);

@@ -124,6 +124,19 @@ int colo_command_parse(const char *text, struct colo_command *cmd, char *why, si
 		return 0;
 	}
 
+	if (cmd->verb == COLO_COMMAND_FAILOVER) {
+		extra = colo_command_next_word(&save);
+		if (extra && !strcmp(extra, "force")) {
+			cmd->force = true;
+			extra = colo_command_next_word(&save);
+		}
+		if (extra)
+			return colo_command_reject(why, why_size,
+						   "failover takes no argument but 'force' (got '%s')",
+						   extra);
+		return 0;
+	}
+
 	if (cmd->verb != COLO_COMMAND_START) {
 		extra = colo_command_next_word(&save);
 		if (extra)
@@ -170,7 +183,8 @@ int colo_command_run(struct colo *c, const struct colo_command *cmd, colo_done_t
 			return colo_do_checkpoint(c, done, arg);
 		return colo_prepare_checkpoint(c, done, arg);
 	case COLO_COMMAND_FAILOVER:
-		return colo_stop_replication(c, true, done, arg);
+		return cmd->force ? colo_failover_force(c, done, arg)
+				  : colo_stop_replication(c, true, done, arg);
 	case COLO_COMMAND_STOP:
 		return colo_stop_replication(c, false, done, arg);
 	default:

@@ -7,6 +7,7 @@
 #ifndef _COLO_COMMAND_H_
 #define _COLO_COMMAND_H_
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct colo_command {
 	enum colo_command_verb verb;
 	enum colo_role role;			  /* start */
 	struct colo_options opts;		  /* start */
+	bool force;				  /* failover force */
 	char xs_path[COLO_COMMAND_PATH_MAX]; /* xenstore: the VBD's directory, "" = off */
 };
 

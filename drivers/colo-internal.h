@@ -12,6 +12,7 @@
  *   colo-secondary-vm.c         the Secondary VM's reads and writes (buffer over disk)
  *   colo-start.c      the start steps (below) in their order, run by either side
  *   colo-verify.c     the verify start step: checksums of the whole disk compared
+ *   colo-sync.c       the sync start step: copying extents under guest writes
  *
  * Everything runs in tapdisk's one event loop: there are no locks.
  */
@@ -162,6 +163,7 @@ struct colo {
 	/* Pending API calls. */
 	struct colo_call start_call, ckpt_call, stop_call;
 	bool stop_failover;
+	bool stop_force; /* a failover of an inconsistent Secondary, asked for anyway */
 	char pending[32]; /* their names, for status */
 
 	/* Primary */
@@ -178,12 +180,16 @@ struct colo {
 		uint32_t *verify_crcs; /* made before connecting, sent once connected */
 		uint32_t verify_n;
 		struct list_head waiting; /* guest writes held by backpressure or an overlap */
+		struct list_head holds;	  /* struct colo_hold: ranges guest writes must not enter */
 		struct list_head local;	  /* struct colo_fwd whose local write is in flight */
 		struct list_head unacked; /* struct colo_fwd, in seq order */
 		uint64_t ckpt_epoch;	  /* the epoch whose marker ckpt_seq is */
 		struct colo_dirty *dirty; /* from the first start to close (colo-dirty.h) */
 		struct list_head logwait; /* struct colo_logwait: writes held for a log flush */
 		struct td_deferred log_flush;
+		struct colo_sync *sync; /* the copy running, if any (colo-sync.c) */
+		/* The last sync's progress, kept after it ended for status. */
+		uint64_t sync_done, sync_total, sync_sent, sync_rate;
 	} p;
 
 	/* Secondary */
@@ -206,6 +212,9 @@ struct colo {
 		uint32_t *verify_crcs; /* our checksums, once made; NULL before */
 		int verify_err;	       /* why they could not be made */
 		bool verifying; /* the Primary's start waits for our verify: not replicating yet */
+		bool syncing;	  /* the Primary copies its disk: frames go straight to the disk */
+		bool inconsistent; /* from a sync until the first checkpoint: no failover */
+		uint64_t sync_rx;  /* bytes of SYNC frames applied */
 		/*
 		 * The Secondary VM's I/O against the buffer: @gen counts the buffer's drops, so
 		 * that a disk read begun before a drop is not trusted after it; @svm_writes
@@ -264,6 +273,19 @@ int colo_primary_stop(struct colo *c, bool failover);
  */
 int colo_primary_queue_frame(struct colo *c, uint16_t type, uint64_t offset, const void *data,
 			     uint32_t len, bool first, uint64_t *seq);
+/*
+ * A range a start step reads from the disk (colo-sync.c): guest writes that overlap it wait
+ * (like writes that overlap a local write in flight) until it is released.
+ */
+struct colo_hold {
+	struct list_head next; /* in p.holds */
+	uint64_t offset, length;
+};
+/* Whether a guest write to the range is in flight on the local disk (it must finish first). */
+bool colo_primary_writing(const struct colo *c, uint64_t offset, uint64_t length);
+void colo_primary_hold(struct colo *c, struct colo_hold *h);
+/* Lets the writes that waited for @h go, in their order. */
+void colo_primary_release_hold(struct colo *c, struct colo_hold *h);
 /* The running step's prepare (before connecting) ended: connect, or fail the start. */
 void colo_primary_step_prepared(struct colo *c, int err);
 /* The running step ended: the next one runs; after the last the start is done. */
@@ -342,8 +364,10 @@ struct colo_start_step {
 	int (*run)(struct colo *c);
 	/* Primary: the Secondary acknowledged everything up to @seq. */
 	void (*acked)(struct colo *c, uint64_t seq);
-	/* Secondary: the hello announced the step. */
-	void (*begin)(struct colo *c);
+	/* Primary: the hello flags it sets (NULL: hello_flag). */
+	uint32_t (*flags)(const struct colo *c);
+	/* Secondary: the hello (@flags) announced the step. */
+	void (*begin)(struct colo *c, uint32_t flags);
 	/* Secondary: the step's frame arrived; checks it and passes it to colo_secondary_enqueue. */
 	colo_frame_fn rx;
 	/* Secondary: the frame is first in the apply queue: 1 applied, 0 not yet (the step calls
@@ -361,8 +385,47 @@ const struct colo_start_step *colo_start_step_of_frame(uint16_t type);
 uint32_t colo_start_steps_flags(const struct colo *c);
 void colo_start_steps_cancel(struct colo *c);
 
+/* ---- colo-sync.c ---- */
+
+extern const struct colo_start_step colo_sync_step;
+
+/* Extents of COLO_SYNC_EXTENT bytes in @c's disk, the last one maybe short. */
+uint64_t colo_sync_extents(const struct colo *c);
+/*
+ * The copy, for the sync start step and for a resync (the dirty map's): Primary, link up,
+ * called from the running start step's run().  Copies to the Secondary every extent whose bit
+ * is set in @extents (colo_sync_extents(c) bits, bit i in word i / 64; the map is copied),
+ * each read from the local disk and queued as a SYNC frame on the same ordered link as the
+ * forwarded writes, under the ordering guard (docs/colo-protocol.md, "SYNC": a copy never
+ * overtakes or undoes a later guest write).  @diff: an extent goes only if its XXH3-128
+ * differs from the one the Secondary sent in HASHES (its hello must have had
+ * COLO_HELLO_SYNC_DIFF).  Bounded by sync_rate (bytes read per second) and by queue_limit.
+ * The state is syncing until the SYNC_END after the last copy is acknowledged; then
+ * colo_primary_step_done(c, 0) ends the step.  Returns 0 or -errno (last_error set).
+ */
+int colo_sync_start(struct colo *c, const uint64_t *extents, bool diff);
+/* Primary: an extent's range may have become free, or queue room: copy on. */
+void colo_sync_kick(struct colo *c);
+/* Primary: HASHES.  Secondary: SYNC and SYNC_END (checked, then queued in the stream). */
+void colo_sync_hashes_rx(struct colo *c, struct colo_frame *f, void *payload);
+void colo_sync_rx(struct colo *c, struct colo_frame *f, void *payload);
+/* The sync= the start runs: the default resolved (diff; none with verify=1). */
+enum colo_sync_mode colo_sync_mode(const struct colo *c);
+
 /* ---- colo-verify.c ---- */
 
 extern const struct colo_start_step colo_verify_step;
+
+/*
+ * A checksum run over the whole disk, in the background (c->crc, one at a time): @fn writes
+ * the @size-byte digest of each @chunk (the last one short) at its place in @sums.  @done runs
+ * once unless cancelled, with @sums (malloc'd, @n digests, the callee frees) or NULL and the
+ * error (last_error set, prefixed by @what).
+ */
+typedef void (*colo_sum_fn_t)(const void *buf, size_t len, void *out);
+typedef void (*colo_sum_done_t)(struct colo *c, int err, void *sums, uint32_t n);
+int colo_disk_sum_start(struct colo *c, const char *what, uint32_t chunk, size_t size,
+			colo_sum_fn_t fn, colo_sum_done_t done);
+void colo_disk_sum_cancel(struct colo *c);
 
 #endif

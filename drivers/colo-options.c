@@ -123,7 +123,8 @@ static int options_parse_ms(const char *s, uint64_t *out)
 int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen)
 {
 	static const char *const secondary_only[] = {"ram_limit", "spill", "spill_limit", "peer"};
-	static const char *const primary_only[] = {"connect_timeout", "dirty_log"};
+	static const char *const primary_only[] = {"connect_timeout", "dirty_log", "sync",
+						   "sync_rate"};
 	size_t klen = strcspn(kv, "=");
 	const char *const *other = role == COLO_ROLE_PRIMARY ? secondary_only : primary_only;
 	size_t n = role == COLO_ROLE_PRIMARY ? sizeof(secondary_only) / sizeof(secondary_only[0])
@@ -169,6 +170,18 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 					      "%.*s=...: path must be shorter than %zu bytes",
 					      (int)klen, kv, sizeof(opts->spill_path));
 		strcpy(dst, val);
+		return 0;
+	}
+
+	if (KEY_IS("sync")) {
+		if (!strcmp(val, "full"))
+			opts->sync = COLO_SYNC_FULL;
+		else if (!strcmp(val, "diff"))
+			opts->sync = COLO_SYNC_DIFF;
+		else if (!strcmp(val, "none"))
+			opts->sync = COLO_SYNC_NONE;
+		else
+			return options_reject(err, errlen, "%s: must be full, diff or none", kv);
 		return 0;
 	}
 
@@ -232,6 +245,8 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 		opts->ram_limit = v;
 	} else if (KEY_IS("spill_limit")) {
 		opts->spill_limit = v;
+	} else if (KEY_IS("sync_rate")) {
+		opts->sync_rate = v;
 	} else {
 		/* In the table but not handled: tests/unit/test-colo-options.c catches it. */
 		return options_reject(err, errlen, "%.*s: not implemented", (int)klen, kv);
@@ -270,6 +285,23 @@ const char *colo_state_name(enum colo_state state)
 		return "failed-over";
 	case COLO_STATE_STOPPED:
 		return "stopped";
+	case COLO_STATE_SYNCING:
+		return "syncing";
+	}
+	return "unknown";
+}
+
+const char *colo_sync_mode_name(enum colo_sync_mode mode)
+{
+	switch (mode) {
+	case COLO_SYNC_DEFAULT:
+		return "default";
+	case COLO_SYNC_NONE:
+		return "none";
+	case COLO_SYNC_FULL:
+		return "full";
+	case COLO_SYNC_DIFF:
+		return "diff";
 	}
 	return "unknown";
 }
@@ -363,6 +395,10 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 	json_string(&o, st->dirty_log ? st->dirty_log : "");
 	json_printf(&o, ",\"dirty_log_extents\":%" PRIu64 ",\"dirty_log_flushes\":%" PRIu64,
 		    st->dirty_log_extents, st->dirty_log_flushes);
+	json_printf(&o,
+		    ",\"sync_done_bytes\":%" PRIu64 ",\"sync_total_bytes\":%" PRIu64
+		    ",\"sync_sent_bytes\":%" PRIu64 ",\"sync_rate\":%" PRIu64,
+		    st->sync_done_bytes, st->sync_total_bytes, st->sync_sent_bytes, st->sync_rate);
 	json_printf(&o, ",\"link\":\"%s\",\"last_error\":", colo_link_name(st->link));
 	json_string(&o, st->last_error ? st->last_error : "");
 	colo_format_time(st->last_error ? st->last_error_at : 0, when, sizeof(when));

@@ -40,6 +40,7 @@ struct colo_wait {
 
 static void colo_primary_issue(struct colo *c, td_request_t treq);
 static void colo_primary_ckpt_timer_stop(struct colo *c);
+static void colo_primary_kick_waiting(struct colo *c);
 
 /* ---- dirty blocks (colo-dirty.h) and the dirty log ---- */
 
@@ -211,7 +212,8 @@ static void colo_primary_send(struct colo *c, struct colo_fwd *fwd)
 
 static bool colo_primary_forwarding(const struct colo *c)
 {
-	return c->state == COLO_STATE_CONNECTING || c->state == COLO_STATE_RUNNING;
+	return c->state == COLO_STATE_CONNECTING || c->state == COLO_STATE_RUNNING ||
+	       c->state == COLO_STATE_SYNCING;
 }
 
 /* Appends a frame; it is sent now if the link is up, else when it comes up. */
@@ -231,6 +233,37 @@ static void colo_primary_release(struct colo *c, struct colo_fwd *fwd)
 	free(fwd);
 }
 
+bool colo_primary_writing(const struct colo *c, uint64_t off, uint64_t len)
+{
+	const struct colo_fwd *fwd;
+
+	list_for_each_entry(fwd, &c->p.local, local)
+		if (fwd->f.offset < off + len && off < fwd->f.offset + fwd->f.length)
+			return true;
+	return false;
+}
+
+static bool colo_primary_held(const struct colo *c, uint64_t off, uint64_t len)
+{
+	const struct colo_hold *h;
+
+	list_for_each_entry(h, &c->p.holds, next)
+		if (h->offset < off + len && off < h->offset + h->length)
+			return true;
+	return false;
+}
+
+void colo_primary_hold(struct colo *c, struct colo_hold *h)
+{
+	list_add_tail(&h->next, &c->p.holds);
+}
+
+void colo_primary_release_hold(struct colo *c, struct colo_hold *h)
+{
+	list_del_init(&h->next);
+	colo_primary_kick_waiting(c);
+}
+
 /*
  * A write must wait when the queue is full, or when it overlaps a local write in flight: the
  * local disk would order the two arbitrarily, and the Secondary applies them in completion
@@ -239,16 +272,12 @@ static void colo_primary_release(struct colo *c, struct colo_fwd *fwd)
 static bool colo_primary_must_wait(const struct colo *c, const td_request_t *treq)
 {
 	uint64_t len = (uint64_t)treq->secs << SECTOR_SHIFT, off = treq->sec << SECTOR_SHIFT;
-	const struct colo_fwd *fwd;
 
 	if (!colo_primary_forwarding(c))
 		return false;
 	if (c->p.reserved && c->p.reserved + len > c->opts.queue_limit)
 		return true;
-	list_for_each_entry(fwd, &c->p.local, local)
-		if (fwd->f.offset < off + len && off < fwd->f.offset + fwd->f.length)
-			return true;
-	return false;
+	return colo_primary_writing(c, off, len) || colo_primary_held(c, off, len);
 }
 
 /* Issues held writes while they may go, in their order. */
@@ -299,6 +328,7 @@ static void colo_primary_local_done(td_request_t clone, int err)
 	}
 	td_complete_request(treq, err);
 	colo_primary_kick_waiting(c);
+	colo_sync_kick(c); /* the range may be free for the copy now */
 }
 
 static void colo_primary_issue(struct colo *c, td_request_t treq)
@@ -392,6 +422,7 @@ static void colo_primary_ack(struct colo *c, struct colo_frame *f, void *payload
 
 const struct colo_frame_handler colo_primary_frames[] = {
 	{ COLO_FRAME_ACK, colo_primary_ack },
+	{ COLO_FRAME_HASHES, colo_sync_hashes_rx },
 	{ 0, NULL },
 };
 
@@ -602,6 +633,10 @@ int colo_primary_prepare(struct colo *c)
 {
 	struct colo_fwd *fwd;
 
+	if (c->state == COLO_STATE_SYNCING)
+		return colo_fail(c, -EBUSY, "prepare_checkpoint: syncing: %llu of %llu bytes copied",
+				 (unsigned long long)c->p.sync_done,
+				 (unsigned long long)c->p.sync_total);
 	if (c->state != COLO_STATE_RUNNING || c->p.step >= 0)
 		return colo_fail(c, -ENOTCONN, "prepare_checkpoint: not replicating (%s, link %s)",
 				 colo_state_name(c->state), colo_link_name(c->link_state));

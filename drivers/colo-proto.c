@@ -25,7 +25,7 @@ _Static_assert(offsetof(struct colo_wire_frame, hdr_crc) == 40, "hdr_crc covers 
 #define COLO_BLOCK_MAX (1U << 20)
 #define COLO_ERRNO_MAX 4095U
 #define COLO_PAYLOAD_ALIGN 4096U
-#define COLO_HELLO_KNOWN_FLAGS COLO_HELLO_VERIFY
+#define COLO_HELLO_KNOWN_FLAGS (COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF)
 
 __attribute__((format(printf, 4, 5))) static int colo_fail(char *err, size_t errlen, int rc,
 							   const char *fmt, ...)
@@ -97,6 +97,8 @@ int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, cha
 	if (h->flags & ~(uint32_t)COLO_HELLO_KNOWN_FLAGS)
 		return colo_fail(err, errlen, -EPROTO, "unknown hello flags 0x%" PRIx32,
 				 h->flags & ~(uint32_t)COLO_HELLO_KNOWN_FLAGS);
+	if ((h->flags & COLO_HELLO_SYNC_DIFF) && !(h->flags & COLO_HELLO_SYNC))
+		return colo_fail(err, errlen, -EPROTO, "hello flag SYNC_DIFF without SYNC");
 	if (h->auth_type != COLO_AUTH_NONE)
 		return colo_fail(err, errlen, -EOPNOTSUPP,
 				 "authentication type %" PRIu32 " not supported", h->auth_type);
@@ -178,6 +180,12 @@ const char *colo_frame_type_name(uint16_t type)
 		return "VERIFY";
 	case COLO_FRAME_GOODBYE:
 		return "GOODBYE";
+	case COLO_FRAME_SYNC:
+		return "SYNC";
+	case COLO_FRAME_SYNC_END:
+		return "SYNC_END";
+	case COLO_FRAME_HASHES:
+		return "HASHES";
 	}
 	return "UNKNOWN";
 }
@@ -223,26 +231,50 @@ static int colo_check_seq(const struct colo_frame *f, char *err, size_t errlen)
 static int colo_check_write(const struct colo_frame *f, const struct colo_frame_limits *lim,
 			    char *err, size_t errlen)
 {
+	const char *name = colo_frame_type_name(f->type);
 	int rc = colo_check_seq(f, err, errlen);
 
 	if (rc)
 		return rc;
 	if (!f->length)
-		return colo_fail(err, errlen, -EINVAL, "WRITE of 0 bytes at %" PRIu64, f->offset);
+		return colo_fail(err, errlen, -EINVAL, "%s of 0 bytes at %" PRIu64, name, f->offset);
 	if (f->length % COLO_SECTOR || f->offset % COLO_SECTOR)
 		return colo_fail(err, errlen, -EINVAL,
-				 "WRITE of %" PRIu32 " bytes at %" PRIu64 ": not a multiple of 512",
-				 f->length, f->offset);
+				 "%s of %" PRIu32 " bytes at %" PRIu64 ": not a multiple of 512",
+				 name, f->length, f->offset);
 	if (f->length > COLO_WRITE_MAX)
 		return colo_fail(err, errlen, -E2BIG,
-				 "WRITE of %" PRIu32 " bytes at %" PRIu64 ": longer than %u",
-				 f->length, f->offset, COLO_WRITE_MAX);
+				 "%s of %" PRIu32 " bytes at %" PRIu64 ": longer than %u",
+				 name, f->length, f->offset, COLO_WRITE_MAX);
 	/* Written so that offset + length cannot wrap. */
 	if (f->offset > lim->disk_size || f->length > lim->disk_size - f->offset)
 		return colo_fail(err, errlen, -ERANGE,
-				 "WRITE of %" PRIu32 " bytes at %" PRIu64
+				 "%s of %" PRIu32 " bytes at %" PRIu64
 				 ": past the end of the %" PRIu64 "-byte disk",
-				 f->length, f->offset, lim->disk_size);
+				 name, f->length, f->offset, lim->disk_size);
+	return 0;
+}
+
+/* HASHES: 1 to COLO_HASHES_MAX / 16 entries from extent @offset, all within the disk. */
+static int colo_check_hashes(const struct colo_frame *f, const struct colo_frame_limits *lim,
+			     char *err, size_t errlen)
+{
+	uint64_t extents = lim->disk_size / COLO_SYNC_EXTENT + !!(lim->disk_size % COLO_SYNC_EXTENT);
+
+	if (f->seq)
+		return colo_fail(err, errlen, -EPROTO, "HASHES with seq %" PRIu64, f->seq);
+	if (f->length > COLO_HASHES_MAX)
+		return colo_fail(err, errlen, -E2BIG, "HASHES of %" PRIu32 " bytes: longer than %u",
+				 f->length, COLO_HASHES_MAX);
+	if (!f->length || f->length % COLO_HASH_SIZE)
+		return colo_fail(err, errlen, -EINVAL,
+				 "HASHES of %" PRIu32 " bytes: not a non-zero multiple of %u",
+				 f->length, COLO_HASH_SIZE);
+	if (f->offset > extents || f->length / COLO_HASH_SIZE > extents - f->offset)
+		return colo_fail(err, errlen, -ERANGE,
+				 "HASHES of %" PRIu32 " extents from %" PRIu64
+				 ": past the %" PRIu64 " extents of the disk",
+				 f->length / COLO_HASH_SIZE, f->offset, extents);
 	return 0;
 }
 
@@ -308,9 +340,11 @@ int colo_frame_decode(const struct colo_wire_frame *w, const struct colo_frame_l
 
 	switch (f->type) {
 	case COLO_FRAME_WRITE:
+	case COLO_FRAME_SYNC:
 		rc = colo_check_write(f, lim, err, errlen);
 		break;
 	case COLO_FRAME_EPOCH:
+	case COLO_FRAME_SYNC_END:
 		rc = colo_check_seq(f, err, errlen);
 		if (!rc)
 			rc = colo_check_no_payload(f, err, errlen);
@@ -325,6 +359,9 @@ int colo_frame_decode(const struct colo_wire_frame *w, const struct colo_frame_l
 		break;
 	case COLO_FRAME_VERIFY:
 		rc = colo_check_verify(f, lim, err, errlen);
+		break;
+	case COLO_FRAME_HASHES:
+		rc = colo_check_hashes(f, lim, err, errlen);
 		break;
 	default:
 		rc = colo_fail(err, errlen, -EPROTO, "unknown frame type %" PRIu16, f->type);

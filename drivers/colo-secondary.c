@@ -57,6 +57,18 @@ static void colo_secondary_finish_stop(struct colo *c);
 static void colo_secondary_cancel_ckpt_timer(struct colo *c);
 static void colo_secondary_arm_ckpt_timer(struct colo *c);
 
+/* A forwarded write or a copied extent (SYNC): data for the disk, in stream order. */
+static bool colo_apply_is_write(const struct colo_apply *a)
+{
+	return a->f.type == COLO_FRAME_WRITE || a->f.type == COLO_FRAME_SYNC;
+}
+
+/* Applying, or syncing (which applies too, straight to the disk). */
+static bool colo_secondary_applying(const struct colo *c)
+{
+	return c->state == COLO_STATE_RUNNING || c->state == COLO_STATE_SYNCING;
+}
+
 static void colo_apply_free(struct colo *c, struct colo_apply *a)
 {
 	c->s.rx_bytes -= a->f.length;
@@ -214,6 +226,11 @@ static int colo_apply_start(struct colo *c, struct colo_apply *a)
 	bool missing = false;
 
 	c->s.inflight++;
+	if (a->f.type == COLO_FRAME_SYNC)
+		c->s.sync_rx += a->f.length;
+	/* While syncing the disk has no consistent contents to keep: nothing to save. */
+	if (c->s.syncing)
+		return colo_apply_write(c, a);
 	for (uint64_t b = a->b0; b <= a->b1 && !missing; b++)
 		missing = !colo_buffer_contains(c->s.buf, b);
 	if (!missing)
@@ -234,7 +251,7 @@ static int colo_apply_start(struct colo *c, struct colo_apply *a)
 
 static bool colo_apply_overlaps(const struct colo_apply *x, const struct colo_apply *y)
 {
-	return x->f.type == COLO_FRAME_WRITE && y->f.type == COLO_FRAME_WRITE && x->b0 <= y->b1 &&
+	return colo_apply_is_write(x) && colo_apply_is_write(y) && x->b0 <= y->b1 &&
 	       y->b0 <= x->b1;
 }
 
@@ -266,10 +283,10 @@ void colo_secondary_pump(struct colo *c)
 	/* Retire from the head, in order. */
 	while (!list_empty(&c->s.rxq)) {
 		a = list_first_entry(&c->s.rxq, struct colo_apply, next);
-		if (a->f.type == COLO_FRAME_WRITE) {
+		if (colo_apply_is_write(a)) {
 			if (a->stage != APPLY_DONE)
 				break;
-		} else if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch) {
+		} else if (!colo_secondary_applying(c) || c->s.marker_epoch == c->epoch) {
 			break; /* held until do_checkpoint */
 		} else if (a->f.type == COLO_FRAME_EPOCH) {
 			colo_secondary_marker(c, a);
@@ -297,14 +314,14 @@ void colo_secondary_pump(struct colo *c)
 		return;
 	}
 	/* Nothing new starts once a stop is asked for, unless a checkpoint still needs it. */
-	if (c->state != COLO_STATE_RUNNING || c->s.marker_epoch == c->epoch ||
+	if (!colo_secondary_applying(c) || c->s.marker_epoch == c->epoch ||
 	    (c->stop_call.done && !c->ckpt_call.done))
 		goto out;
 	/* Start writes that overlap nothing before them, up to the first marker. */
 	list_for_each_entry_safe(a, tmp, &c->s.rxq, next) {
 		bool blocked = false;
 
-		if (a->f.type != COLO_FRAME_WRITE || ++window > COLO_APPLY_WINDOW ||
+		if (!colo_apply_is_write(a) || ++window > COLO_APPLY_WINDOW ||
 		    c->s.inflight >= COLO_APPLY_INFLIGHT)
 			break;
 		if (a->stage != APPLY_WAITING)
@@ -364,7 +381,7 @@ void colo_secondary_enqueue(struct colo *c, struct colo_frame *f, void *payload)
 	a->f = *f;
 	a->data = payload;
 	a->stage = APPLY_WAITING;
-	if (f->type == COLO_FRAME_WRITE) {
+	if (colo_apply_is_write(a)) {
 		a->b0 = f->offset / colo_bs(c);
 		a->b1 = (f->offset + f->length - 1) / colo_bs(c);
 	}
@@ -385,6 +402,8 @@ const struct colo_frame_handler colo_secondary_frames[] = {
 	{ COLO_FRAME_WRITE, colo_secondary_enqueue },
 	{ COLO_FRAME_EPOCH, colo_secondary_enqueue },
 	{ COLO_FRAME_VERIFY, colo_secondary_step_rx },
+	{ COLO_FRAME_SYNC, colo_sync_rx },
+	{ COLO_FRAME_SYNC_END, colo_secondary_step_rx },
 	{ 0, NULL },
 };
 
@@ -407,16 +426,19 @@ static void colo_secondary_drop_unapplied(struct colo *c)
 }
 
 /*
- * The Primary's start failed with our verify step (the disks differ, or the link went first):
- * nothing was replicated, so the VBD is a plain disk again and can be started anew.  Not if
- * the Secondary VM wrote meanwhile: its writes are only in the buffer, which then stays.
+ * The Primary's start failed with our verify step (the disks differ, or the link went first)
+ * or during its sync (the link went): no checkpoint was replicated, so the VBD is a plain disk
+ * again and can be started anew (after a cut sync, its disk holds part of the copy: the next
+ * start's sync copies the rest).  Not if the Secondary VM wrote meanwhile: its writes are only
+ * in the buffer, which then stays.
  */
 static bool colo_secondary_start_failed(struct colo *c)
 {
-	if (!c->s.verifying || c->stop_call.done || c->s.inflight || c->s.svm_writes ||
-	    !list_empty(&c->s.rxq) || colo_buffer_blocks(c->s.buf))
+	if ((!c->s.verifying && !c->s.syncing) || c->stop_call.done || c->s.inflight ||
+	    c->s.svm_writes || !list_empty(&c->s.rxq) || colo_buffer_blocks(c->s.buf))
 		return false;
 	c->s.verifying = false;
+	c->s.syncing = false;
 	colo_secondary_close(c);
 	c->role = COLO_ROLE_NONE;
 	c->link_state = COLO_LINK_NONE;
@@ -432,7 +454,7 @@ void colo_secondary_link_lost(struct colo *c)
 		colo_call_done(&c->ckpt_call, -ENOTCONN, 0);
 		return;
 	}
-	if (c->state == COLO_STATE_RUNNING || c->state == COLO_STATE_CONNECTING)
+	if (colo_secondary_applying(c) || c->state == COLO_STATE_CONNECTING)
 		colo_set_state(c, COLO_STATE_BROKEN);
 	/* A checkpoint waiting for its marker never gets it. */
 	if (c->ckpt_call.done && c->s.marker_epoch != c->epoch) {
@@ -451,7 +473,7 @@ int colo_secondary_checkpoint(struct colo *c)
 {
 	uint64_t n;
 
-	if (c->state != COLO_STATE_RUNNING && c->state != COLO_STATE_BROKEN &&
+	if (!colo_secondary_applying(c) && c->state != COLO_STATE_BROKEN &&
 	    c->state != COLO_STATE_CONNECTING)
 		return colo_fail(c, -EINVAL, "do_checkpoint: not replicating (%s)",
 				 colo_state_name(c->state));
@@ -469,6 +491,11 @@ int colo_secondary_checkpoint(struct colo *c)
 	n = colo_buffer_blocks(c->s.buf);
 	colo_secondary_drop_buffer(c);
 	c->epoch++;
+	if (c->s.inconsistent)
+		DPRINTF("colo %s:%s: the first checkpoint after the Primary's copy: the disk is "
+			"consistent",
+			c->host, c->port);
+	c->s.inconsistent = false;
 	DPRINTF("colo %s:%s: checkpoint: dropped %llu blocks, now epoch %llu", c->host, c->port,
 		(unsigned long long)n, (unsigned long long)c->epoch);
 	colo_call_done(&c->ckpt_call, 0, c->epoch);
@@ -819,6 +846,8 @@ int colo_secondary_start(struct colo *c)
 	c->s.applied_seq = c->s.acked_seq = 0;
 	c->s.marker_epoch = 0;
 	c->s.last_rx_marker = 0;
+	c->s.syncing = c->s.inconsistent = false; /* until a hello announces a sync */
+	c->s.sync_rx = 0;
 	colo_set_state(c, COLO_STATE_CONNECTING);
 	c->link_state = COLO_LINK_LISTENING;
 	DPRINTF("colo %s:%s: waiting for the Primary", c->host, c->port);
@@ -829,10 +858,10 @@ int colo_secondary_start(struct colo *c)
 void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h)
 {
 	memcpy(c->session_id, h->session_id, sizeof(c->session_id));
-	for (size_t i = 0; colo_start_steps[i]; i++)
-		if (h->flags & colo_start_steps[i]->hello_flag)
-			colo_start_steps[i]->begin(c);
 	colo_clear_error(c); /* refused Primaries before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
+	for (size_t i = 0; colo_start_steps[i]; i++)
+		if (h->flags & colo_start_steps[i]->hello_flag)
+			colo_start_steps[i]->begin(c, h->flags);
 	DPRINTF("colo %s:%s: replicating from the Primary at %s", c->host, c->port, c->link.peer);
 }

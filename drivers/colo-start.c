@@ -8,6 +8,7 @@
 
 const struct colo_start_step *const colo_start_steps[] = {
 	&colo_verify_step,
+	&colo_sync_step,
 	NULL,
 };
 
@@ -25,7 +26,8 @@ uint32_t colo_start_steps_flags(const struct colo *c)
 
 	for (size_t i = 0; colo_start_steps[i]; i++)
 		if (colo_start_steps[i]->wanted(c))
-			flags |= colo_start_steps[i]->hello_flag;
+			flags |= colo_start_steps[i]->flags ? colo_start_steps[i]->flags(c)
+							    : colo_start_steps[i]->hello_flag;
 	return flags;
 }
 

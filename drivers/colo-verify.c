@@ -3,8 +3,11 @@
  * COLO_VERIFY_CHUNK.  The Primary makes its list before connecting and sends it as the first
  * frame of the stream (VERIFY); the Secondary makes its own when that frame reaches the head
  * of its apply queue and compares: a difference ends the link and so fails the Primary's
- * start.  Reading a whole disk takes as long as the disk takes, so it runs a few chunks per
- * tick of a timer: guest I/O, other VBDs and the link's heartbeats go on meanwhile.
+ * start.
+ *
+ * The checksum run over a whole disk is here too, for verify and for sync=diff's hashes:
+ * reading a whole disk takes as long as the disk takes, so it runs a few chunks per tick of a
+ * timer, and guest I/O, other VBDs and the link's heartbeats go on meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,26 +21,24 @@
 #include "timeout-math.h"
 
 /* Work per tick, then a chance for other events: short next to any heartbeat timeout. */
-#define COLO_CRC_BUDGET_MS 5
-#define COLO_CRC_TICK_MS 1
-
-/* @crcs (malloc'd, the callee frees) holds @n CRC32C, one per COLO_VERIFY_CHUNK; NULL on err. */
-typedef void (*colo_crc_done_t)(struct colo *c, int err, uint32_t *crcs, uint32_t n);
+#define COLO_SUM_BUDGET_MS 5
+#define COLO_SUM_TICK_MS 1
 
 struct colo_crc_job {
 	int fd;
 	uint64_t disk_size;
+	uint32_t chunk;
+	size_t size; /* bytes of one digest */
+	colo_sum_fn_t fn;
+	const char *what;
 	uint32_t n, next, first_of_tick;
-	uint32_t *crcs;
+	char *sums;
 	char *buf;
 	event_id_t timer;
-	colo_crc_done_t done;
+	colo_sum_done_t done;
 };
 
-static int colo_crc_start(struct colo *c, colo_crc_done_t done);
-static void colo_crc_cancel(struct colo *c);
-
-static void colo_crc_free(struct colo *c)
+static void colo_sum_free(struct colo *c)
 {
 	struct colo_crc_job *job = c->crc;
 
@@ -48,28 +49,29 @@ static void colo_crc_free(struct colo *c)
 	if (job->fd >= 0)
 		close(job->fd);
 	free(job->buf);
-	free(job->crcs);
+	free(job->sums);
 	free(job);
 	c->crc = NULL;
 }
 
-static void colo_crc_finish(struct colo *c, int err)
+static void colo_sum_finish(struct colo *c, int err)
 {
 	struct colo_crc_job *job = c->crc;
-	colo_crc_done_t done = job->done;
-	uint32_t *crcs = job->crcs, n = job->n;
+	colo_sum_done_t done = job->done;
+	void *sums = job->sums;
+	uint32_t n = job->n;
 
-	job->crcs = NULL;
-	colo_crc_free(c);
+	job->sums = NULL;
+	colo_sum_free(c);
 	if (err) {
-		free(crcs);
-		crcs = NULL;
+		free(sums);
+		sums = NULL;
 		n = 0;
 	}
-	done(c, err, crcs, n);
+	done(c, err, sums, n);
 }
 
-static void colo_crc_tick(event_id_t id, char mode, void *priv)
+static void colo_sum_tick(event_id_t id, char mode, void *priv)
 {
 	struct colo *c = priv;
 	struct colo_crc_job *job = c->crc;
@@ -77,65 +79,84 @@ static void colo_crc_tick(event_id_t id, char mode, void *priv)
 
 	/* At least one chunk per tick, then as many as fit in the budget. */
 	for (; job->next < job->n; job->next++) {
-		if (job->next != job->first_of_tick && colo_now_ms() - start >= COLO_CRC_BUDGET_MS)
+		if (job->next != job->first_of_tick && colo_now_ms() - start >= COLO_SUM_BUDGET_MS)
 			break;
-		uint64_t off = (uint64_t)job->next * COLO_VERIFY_CHUNK;
-		size_t len = job->disk_size - off < COLO_VERIFY_CHUNK ? job->disk_size - off
-								      : COLO_VERIFY_CHUNK;
+		uint64_t off = (uint64_t)job->next * job->chunk;
+		size_t len = job->disk_size - off < job->chunk ? job->disk_size - off : job->chunk;
 		ssize_t got = pread(job->fd, job->buf, len, (off_t)off);
 
 		if (got != (ssize_t)len) {
 			int err = got < 0 ? -errno : -EIO;
 
-			colo_fail(c, err, "verify: reading %s at %llu: %s", c->path,
+			colo_fail(c, err, "%s: reading %s at %llu: %s", job->what, c->path,
 				  (unsigned long long)off, got < 0 ? strerror(-err) : "short read");
-			colo_crc_finish(c, err);
+			colo_sum_finish(c, err);
 			return;
 		}
-		job->crcs[job->next] = crc32c(0, job->buf, len);
+		job->fn(job->buf, len, job->sums + (size_t)job->next * job->size);
 	}
 	job->first_of_tick = job->next;
 	if (job->next == job->n)
-		colo_crc_finish(c, 0);
+		colo_sum_finish(c, 0);
 }
 
-static int colo_crc_start(struct colo *c, colo_crc_done_t done)
+int colo_disk_sum_start(struct colo *c, const char *what, uint32_t chunk, size_t size,
+			colo_sum_fn_t fn, colo_sum_done_t done)
 {
 	struct colo_crc_job *job;
 
 	if (c->crc)
-		return colo_fail(c, -EBUSY, "verify: a checksum run is in progress");
+		return colo_fail(c, -EBUSY, "%s: a checksum run is in progress", what);
 	job = calloc(1, sizeof(*job));
 	if (!job)
-		return colo_fail(c, -ENOMEM, "verify: out of memory");
+		return colo_fail(c, -ENOMEM, "%s: out of memory", what);
 	c->crc = job;
 	job->done = done;
+	job->what = what;
+	job->fn = fn;
+	job->size = size;
+	job->chunk = chunk;
 	job->disk_size = c->disk_size;
-	job->n = (uint32_t)((c->disk_size + COLO_VERIFY_CHUNK - 1) / COLO_VERIFY_CHUNK);
+	job->n = (uint32_t)((c->disk_size + chunk - 1) / chunk);
 	job->fd = open(c->path, O_RDONLY | O_CLOEXEC);
-	job->crcs = calloc(job->n ? job->n : 1, sizeof(*job->crcs));
-	job->buf = malloc(COLO_VERIFY_CHUNK);
-	if (job->fd < 0 || !job->crcs || !job->buf) {
+	job->sums = calloc(job->n ? job->n : 1, size);
+	job->buf = malloc(chunk);
+	if (job->fd < 0 || !job->sums || !job->buf) {
 		int err = job->fd < 0 ? -errno : -ENOMEM;
 
-		colo_crc_free(c);
-		return colo_fail(c, err, "verify: cannot read %s: %s", c->path, strerror(-err));
+		colo_sum_free(c);
+		return colo_fail(c, err, "%s: cannot read %s: %s", what, c->path, strerror(-err));
 	}
 	job->timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
-						   TV_MSECS(COLO_CRC_TICK_MS), colo_crc_tick, c);
+						   TV_MSECS(COLO_SUM_TICK_MS), colo_sum_tick, c);
 	if (job->timer < 0) {
 		int err = job->timer;
 
 		job->timer = 0;
-		colo_crc_free(c);
-		return colo_fail(c, err, "verify: cannot start: %s", strerror(-err));
+		colo_sum_free(c);
+		return colo_fail(c, err, "%s: cannot start: %s", what, strerror(-err));
 	}
 	return 0;
 }
 
-static void colo_crc_cancel(struct colo *c)
+void colo_disk_sum_cancel(struct colo *c)
 {
-	colo_crc_free(c);
+	colo_sum_free(c);
+}
+
+/* ---- the verify step: CRC32C per COLO_VERIFY_CHUNK ---- */
+
+static void colo_verify_crc(const void *buf, size_t len, void *out)
+{
+	uint32_t crc = crc32c(0, buf, len);
+
+	memcpy(out, &crc, sizeof(crc));
+}
+
+static int colo_crc_start(struct colo *c, colo_sum_done_t done)
+{
+	return colo_disk_sum_start(c, "verify", COLO_VERIFY_CHUNK, sizeof(uint32_t),
+				   colo_verify_crc, done);
 }
 
 /* ---- the Primary's part ---- */
@@ -145,7 +166,7 @@ static bool colo_verify_wanted(const struct colo *c)
 	return c->opts.verify;
 }
 
-static void colo_verify_primary_crcs(struct colo *c, int err, uint32_t *crcs, uint32_t n)
+static void colo_verify_primary_crcs(struct colo *c, int err, void *crcs, uint32_t n)
 {
 	if (!err) {
 		c->p.verify_crcs = crcs;
@@ -187,7 +208,7 @@ static void colo_verify_acked(struct colo *c, uint64_t seq)
 
 /* ---- the Secondary's part ---- */
 
-static void colo_verify_begin(struct colo *c)
+static void colo_verify_begin(struct colo *c, uint32_t flags)
 {
 	c->s.verifying = true;
 }
@@ -204,7 +225,7 @@ static void colo_verify_rx(struct colo *c, struct colo_frame *f, void *payload)
 	colo_secondary_enqueue(c, f, payload);
 }
 
-static void colo_verify_secondary_crcs(struct colo *c, int err, uint32_t *crcs, uint32_t n)
+static void colo_verify_secondary_crcs(struct colo *c, int err, void *crcs, uint32_t n)
 {
 	c->s.verify_crcs = crcs;
 	c->s.verify_err = err;
@@ -245,7 +266,7 @@ static int colo_verify_apply(struct colo *c, const struct colo_frame *f, const v
 
 static void colo_verify_cancel(struct colo *c)
 {
-	colo_crc_cancel(c);
+	colo_disk_sum_cancel(c);
 	free(c->p.verify_crcs);
 	c->p.verify_crcs = NULL;
 	c->p.verify_seq = 0;

@@ -29,6 +29,7 @@ struct control_colo_pending {
 	struct colo *colo;
 	uint16_t cookie;
 	enum colo_command_verb verb;
+	bool force; /* failover force: the reply says what it forced */
 };
 
 /* -------------------------------------------------------------------------------------- */
@@ -117,7 +118,7 @@ static void control_colo_command_done(void *arg, int err, uint64_t value)
 {
 	struct control_colo_pending *p = arg;
 	struct tapdisk_control_reply *reply = p->reply;
-	char text[32] = "";
+	char text[256] = "";
 	int len = 0;
 
 	if (err) {
@@ -125,6 +126,8 @@ static void control_colo_command_done(void *arg, int err, uint64_t value)
 	} else {
 		if (p->verb == COLO_COMMAND_CHECKPOINT)
 			len = snprintf(text, sizeof(text), "epoch=%" PRIu64, value);
+		if (p->force && p->colo && colo_last_error(p->colo)[0])
+			len = snprintf(text, sizeof(text), "%s", colo_last_error(p->colo));
 		DPRINTF("colo %s on VBD %u done%s%.*s", colo_command_verb_name(p->verb), p->cookie,
 			len ? ": " : "", len, text);
 		control_colo_reply_text(reply, p->cookie, text, len);
@@ -161,6 +164,7 @@ static int control_colo_command_run(const tapdisk_message_t *req, struct colo *c
 	p->colo = c;
 	p->cookie = req->cookie;
 	p->verb = cmd->verb;
+	p->force = cmd->force;
 
 	DPRINTF("colo %s on VBD %u: %s", colo_command_verb_name(cmd->verb), req->cookie,
 		req->u.string.text);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define COLO_PROTO_MAGIC 0x424c4b434f4c4f31ULL /* "BLKCOLO1" */
-#define COLO_PROTO_VERSION 1
+#define COLO_PROTO_VERSION 2 /* 2: the sync start step (SYNC, SYNC_END, HASHES) */
 #define COLO_FRAME_MAGIC 0x434f4c46U /* "COLF" */
 
 #define COLO_AUTH_NONE 0 /* plain text (tls=none) */
@@ -29,7 +29,9 @@ struct colo_wire_hello {
 	uint32_t reserved[7]; /* zero */
 } __attribute__((packed));
 
-#define COLO_HELLO_VERIFY 0x1 /* the Primary sends a VERIFY frame first */
+#define COLO_HELLO_VERIFY 0x1	 /* the Primary sends a VERIFY frame first */
+#define COLO_HELLO_SYNC 0x2	 /* the Primary copies its disk: SYNC frames, then SYNC_END */
+#define COLO_HELLO_SYNC_DIFF 0x4 /* with SYNC: the Secondary first sends HASHES of its disk */
 
 struct colo_wire_hello_reply {
 	uint64_t magic;
@@ -47,6 +49,9 @@ enum colo_frame_type {
 	COLO_FRAME_ERROR = 5,     /* both ways: the sender gives up; payload is a message */
 	COLO_FRAME_VERIFY = 6,    /* Primary → Secondary: CRC32C per 1 MiB chunk of the disk */
 	COLO_FRAME_GOODBYE = 7,   /* both ways: the sender ends replication in order, closes */
+	COLO_FRAME_SYNC = 8,	  /* Primary → Secondary: a copied extent, applied as a WRITE */
+	COLO_FRAME_SYNC_END = 9,  /* Primary → Secondary: the copy is complete */
+	COLO_FRAME_HASHES = 10,	  /* Secondary → Primary: XXH3-128 of extents offset, offset+1... */
 };
 
 struct colo_wire_frame {
@@ -67,5 +72,8 @@ struct colo_wire_frame {
 #define COLO_ERROR_MAX 1024U
 #define COLO_VERIFY_CHUNK (1U << 20)
 #define COLO_VERIFY_MAX (64U << 20) /* the CRC list of a disk up to 16 TiB */
+#define COLO_SYNC_EXTENT (1U << 20)  /* the sync's unit: SYNC frames and HASHES entries */
+#define COLO_HASH_SIZE 16	     /* one XXH3-128 in HASHES, big-endian high then low */
+#define COLO_HASHES_MAX (64U << 10)  /* payload of one HASHES frame: 4096 extents */
 
 #endif

@@ -32,6 +32,15 @@ enum colo_state {
 	COLO_STATE_FAILING_OVER, /* Secondary: writing the buffer back */
 	COLO_STATE_FAILED_OVER,	 /* replication ended by failover: a plain disk */
 	COLO_STATE_STOPPED,	 /* replication ended by stop: a plain disk */
+	COLO_STATE_SYNCING,	 /* the start copies the Primary's disk to the Secondary */
+};
+
+/* What the start copies (sync=). */
+enum colo_sync_mode {
+	COLO_SYNC_DEFAULT = 0, /* diff, or none with verify=1 (which vouches for identical disks) */
+	COLO_SYNC_NONE,	       /* nothing: the operator vouches that both disks are identical */
+	COLO_SYNC_FULL,	       /* every extent */
+	COLO_SYNC_DIFF,	       /* the extents whose XXH3-128 differs between the two disks */
 };
 
 enum colo_link {
@@ -55,6 +64,8 @@ struct colo_options {
 	bool verify;		     /* compare both disks by checksums at start */
 	char peer[64];		     /* Secondary: accept the Primary only from this address */
 	char dirty_log[256];	     /* Primary: the persistent dirty log ("" = none) */
+	enum colo_sync_mode sync;    /* Primary: what the start copies (diff) */
+	uint64_t sync_rate;	     /* Primary: bytes/s the copy reads at most (0: no bound) */
 };
 
 struct colo_status {
@@ -72,6 +83,9 @@ struct colo_status {
 	uint64_t dirty_log_extents; /* Primary: extents the log records as dirty */
 	uint64_t dirty_log_flushes; /* Primary: syncs of the log so far */
 	uint32_t block_size;
+	/* Primary, once a sync started: bytes of extents examined (read) out of the total, bytes
+	 * sent (diff sends only extents that differ), and the measured copy rate, bytes/s. */
+	uint64_t sync_done_bytes, sync_total_bytes, sync_sent_bytes, sync_rate;
 	const char *last_error;	  /* "" when none */
 	uint64_t last_error_at;	  /* when it happened: wall clock, ms since 1970 (0: none) */
 	const char *pending;	/* the accepted operations not yet done, e.g. "checkpoint"; "" */
@@ -92,7 +106,8 @@ typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
 
 void colo_options_init(struct colo_options *opts);
 /* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
- * connect_timeout, verify, peer, dirty_log); sizes take K, M and G suffixes.  0 or -EINVAL. */
+ * connect_timeout, verify, peer, dirty_log, sync, sync_rate); sizes take K, M and G suffixes.
+ * 0 or -EINVAL. */
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
 /* -EINVAL, with a sentence in @err, if "key=value" is an option of the other role only
  * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout and dirty_log
@@ -103,7 +118,9 @@ int colo_options_check_role(const char *kv, enum colo_role role, char *err, size
 /* The colo driver of @vbd's chain, or NULL if @vbd has none (or is not open). */
 struct colo *colo_from_vbd(td_vbd_t *vbd);
 
-/* Secondary: done once listening (value 0).  Primary: done once the handshake succeeded. */
+/* Secondary: done once listening (value 0).  Primary: done once the handshake succeeded and
+ * the start steps ended: with a sync, once the Secondary has every extent (state syncing
+ * meanwhile, then running; the first checkpoint makes the Secondary consistent). */
 int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
 	       colo_done_t done, void *arg);
 /* Primary: done, with the new epoch as value, once every write completed before the call is
@@ -119,6 +136,10 @@ int colo_get_sent_data_size(struct colo *c, uint64_t *sent, uint64_t *inflight);
 /* failover: Secondary writes its buffer back durably; Primary keeps serving and tracks dirty
  * blocks.  !failover (stop): the Secondary drops its buffer.  Either way replication ends. */
 int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void *arg);
+/* A Secondary refuses a failover (-EBUSY) while its disk is inconsistent: from a start with a
+ * sync until its first checkpoint.  This one fails over anyway and says so in last_error and
+ * the log: the disk then holds whatever the copy had reached. */
+int colo_failover_force(struct colo *c, colo_done_t done, void *arg);
 /*
  * The caller of the operation accepted with @arg went away.  A start that has not finished
  * (Primary) or a do_checkpoint still waiting for its marker is undone: it changed nothing, and
@@ -134,6 +155,7 @@ void colo_format_time(uint64_t ms, char *buf, size_t size);
 
 const char *colo_role_name(enum colo_role role);
 const char *colo_state_name(enum colo_state state);
+const char *colo_sync_mode_name(enum colo_sync_mode mode);
 const char *colo_link_name(enum colo_link link);
 /* Writes @st as one JSON object; returns the length as snprintf does. */
 int colo_status_json(const struct colo_status *st, char *buf, size_t size);

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(
 	build-essential autoconf automake pkg-config	# build
-	libaio-dev check libxen-dev libgnutls28-dev	# libraries
+	libaio-dev check libxen-dev libgnutls28-dev libxxhash-dev	# libraries
 	gnutls-bin					# certtool, psktool: credentials made in TLS tests
 	qemu-utils nbdkit libnbd-bin python3-libnbd fio	# real NBD clients and peers for tests
 	clang libclang-rt-14-dev			# libFuzzer targets

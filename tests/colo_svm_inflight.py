@@ -66,7 +66,9 @@ class Pair:
         self.S = Vbd(TAPCTL, "colo:127.0.0.1:%d:%s" % (port, self.simg))
         self.P = Vbd(TAPCTL, "colo:127.0.0.1:%d:%s" % (port, self.pimg))
         self.S.colo("start", "secondary", *opts)
-        self.P.colo("start", "primary",
+        # Both disks are made identical above: nothing to copy (and a sync would leave the
+        # Secondary without a failover until the first checkpoint).
+        self.P.colo("start", "primary", "sync=none",
                     *[o for o in opts if not o.startswith(("ram_limit=", "spill="))])
         self.hs = connect(self.S.sock, size)
         self.hp = connect(self.P.sock, size)

@@ -196,10 +196,22 @@ colo_pair_create() {
 	colo_vbd P "colo:127.0.0.1:$COLO_PORT:$1"
 }
 
-# colo_pair_start [start options...]: starts colo_pair_create's S, then P, with the options.
+# colo_pair_start [start options...]: starts colo_pair_create's S, then P, with the options
+# (the Primary's own, sync= and sync_rate=, to P only).  The tests that use it start from
+# disks they made identical (or whose difference they test without a copy), so P gets
+# sync=none unless the options name a sync: the driver's default (diff) would copy first, and
+# leave the Secondary without a failover until the first checkpoint.
 colo_pair_start() {
-	colo S start secondary "$@" || fail "start secondary $*"
-	colo P start primary "$@" || fail "start primary $*"
+	local o sopts=() popts=(sync=none)
+	for o in "$@"; do
+		case $o in
+		sync=*) popts=() ;;
+		sync_rate=*) ;;
+		*) sopts+=("$o") ;;
+		esac
+	done
+	colo S start secondary "${sopts[@]}" || fail "start secondary ${sopts[*]}"
+	colo P start primary "${popts[@]}" "$@" || fail "start primary $*"
 }
 
 # colo_pair PRIMARY_IMG SECONDARY_IMG [start options...]: both, created and started.

@@ -47,7 +47,7 @@ spill=$TEST_DIR/shared.spill
 pair 1
 pair 2
 colo S1 start secondary ram_limit=1M "spill=$spill" || fail "start S1"
-colo P1 start primary || fail "start P1"
+colo P1 start primary sync=none || fail "start P1"  # identical copies
 line=$(colo S2 start secondary ram_limit=1M "spill=$spill" 2>&1) &&
 	fail "S2 started on S1's spill file"
 expect_eq "$line" "tap-ctl: colo start: spill=$spill: in use by another tapdisk (Resource temporarily unavailable)" \
@@ -58,7 +58,7 @@ spill_writes 1 0x11
 [ "$(colo_field S1 buffer_bytes)" -ge $((3 * MiB)) ] || fail "S1 did not spill: $(colo S1 status)"
 # S2 starts on a file of its own; after both fail over each disk is its own checkpoint.
 colo S2 start secondary ram_limit=1M "spill=$TEST_DIR/own.spill" || fail "S2's second start"
-colo P2 start primary || fail "start P2"
+colo P2 start primary sync=none || fail "start P2"  # identical copies
 spill_writes 2 0x22
 failover_exact 1
 failover_exact 2
@@ -70,8 +70,8 @@ pair 3
 pair 4
 colo S3 start secondary ram_limit=1M "spill=$TEST_DIR/spilldir" || fail "start S3"
 colo S4 start secondary ram_limit=1M "spill=$TEST_DIR/spilldir" || fail "start S4"
-colo P3 start primary || fail "start P3"
-colo P4 start primary || fail "start P4"
+colo P3 start primary sync=none || fail "start P3"  # identical copies
+colo P4 start primary sync=none || fail "start P4"  # identical copies
 spill_writes 3 0x33
 spill_writes 4 0x44
 failover_exact 3

@@ -52,7 +52,10 @@ static void fuzz_hello(const uint8_t *data, size_t size)
 		fuzz_check_error(rc, err);
 	} else {
 		fuzz_assert(h.version == COLO_PROTO_VERSION && h.auth_type == COLO_AUTH_NONE);
-		fuzz_assert(!(h.flags & ~(uint32_t)COLO_HELLO_VERIFY) && !h.auth_len);
+		fuzz_assert(!(h.flags & ~(uint32_t)(COLO_HELLO_VERIFY | COLO_HELLO_SYNC |
+						    COLO_HELLO_SYNC_DIFF)) &&
+			    !h.auth_len);
+		fuzz_assert(!(h.flags & COLO_HELLO_SYNC_DIFF) || (h.flags & COLO_HELLO_SYNC));
 		fuzz_assert(h.block_size >= 512 && h.block_size <= (1u << 20));
 		fuzz_assert(!(h.block_size & (h.block_size - 1)));
 		fuzz_assert(h.disk_size && !(h.disk_size % 512));
@@ -92,12 +95,14 @@ static void fuzz_check_header(const struct colo_frame *f, const uint8_t *hdr,
 
 	switch (f->type) {
 	case COLO_FRAME_WRITE:
+	case COLO_FRAME_SYNC:
 		fuzz_assert(f->seq >= 1);
 		fuzz_assert(f->length >= 512 && f->length <= COLO_WRITE_MAX);
 		fuzz_assert(!(f->length % 512) && !(f->offset % 512));
 		fuzz_assert(f->offset < lim->disk_size && f->length <= lim->disk_size - f->offset);
 		break;
 	case COLO_FRAME_EPOCH:
+	case COLO_FRAME_SYNC_END:
 		fuzz_assert(f->seq >= 1);
 		/* fall through */
 	case COLO_FRAME_ACK:
@@ -112,6 +117,11 @@ static void fuzz_check_header(const struct colo_frame *f, const uint8_t *hdr,
 	case COLO_FRAME_VERIFY:
 		fuzz_assert(f->seq >= 1 && !f->offset);
 		fuzz_assert(f->length <= COLO_VERIFY_MAX && f->length == 4 * chunks);
+		break;
+	case COLO_FRAME_HASHES:
+		fuzz_assert(!f->seq && f->length && f->length <= COLO_HASHES_MAX);
+		fuzz_assert(!(f->length % COLO_HASH_SIZE));
+		fuzz_assert(f->offset <= chunks && f->length / COLO_HASH_SIZE <= chunks - f->offset);
 		break;
 	default:
 		abort();

@@ -189,6 +189,15 @@ START_TEST(test_verify)
 	ck_assert(!opts.verify);
 
 	expect_error("verify=2", "verify=2: must be 0 or 1");
+	ck_assert_int_eq(parse("sync=full"), 0);
+	ck_assert_int_eq(opts.sync, COLO_SYNC_FULL);
+	ck_assert_int_eq(parse("sync=none"), 0);
+	ck_assert_int_eq(opts.sync, COLO_SYNC_NONE);
+	ck_assert_int_eq(parse("sync=diff"), 0);
+	ck_assert_int_eq(opts.sync, COLO_SYNC_DIFF);
+	expect_error("sync=some", "sync=some: must be full, diff or none");
+	ck_assert_int_eq(parse("sync_rate=10M"), 0);
+	ck_assert_int_eq(opts.sync_rate, 10 << 20);
 	expect_error("verify=yes", "verify=yes: not a number");
 	expect_error("verify", "verify: missing value (expected verify=VALUE)");
 }
@@ -260,6 +269,7 @@ START_TEST(test_names)
 	ck_assert_str_eq(colo_state_name(COLO_STATE_IDLE), "idle");
 	ck_assert_str_eq(colo_state_name(COLO_STATE_CONNECTING), "connecting");
 	ck_assert_str_eq(colo_state_name(COLO_STATE_RUNNING), "running");
+	ck_assert_str_eq(colo_state_name(COLO_STATE_SYNCING), "syncing");
 	ck_assert_str_eq(colo_state_name(COLO_STATE_BROKEN), "broken");
 	ck_assert_str_eq(colo_state_name(COLO_STATE_FAILING_OVER), "failing-over");
 	ck_assert_str_eq(colo_state_name(COLO_STATE_FAILED_OVER), "failed-over");
@@ -276,7 +286,9 @@ static const char running_json[] =
 	"{\"role\":\"primary\",\"state\":\"running\",\"epoch\":3,\"sent_bytes\":0,"
 	"\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,\"dirty_blocks\":0,"
 	"\"block_size\":4096,"
-	"\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
+	"\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,"
+	"\"sync_done_bytes\":0,\"sync_total_bytes\":0,\"sync_sent_bytes\":0,\"sync_rate\":0,"
+	"\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
 
 /* What follows last_error. */
 static const char json_tail[] = ",\"last_error_at\":\"\",\"pending\":\"\"}";
@@ -312,6 +324,10 @@ START_TEST(test_json)
 		.dirty_log = "/l\"og",
 		.dirty_log_extents = 7,
 		.dirty_log_flushes = 8,
+		.sync_done_bytes = 6,
+		.sync_total_bytes = 7,
+		.sync_sent_bytes = 8,
+		.sync_rate = 9,
 		.last_error = NULL,
 	};
 	colo_status_json(&st, buf, sizeof(buf));
@@ -320,7 +336,9 @@ START_TEST(test_json)
 			      "\"inflight_bytes\":2,"
 			      "\"buffer_blocks\":3,\"buffer_bytes\":4,\"dirty_blocks\":5,"
 			      "\"block_size\":1048576,\"dirty_bytes\":6,\"dirty_log\":\"/l\\\"og\","
-			      "\"dirty_log_extents\":7,\"dirty_log_flushes\":8,\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
+			      "\"dirty_log_extents\":7,\"dirty_log_flushes\":8,\"sync_done_bytes\":6,"
+			      "\"sync_total_bytes\":7,\"sync_sent_bytes\":8,\"sync_rate\":9,"
+			      "\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
 }
 END_TEST
 
@@ -350,7 +368,9 @@ START_TEST(test_json_escaping)
 	ck_assert_str_eq(buf, "{\"role\":\"none\",\"state\":\"idle\",\"epoch\":0,\"sent_bytes\":0,"
 			      "\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,"
 			      "\"dirty_blocks\":0,\"block_size\":0,"
-			      "\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,\"link\":\"none\","
+			      "\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,"
+			      "\"sync_done_bytes\":0,\"sync_total_bytes\":0,\"sync_sent_bytes\":0,\"sync_rate\":0,"
+			      "\"link\":\"none\","
 			      "\"last_error\":\"a\\\"b\\\\c\\u000a\",\"last_error_at\":\"\",\"pending\":\"\"}");
 
 	/* Every control character as \u00XX; bytes from 0x7f up pass as they are. */
@@ -416,6 +436,8 @@ START_TEST(test_table)
 		{ "timeout", "1000", COLO_OPTION_BOTH },
 		{ "connect_timeout", "1000", COLO_OPTION_PRIMARY },
 		{ "verify", "1", COLO_OPTION_BOTH },
+		{ "sync", "full", COLO_OPTION_PRIMARY },
+		{ "sync_rate", "1M", COLO_OPTION_PRIMARY },
 		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
 		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_PRIMARY },
 	};

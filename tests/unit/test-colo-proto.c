@@ -165,7 +165,7 @@ START_TEST(test_hello_round_trip)
 	colo_hello_encode(&in, &w);
 	/* The layout of docs/colo-protocol.md, big-endian. */
 	ck_assert_int_eq(memcmp(b, "BLKCOLO1", 8), 0);
-	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\1", 4), 0);
+	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\2", 4), 0);
 	ck_assert_int_eq(memcmp(b + 12, "\0\0\0\1", 4), 0);
 	ck_assert_int_eq(memcmp(b + 16, "\0\0\0\0\x40\0\0\0", 8), 0);
 	ck_assert_int_eq(memcmp(b + 24, "\0\0\x10\0", 4), 0);
@@ -209,14 +209,24 @@ START_TEST(test_hello_rejects)
 	}
 
 	h = good_hello();
-	h.version = 2;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 2, expected 1");
+	h.version = 3;
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 3, expected 2");
+	h.version = 1;
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 2");
 	h.version = 0;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 1");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 2");
 
 	h = good_hello();
-	h.flags = 0x2;
-	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x2");
+	h.flags = 0x8;
+	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x8");
+	h.flags = COLO_HELLO_SYNC_DIFF;
+	ck_hello_rejects(h, -EPROTO, "hello flag SYNC_DIFF without SYNC");
+	h.flags = COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF;
+	{
+		char err[128] = "";
+
+		ck_assert_int_eq(hello_decode(&h, err), 0);
+	}
 	h.flags = 0x80000001;
 	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x80000000");
 
@@ -277,7 +287,7 @@ START_TEST(test_hello_reply_round_trip)
 		in.session_id[i] = (uint8_t)i;
 	strcpy(in.message, "welcome");
 	colo_hello_reply_encode(&in, &w);
-	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\1\0\0\0\0", 16), 0);
+	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\2\0\0\0\0", 16), 0);
 	ck_assert_int_eq(memcmp(b + 16, in.session_id, 16), 0);
 	ck_assert_str_eq((const char *)b + 32, "welcome");
 	/* No stack garbage after the message. */
@@ -321,7 +331,7 @@ START_TEST(test_hello_reply_rejects)
 	in.version = 3;
 	colo_hello_reply_encode(&in, &w);
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTONOSUPPORT);
-	ck_assert_str_eq(err, "protocol version 3, expected 1");
+	ck_assert_str_eq(err, "protocol version 3, expected 2");
 
 	in.version = COLO_PROTO_VERSION;
 	colo_hello_reply_encode(&in, &w);
@@ -511,7 +521,7 @@ START_TEST(test_frame_header_rejects)
 	ck_assert_str_eq(err, "frame reserved field 0x00000080 not zero");
 
 	ck_frame_rejects(frame(0, 1, 0, 0), &lim, -EPROTO, "unknown frame type 0");
-	ck_frame_rejects(frame(8, 1, 0, 0), &lim, -EPROTO, "unknown frame type 8");
+	ck_frame_rejects(frame(11, 1, 0, 0), &lim, -EPROTO, "unknown frame type 11");
 	ck_frame_rejects(frame(0xffff, 1, 0, 0), &lim, -EPROTO, "unknown frame type 65535");
 
 	/* A NULL or empty err buffer is allowed. */
@@ -658,6 +668,37 @@ START_TEST(test_frame_verify_rejects)
 }
 END_TEST
 
+/* SYNC is checked as a WRITE; HASHES is bounded by its maximum and by the disk's extents. */
+START_TEST(test_frame_sync_rejects)
+{
+	const struct colo_frame_limits odd = {.disk_size = DISK_SIZE + 512}; /* 1025 extents */
+
+	ck_frame_accepts(frame(COLO_FRAME_SYNC, 3, 1 << 20, 1 << 20), &lim);
+	ck_frame_rejects(frame(COLO_FRAME_SYNC, 3, DISK_SIZE, 1 << 20), &lim, -ERANGE,
+			 "SYNC of 1048576 bytes at 1073741824: past the end of the 1073741824-byte "
+			 "disk");
+	ck_frame_rejects(frame(COLO_FRAME_SYNC, 0, 0, 512), &lim, -EPROTO, "SYNC with seq 0");
+	ck_frame_accepts(frame(COLO_FRAME_SYNC_END, 9, 0, 0), &lim);
+	ck_frame_rejects(frame(COLO_FRAME_SYNC_END, 9, 0, 16), &lim, -EPROTO,
+			 "SYNC_END with a payload of 16 bytes");
+
+	ck_frame_accepts(frame(COLO_FRAME_HASHES, 0, 0, 1024 * 16), &lim);
+	ck_frame_accepts(frame(COLO_FRAME_HASHES, 0, 1024, 16), &odd);
+	ck_frame_rejects(frame(COLO_FRAME_HASHES, 0, 1024, 16), &lim, -ERANGE,
+			 "HASHES of 1 extents from 1024: past the 1024 extents of the disk");
+	ck_frame_rejects(frame(COLO_FRAME_HASHES, 0, 0xffffffffffffffffull, 16), &lim, -ERANGE,
+			 "HASHES of 1 extents from 18446744073709551615: past the 1024 extents of "
+			 "the disk");
+	ck_frame_rejects(frame(COLO_FRAME_HASHES, 0, 0, 0), &lim, -EINVAL,
+			 "HASHES of 0 bytes: not a non-zero multiple of 16");
+	ck_frame_rejects(frame(COLO_FRAME_HASHES, 0, 0, 24), &lim, -EINVAL,
+			 "HASHES of 24 bytes: not a non-zero multiple of 16");
+	ck_frame_rejects(frame(COLO_FRAME_HASHES, 0, 0, COLO_HASHES_MAX + 16), &lim, -E2BIG,
+			 "HASHES of 65552 bytes: longer than 65536");
+	ck_frame_rejects(frame(COLO_FRAME_HASHES, 1, 0, 16), &lim, -EPROTO, "HASHES with seq 1");
+}
+END_TEST
+
 START_TEST(test_frame_payload_crc)
 {
 	struct colo_frame f = frame(COLO_FRAME_WRITE, 1, 0, 512);
@@ -690,7 +731,10 @@ START_TEST(test_frame_type_names)
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_VERIFY), "VERIFY");
 	ck_assert_str_eq(colo_frame_type_name(0), "UNKNOWN");
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_GOODBYE), "GOODBYE");
-	ck_assert_str_eq(colo_frame_type_name(8), "UNKNOWN");
+	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_SYNC), "SYNC");
+	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_SYNC_END), "SYNC_END");
+	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_HASHES), "HASHES");
+	ck_assert_str_eq(colo_frame_type_name(11), "UNKNOWN");
 }
 END_TEST
 
@@ -1064,6 +1108,7 @@ static Suite *colo_proto_suite(void)
 	tcase_add_test(tc, test_frame_write_overflow);
 	tcase_add_test(tc, test_frame_small_rejects);
 	tcase_add_test(tc, test_frame_verify_rejects);
+	tcase_add_test(tc, test_frame_sync_rejects);
 	tcase_add_test(tc, test_frame_payload_crc);
 	tcase_add_test(tc, test_frame_type_names);
 	suite_add_tcase(s, tc);

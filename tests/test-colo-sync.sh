@@ -1,0 +1,143 @@
+#!/bin/bash
+# The start's online sync (sync=full|diff) while two guest writers write to the very extents
+# being copied: after the sync and the first checkpoint the Secondary's disk equals the
+# Primary's byte for byte; diff sends exactly the extents that differ; a checkpoint is refused
+# while syncing, a Secondary failover until the first checkpoint, and 'failover force' works
+# and says so.  docs/colo-protocol.md ("SYNC") states the ordering invariant this proves.
+. "$(dirname "$0")/functions.sh"
+log_tapdisks
+requires_python_nbd
+
+MiB=$((1 << 20))
+
+# sync_with_writers MODE RATE: a pair on differing random disks, started with sync=MODE and
+# sync_rate=RATE while two writers (one following the copy, one anywhere) write to the
+# Primary; then the first checkpoint, and the disks compared.
+sync_with_writers() {
+	local mode=$1 rate=$2 spid n1 n2 rc=0
+	step "sync=$mode sync_rate=$rate with two writers racing the copy"
+	make_image "$TEST_DIR/p.img" 24M 11
+	if [ "$mode" = diff ]; then
+		# Most extents equal, every fourth differs in one sector.
+		cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+		for e in $(seq 0 4 23); do
+			dd if=/dev/urandom of="$TEST_DIR/s.img" bs=512 seek=$((e * 2048 + 7)) count=1 \
+				conv=notrunc status=none
+		done
+	else
+		make_image "$TEST_DIR/s.img" 24M 12
+	fi
+	# Each extent read completes 50 ms late (a test knob of the driver, as a slow disk
+	# would): the writers surely write to an extent while its copy is being made.
+	export TAPDISK_COLO_SYNC_TEST_DELAY_MS=50
+	colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+	unset TAPDISK_COLO_SYNC_TEST_DELAY_MS
+	colo S start secondary || fail "start secondary"
+	rm -f "$TEST_DIR/stop"
+	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync="$mode" sync_rate="$rate" \
+		>"$TEST_DIR/start.out" 2>&1 &
+	spid=$!
+	wait_status P state syncing 30
+	"$PY" "$top_srcdir/tests/colo_sync_writer.py" "$P_URI" "$TEST_DIR/stop" 1 follow "$TAPCTL" \
+		"$P_PID" "$P_MINOR" >"$TEST_DIR/w1.out" 2>&1 &
+	W1=$!
+	"$PY" "$top_srcdir/tests/colo_sync_writer.py" "$P_URI" "$TEST_DIR/stop" 2 random \
+		>"$TEST_DIR/w2.out" 2>&1 &
+	W2=$!
+	wait "$spid" || rc=$?
+	touch "$TEST_DIR/stop"
+	wait "$W1" || fail "writer 1: $(cat "$TEST_DIR/w1.out")"
+	wait "$W2" || fail "writer 2: $(cat "$TEST_DIR/w2.out")"
+	[ "$rc" = 0 ] || fail "start primary sync=$mode: $(cat "$TEST_DIR/start.out")"
+	n1=$(cat "$TEST_DIR/w1.out")
+	n2=$(cat "$TEST_DIR/w2.out")
+	echo "writers: $n1 writes following the copy, $n2 anywhere, during the sync"
+	[ "$n1" -gt 0 ] && [ "$n2" -gt 0 ] || fail "the writers wrote nothing during the sync"
+	expect_status P state running
+	expect_status S state running
+	expect_status P sync_total_bytes $((24 * MiB))
+	expect_status P sync_done_bytes $((24 * MiB))
+	checkpoint_both 2
+	same "$TEST_DIR/s.img" "$TEST_DIR/p.img" \
+		"sync=$mode: the Secondary's disk after the sync and the first checkpoint"
+	colo_pair_destroy
+}
+
+sync_with_writers full 4M
+sync_with_writers diff 4M
+
+step "sync=diff sends exactly the extents that differ (the last one short)"
+# 16.5 MiB: 17 extents, the last 512 KiB.  Extents 0, 5 and 16 differ by one sector each.
+make_image "$TEST_DIR/p.img" $((16 * MiB + MiB / 2)) 21
+cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+for sector in 0 $((5 * 2048 + 100)) $((16 * 2048 + 1000)); do
+	dd if=/dev/urandom of="$TEST_DIR/s.img" bs=512 seek=$sector count=1 conv=notrunc status=none
+done
+colo_pair "$TEST_DIR/p.img" "$TEST_DIR/s.img" sync=diff
+expect_status P state running
+expect_status P sync_total_bytes $((16 * MiB + MiB / 2))
+expect_status P sync_done_bytes $((16 * MiB + MiB / 2))
+expect_status P sync_sent_bytes $((2 * MiB + MiB / 2))
+expect_status S sync_done_bytes $((2 * MiB + MiB / 2))
+checkpoint_both 2
+cmp "$TEST_DIR/p.img" "$TEST_DIR/s.img" || fail "sync=diff: the disks differ after the checkpoint"
+colo_pair_destroy
+
+step "sync=diff of identical disks sends nothing; the default is diff"
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+colo S start secondary || fail "start secondary"
+colo P start primary || fail "start primary with the default sync"
+grep -q "sync: diff copy of $((16 * MiB + MiB / 2)) bytes" "$TAPLOG" ||
+	fail "the default start ran no diff sync"
+expect_status P sync_total_bytes $((16 * MiB + MiB / 2))
+expect_status P sync_sent_bytes 0
+expect_status S state running
+step "before the first checkpoint a Secondary failover is refused"
+expect_error S 16 "tap-ctl: colo failover: the disk is inconsistent: no checkpoint since the Primary's copy; 'failover force' fails over anyway" failover
+checkpoint_both 2
+colo_pair_destroy
+
+step "verify=1 with sync=full|diff is refused; verify=1 alone syncs nothing"
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+colo S start secondary || fail "start secondary"
+expect_error P 22 "tap-ctl: colo start: verify=1 checks that the disks are identical, sync=diff copies them: choose one" start primary verify=1 sync=diff
+expect_status P state idle
+colo P start primary verify=1 || fail "start primary verify=1 on identical disks"
+expect_status P sync_total_bytes 0
+expect_status P state running
+colo_pair_destroy
+
+step "while syncing: checkpoint and failover refused, 'failover force' works and says so"
+make_image "$TEST_DIR/p.img" 32M 31
+make_image "$TEST_DIR/s.img" 32M 32
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+colo S start secondary || fail "start secondary"
+# 64 KiB/s: the copy of 32 MiB cannot end during this test.
+"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync=full sync_rate=64K \
+	>"$TEST_DIR/start.out" 2>&1 &
+spid=$!
+wait_status P state syncing 30
+wait_status S state syncing 30
+rc=0
+err=$(colo P checkpoint 2>&1) || rc=$?
+expect_eq "$rc" 16 "checkpoint while syncing: exit status (EBUSY)"
+[[ "$err" =~ ^"tap-ctl: colo checkpoint: prepare_checkpoint: syncing: "([0-9]+)" of 33554432 bytes copied"$ ]] ||
+	fail "checkpoint while syncing: got '$err'"
+[ "${BASH_REMATCH[1]}" -lt 33554432 ] || fail "checkpoint while syncing: $err"
+rc=0
+err=$(colo S failover 2>&1) || rc=$?
+expect_eq "$rc" 16 "failover while syncing: exit status (EBUSY)"
+[[ "$err" =~ ^"tap-ctl: colo failover: the disk is inconsistent: the Primary's copy has not ended ("[0-9]+" bytes received); 'failover force' fails over anyway"$ ]] ||
+	fail "failover while syncing: got '$err'"
+expect_status S state syncing
+out=$(colo S failover force) || fail "failover force: $out"
+[[ "$out" =~ ^"failover forced: the disk is inconsistent: the Primary's copy has not ended ("[0-9]+" bytes received)"$ ]] ||
+	fail "failover force: got '$out'"
+expect_status S state failed-over
+grep -q "failover forced: the disk is inconsistent" "$TAPLOG" || fail "the forced failover is not logged"
+rc=0
+wait "$spid" || rc=$?
+[ "$rc" != 0 ] || fail "the Primary's start succeeded though the Secondary failed over"
+echo "the Primary's start: $(cat "$TEST_DIR/start.out")"
+colo_pair_destroy
+echo PASS
