@@ -54,6 +54,7 @@ struct colo_xsb {
 	uint64_t last_id;   /* the highest request id seen */
 	uint64_t threshold; /* 0: the Primary never asks */
 	uint64_t wanted_epoch; /* epoch + 1 of the last checkpoint-wanted written; 0: none */
+	bool sync_announced;   /* sync-done written for the Primary's last sync */
 };
 
 /* A request handed to the driver; it finds its binding again by id, which may be gone. */
@@ -132,6 +133,41 @@ static td_vbd_t *colo_xsb_vbd(struct colo_xsb *b)
 /* ---- state nodes and the Primary's checkpoint-wanted ---- */
 
 /*
+ * A Primary's start sync: sync-progress "<done> <total> <sent> <rate>" while it runs (with the
+ * counters) and at its end, then sync-done "<sent> <total>" once it ended with the pair
+ * running: the event a toolstack waits on before the first checkpoint (it is "" while a sync
+ * runs).  A VBD that never synced writes neither.
+ */
+static void colo_xsb_publish_sync(struct colo_xsb *b, const struct colo_status *st,
+				  bool counters)
+{
+	bool ended = st->state == COLO_STATE_RUNNING && st->sync_done_bytes == st->sync_total_bytes;
+	char val[128];
+
+	if (st->role != COLO_ROLE_PRIMARY || !st->sync_total_bytes) {
+		b->sync_announced = false;
+		return;
+	}
+	if (st->state == COLO_STATE_SYNCING && b->sync_announced) {
+		b->sync_announced = false;
+		colo_xsb_write(b, "sync-done", "");
+	}
+	if (counters || (ended && !b->sync_announced)) {
+		snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
+			 st->sync_done_bytes, st->sync_total_bytes, st->sync_sent_bytes,
+			 st->sync_rate);
+		colo_xsb_write(b, "sync-progress", val);
+	}
+	if (ended && !b->sync_announced) {
+		b->sync_announced = true;
+		snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64, st->sync_sent_bytes,
+			 st->sync_total_bytes);
+		DPRINTF("colo xenstore: %s: sync done: %s", b->disk_dir, val);
+		colo_xsb_write(b, "sync-done", val);
+	}
+}
+
+/*
  * Writes the state nodes that changed.  Role, state, link, epoch and last-error change
  * rarely and matter at once; the byte counts move with every write, so @counters says
  * whether to write them too (every COLO_XSB_PUBLISH_TICKS ticks, and after a request).
@@ -158,6 +194,7 @@ static void colo_xsb_publish(struct colo_xsb *b, struct colo *c, bool counters)
 			continue;
 		colo_xsb_write(b, colo_xsb_node_names[i], val[i]);
 	}
+	colo_xsb_publish_sync(b, &st, counters);
 }
 
 static void colo_xsb_check_threshold(struct colo_xsb *b, struct colo *c)

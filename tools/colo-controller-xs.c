@@ -643,7 +643,35 @@ static void side_poll(struct ctl *c, struct ctl_side *sd, int ms)
 }
 
 /*
- * Waits until every disk listed under D/disks has a result for request ID, or --timeout.
+ * protect: whether a disk's copy moved since the last look (its sync-progress changed), so
+ * that a start with a long sync waits another --timeout rather than give up.
+ */
+static bool side_sync_progressed(struct ctl *c, struct ctl_side *sd)
+{
+	bool moved = false;
+	char *val = NULL;
+
+	for (unsigned int i = 0; sd->xsh && i < sd->n_disks; i++) {
+		struct ctl_disk *d = &sd->disks[i];
+
+		if (disk_get(c, sd, XBT_NULL, d, "sync-progress", &val) != XS_OK || !val)
+			continue;
+		if (strcmp(val, d->sync_progress)) {
+			moved = true;
+			if (c->verbose)
+				ctl_info("%s %u disk %s: sync-progress %s", sd->name, sd->domid,
+					 d->name, val);
+			snprintf(d->sync_progress, sizeof(d->sync_progress), "%s", val);
+		}
+		free(val);
+		val = NULL;
+	}
+	return moved;
+}
+
+/*
+ * Waits until every disk listed under D/disks has a result for request ID, or --timeout
+ * (with c->wait_sync, --timeout without progress of a disk's sync).
  * Every event makes us read all results again: watches coalesce and fire for old values.
  * After a reconnection the request is written again only if D/request does not hold it.
  */
@@ -698,6 +726,8 @@ int side_wait(struct ctl *c, struct ctl_side *sd, uint64_t id, const char *verb,
 			}
 		}
 		now = ctl_now_ns();
+		if (now >= deadline && c->wait_sync && side_sync_progressed(c, sd))
+			deadline = now + timeout_ns;
 		if (now >= deadline) {
 			side_tally(c, sd, id, verb, out, true);
 			return CTL_EFAIL;

@@ -23,10 +23,12 @@
 
 static void usage(FILE *out)
 {
-	fputs("usage: colo-controller [OPTIONS] start|checkpoint|run|failover|stop|status|metrics\n"
+	fputs("usage: colo-controller [OPTIONS] "
+	      "start|protect|checkpoint|run|failover|stop|status|metrics\n"
 	      "The disk part of a COLO toolstack, through each side's xenstore.\n"
 	      "\ncommands:\n"
 	      "  start       start secondary on the Secondary, then start primary on the Primary\n"
+	      "  protect     start (with the Primary's sync), wait until in sync, checkpoint\n"
 	      "  checkpoint  one checkpoint: the Primary's disks, then the Secondary's\n"
 	      "  run         checkpoints in a loop (--interval, --threshold, --count, --duration)\n"
 	      "  failover    fail over the Secondary (--secondary only)\n"
@@ -248,6 +250,34 @@ static int cmd_start(struct ctl *c)
 	return ctl_simple(c, &c->p, verb, c->threshold);
 }
 
+/*
+ * protect: start with the sync (the Primary's start returns once every disk is in sync: it
+ * waits as long as some disk's sync moves within --timeout), then the first checkpoint,
+ * which makes the Secondary's disks consistent.
+ */
+static int cmd_protect(struct ctl *c)
+{
+	uint64_t id, epoch;
+	bool consistent;
+	int rc;
+
+	c->wait_sync = true;
+	rc = cmd_start(c);
+	c->wait_sync = false;
+	if (rc) {
+		ctl_err("protect: the start failed: no checkpoint taken");
+		return rc;
+	}
+	rc = ctl_checkpoint(c, &id, &epoch, &consistent);
+	if (rc) {
+		ctl_err("protect: the first checkpoint failed: the Secondary's disks are not "
+			"consistent yet");
+		return rc;
+	}
+	printf("protected: checkpoint %" PRIu64 " epoch=%" PRIu64 "\n", id, epoch);
+	return CTL_OK;
+}
+
 static int cmd_checkpoint(struct ctl *c)
 {
 	uint64_t id, epoch;
@@ -418,6 +448,7 @@ struct command {
 static const struct command commands[] = {
 	{"start", cmd_start, true, true, O_XS | O_ARGS | O_THRESHOLD | O_TIMEOUT},
 	{"checkpoint", cmd_checkpoint, true, true, O_XS | O_TIMEOUT},
+	{"protect", cmd_protect, true, true, O_XS | O_ARGS | O_THRESHOLD | O_TIMEOUT},
 	{"run", ctl_run, true, true, O_XS | O_THRESHOLD | O_TIMEOUT | O_RUN},
 	{"failover", ctl_failover, false, true, O_XS | O_TIMEOUT},
 	{"stop", cmd_stop, false, false, O_XS | O_TIMEOUT},

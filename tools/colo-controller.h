@@ -49,6 +49,7 @@ struct ctl_disk {
 	char *name; /* <devid> */
 	struct ctl_result res;
 	uint64_t epoch; /* highest epoch seen: its epoch node or an "epoch=<n>" result */
+	char sync_progress[96]; /* its sync-progress when last looked at (protect) */
 };
 
 /* One guest domain's COLO directory on one host: the Primary or the Secondary. */
@@ -136,6 +137,7 @@ struct ctl {
 	const char *p_args, *s_args;
 	const char *threshold; /* decimal, or NULL */
 	int timeout_ms;
+	bool wait_sync; /* protect: a start waits as long as its sync makes progress */
 	int interval_ms;
 	uint64_t count;	     /* 0: no limit */
 	int64_t duration_ms; /* 0: no limit */
