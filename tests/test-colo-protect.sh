@@ -1,0 +1,46 @@
+#!/bin/bash
+# colo-controller protect against real tapdisks bound to the test xenstored: the Primary's
+# start copies what the Secondary lacks (sync=full, bounded by sync_rate so that the copy
+# outlasts --timeout several times: the controller waits while sync-progress moves), the
+# Primary's VBD writes sync-progress and the sync-done event, then the first checkpoint makes
+# the Secondary's disk the Primary's, byte for byte.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/xenstore-functions.sh"
+requires xenstore-write
+requires xenstore-read
+
+CTL="$top_builddir/colo-controller"
+[ -x "$CTL" ] || {
+	echo "SKIP: $CTL is not built"
+	exit 77
+}
+log_tapdisks xenstore
+xsd_start
+
+disk_dir() { echo "/local/domain/0/colo/$1/disks/51712"; }
+MiB=$((1 << 20))
+
+make_image "$TEST_DIR/p.img" 16M 5
+make_image "$TEST_DIR/s.img" 16M 6
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+xs_bind_disk P 1
+xs_bind_disk S 2
+
+step "protect: 16 MiB at 4 MiB/s (about 4 s) with --timeout 1000"
+rc=0
+"$CTL" --primary 1 --secondary 2 --timeout 1000 --primary-args 'sync=full sync_rate=4M' \
+	--secondary-args timeout=5000 -v protect >"$TEST_DIR/ctl.out" 2>"$TEST_DIR/ctl.err" || rc=$?
+cat "$TEST_DIR/ctl.err"
+expect_eq "$rc" 0 "protect: exit status ($(cat "$TEST_DIR/ctl.out"))"
+grep -q "sync-progress" "$TEST_DIR/ctl.err" || fail "protect did not follow sync-progress"
+expect_eq "$(tail -n 1 "$TEST_DIR/ctl.out")" "protected: checkpoint 2 epoch=2" "protect's output"
+expect_eq "$(xenstore-read "$(disk_dir 1)/sync-done")" "$((16 * MiB)) $((16 * MiB))" \
+	"the Primary's sync-done"
+progress=$(xenstore-read "$(disk_dir 1)/sync-progress")
+[[ "$progress" =~ ^"$((16 * MiB)) $((16 * MiB)) $((16 * MiB)) "[0-9]+$ ]] ||
+	fail "the Primary's sync-progress: '$progress'"
+expect_eq "$(xenstore-read "$(disk_dir 1)/state")" running "the Primary's state"
+expect_eq "$(xenstore-read "$(disk_dir 1)/epoch")" 2 "the Primary's epoch"
+expect_status S epoch 2
+same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the Secondary's disk after protect"
+echo PASS
