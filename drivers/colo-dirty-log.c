@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -67,9 +69,29 @@ struct colo_dirty_log {
 	uint64_t *seq;	   /* per page: the newest valid slot's sequence number */
 	uint8_t *slot;	   /* per page: which slot holds it */
 	uint8_t *changed;  /* per page: 1 cleared bits only, 2 set bits (a flush must sync) */
-	uint32_t unsynced; /* pages with set bits not on disk */
+	uint32_t unsynced; /* pages with set bits not handed to a flush */
 	uint64_t flushes;
 	uint8_t *buf; /* one aligned page of scratch */
+
+	/*
+	 * Flushes run in a thread of their own, one at a time, so that the event loop goes on
+	 * while the disk syncs: @durable is the image as of the last completed flush, @handed
+	 * the image the flush in flight writes.  Flush generations count from 1.
+	 */
+	uint8_t *durable, *handed;
+	uint64_t handed_gen, synced_gen;
+	bool busy;  /* a flush in flight */
+	int failed; /* a flush failed: the log is not trusted any more */
+	int efd;    /* the thread signals a finished flush here */
+	pthread_t thr;
+	bool thr_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, job_ready, job_done;
+	uint8_t *jobbuf; /* the slots to write, DL_PAGE each */
+	off_t *joboff;
+	uint32_t njob;
+	int joberr;
 };
 
 static void dl_why(char *why, size_t len, const char *path, const char *fmt, ...)
@@ -201,10 +223,25 @@ static void dl_free(struct colo_dirty_log *log)
 {
 	if (!log)
 		return;
+	if (log->thr_started) {
+		pthread_mutex_lock(&log->mu);
+		log->stop = true;
+		pthread_cond_signal(&log->cv);
+		pthread_mutex_unlock(&log->mu);
+		pthread_join(log->thr, NULL);
+	}
+	pthread_mutex_destroy(&log->mu);
+	pthread_cond_destroy(&log->cv);
+	if (log->efd >= 0)
+		close(log->efd);
 	if (log->fd >= 0)
 		close(log->fd);
 	free(log->path);
 	free(log->bits);
+	free(log->durable);
+	free(log->handed);
+	free(log->jobbuf);
+	free(log->joboff);
 	free(log->seq);
 	free(log->slot);
 	free(log->changed);
@@ -219,6 +256,9 @@ static struct colo_dirty_log *dl_alloc(const char *path, const struct colo_dirty
 	if (!log)
 		return NULL;
 	log->fd = -1;
+	log->efd = -1;
+	pthread_mutex_init(&log->mu, NULL);
+	pthread_cond_init(&log->cv, NULL);
 	log->disk_size = g->disk_size;
 	log->block_size = g->block_size;
 	log->extent_size = g->extent_size;
@@ -234,9 +274,16 @@ static struct colo_dirty_log *dl_alloc(const char *path, const struct colo_dirty
 	log->seq = calloc(log->pages, sizeof(*log->seq));
 	log->slot = calloc(log->pages, 1);
 	log->changed = calloc(log->pages, 1);
+	log->durable = calloc(log->pages, dl_bytes_per_page());
+	log->handed = calloc(log->pages, dl_bytes_per_page());
+	log->joboff = calloc(log->pages + 1, sizeof(*log->joboff));
 	if (posix_memalign((void **)&log->buf, 4096, DL_PAGE))
 		log->buf = NULL;
-	if (!log->path || !log->bits || !log->seq || !log->slot || !log->changed || !log->buf) {
+	if (posix_memalign((void **)&log->jobbuf, 4096, (size_t)(log->pages + 1) * DL_PAGE))
+		log->jobbuf = NULL;
+	log->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!log->path || !log->bits || !log->seq || !log->slot || !log->changed || !log->buf ||
+	    !log->durable || !log->handed || !log->joboff || !log->jobbuf || log->efd < 0) {
 		dl_free(log);
 		return NULL;
 	}
@@ -377,6 +424,7 @@ static int dl_load(struct colo_dirty_log *log, const uint8_t *pair, char *why, s
 			       (unsigned long long)e, (unsigned long long)log->extents - 1);
 			return -EBADMSG;
 		}
+	memcpy(log->durable, log->bits, (size_t)log->pages * dl_bytes_per_page());
 	return 0;
 }
 
@@ -595,57 +643,223 @@ bool colo_dirty_log_unsynced(const struct colo_dirty_log *log)
 	return log->unsynced > 0;
 }
 
-/* Writes the changed pages and header into their older slots; @sync: then fdatasync. */
-static int dl_write_out(struct colo_dirty_log *log, bool sync)
+/*
+ * Encodes every changed page and the header, each into its older slot with the next sequence
+ * number, as the job; the image they hold becomes @handed.  Returns the number of slots.
+ */
+static uint32_t dl_prepare_job(struct colo_dirty_log *log)
 {
-	uint8_t hdr[DL_HDR_SLOT];
-	int err;
+	uint32_t n = 0;
 
 	for (uint32_t p = 0; p < log->pages; p++) {
 		int s = log->slot[p] ^ 1;
 
 		if (!log->changed[p])
 			continue;
-		dl_encode_page(log, p, log->seq[p] + 1, log->buf);
-		err = dl_pwrite(log->fd, log->buf, DL_PAGE, dl_page_off(p, s));
-		if (err)
-			goto fail;
+		dl_encode_page(log, p, log->seq[p] + 1, log->jobbuf + (size_t)n * DL_PAGE);
+		log->joboff[n++] = dl_page_off(p, s);
 		log->seq[p]++;
 		log->slot[p] = (uint8_t)s;
 		log->changed[p] = 0;
 	}
 	if (log->hdr_changed) {
-		dl_encode_header(log, log->hdr_seq + 1, hdr);
-		err = dl_pwrite(log->fd, hdr, sizeof(hdr),
-				(off_t)(log->hdr_slot ^ 1) * DL_HDR_SLOT);
-		if (err)
-			goto fail;
+		dl_encode_header(log, log->hdr_seq + 1, log->jobbuf + (size_t)n * DL_PAGE);
+		log->joboff[n++] = (off_t)(log->hdr_slot ^ 1) * DL_HDR_SLOT;
 		log->hdr_seq++;
 		log->hdr_slot ^= 1;
 		log->hdr_changed = false;
 	}
-	if (sync && fdatasync(log->fd)) {
-		err = -errno;
-		goto fail;
-	}
+	memcpy(log->handed, log->bits, (size_t)log->pages * dl_bytes_per_page());
 	log->unsynced = 0;
+	log->njob = n;
+	return n;
+}
+
+/* Writes the job's slots; @sync: then fdatasync.  0 or -errno. */
+static int dl_run_job(struct colo_dirty_log *log, bool sync)
+{
+	int err = 0;
+
+	for (uint32_t i = 0; !err && i < log->njob; i++)
+		err = dl_pwrite(log->fd, log->jobbuf + (size_t)i * DL_PAGE,
+				log->joboff[i] < DL_HDR_AREA ? DL_HDR_SLOT : DL_PAGE,
+				log->joboff[i]);
+	if (!err && sync && fdatasync(log->fd))
+		err = -errno;
+	return err;
+}
+
+/* The job ended with @err: what it wrote is durable, or the log is not trusted any more. */
+static int dl_finish_job(struct colo_dirty_log *log, int err)
+{
+	log->busy = false;
+	if (err) {
+		log->failed = err;
+		EPRINTF("dirty_log=%s: cannot write the log: %s", log->path, strerror(-err));
+		return err;
+	}
+	memcpy(log->durable, log->handed, (size_t)log->pages * dl_bytes_per_page());
+	log->synced_gen = log->handed_gen;
 	log->flushes++;
 	return 0;
-fail:
-	EPRINTF("dirty_log=%s: cannot write the log: %s", log->path, strerror(-err));
-	return err;
+}
+
+static void *dl_thread(void *arg)
+{
+	struct colo_dirty_log *log = arg;
+	uint64_t one = 1;
+	int err;
+
+	pthread_mutex_lock(&log->mu);
+	for (;;) {
+		while (!log->job_ready && !log->stop)
+			pthread_cond_wait(&log->cv, &log->mu);
+		if (log->stop)
+			break;
+		pthread_mutex_unlock(&log->mu);
+		err = dl_run_job(log, true);
+		pthread_mutex_lock(&log->mu);
+		log->joberr = err;
+		log->job_ready = false;
+		log->job_done = true;
+		pthread_cond_signal(&log->cv);
+		/* The counter cannot overflow: one flush at a time. */
+		(void)!write(log->efd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&log->mu);
+	return NULL;
+}
+
+bool colo_dirty_log_pending(const struct colo_dirty_log *log)
+{
+	for (uint32_t p = 0; p < log->pages; p++)
+		if (log->changed[p])
+			return true;
+	return log->hdr_changed;
+}
+
+bool colo_dirty_log_busy(const struct colo_dirty_log *log)
+{
+	return log->busy;
+}
+
+int colo_dirty_log_fd(const struct colo_dirty_log *log)
+{
+	return log->efd;
+}
+
+uint64_t colo_dirty_log_synced_gen(const struct colo_dirty_log *log)
+{
+	return log->synced_gen;
+}
+
+uint64_t colo_dirty_log_need(const struct colo_dirty_log *log, uint64_t e)
+{
+	uint8_t bit = (uint8_t)(1u << (e % 8));
+
+	if (e >= log->extents)
+		return 0;
+	/*
+	 * A flush in flight replaces the durable image with the handed one: a bit it clears
+	 * (a lazy clear handed before the extent was dirtied again) is gone from the disk once
+	 * it ends, so only the next flush makes it durable again.
+	 */
+	if (log->busy) {
+		if (!(log->handed[e / 8] & bit))
+			return log->handed_gen + 1;
+		return (log->durable[e / 8] & bit) ? 0 : log->handed_gen;
+	}
+	return (log->durable[e / 8] & bit) ? 0 : log->handed_gen + 1;
+}
+
+int colo_dirty_log_flush_start(struct colo_dirty_log *log)
+{
+	if (log->failed)
+		return log->failed;
+	if (log->busy || !colo_dirty_log_pending(log))
+		return 0;
+	if (!log->thr_started) {
+		int rc = pthread_create(&log->thr, NULL, dl_thread, log);
+
+		if (rc) {
+			EPRINTF("dirty_log=%s: no flush thread: %s", log->path, strerror(rc));
+			return -rc;
+		}
+		log->thr_started = true;
+	}
+	dl_prepare_job(log);
+	log->handed_gen++;
+	log->busy = true;
+	pthread_mutex_lock(&log->mu);
+	log->job_done = false;
+	log->job_ready = true;
+	pthread_cond_signal(&log->cv);
+	pthread_mutex_unlock(&log->mu);
+	return 0;
+}
+
+/* Waits (blocking) for the flush in flight, if any, and takes its result. */
+static int dl_wait(struct colo_dirty_log *log)
+{
+	uint64_t v;
+	int err;
+
+	if (!log->busy)
+		return 0;
+	pthread_mutex_lock(&log->mu);
+	while (!log->job_done)
+		pthread_cond_wait(&log->cv, &log->mu);
+	err = log->joberr;
+	log->job_done = false;
+	pthread_mutex_unlock(&log->mu);
+	/* Drained here (the loop's event then finds nothing: EAGAIN). */
+	(void)!read(log->efd, &v, sizeof(v));
+	return dl_finish_job(log, err);
+}
+
+int colo_dirty_log_flush_reap(struct colo_dirty_log *log)
+{
+	uint64_t v;
+	bool done;
+	int err;
+
+	/* Empty if dl_wait() took the result already: the job state below decides. */
+	(void)!read(log->efd, &v, sizeof(v));
+	pthread_mutex_lock(&log->mu);
+	done = log->job_done;
+	err = log->joberr;
+	log->job_done = false;
+	pthread_mutex_unlock(&log->mu);
+	if (!log->busy || !done)
+		return -EAGAIN;
+	return dl_finish_job(log, err);
 }
 
 int colo_dirty_log_flush(struct colo_dirty_log *log)
 {
-	return dl_write_out(log, true);
+	int err = dl_wait(log);
+
+	if (err)
+		return err;
+	if (log->failed)
+		return log->failed;
+	dl_prepare_job(log);
+	log->handed_gen++;
+	log->busy = true;
+	return dl_finish_job(log, dl_run_job(log, true));
 }
 
 void colo_dirty_log_close(struct colo_dirty_log *log)
 {
 	if (!log)
 		return;
-	/* Clears only (sets were synced before their writes): losing them costs a resync. */
-	dl_write_out(log, false);
+	/*
+	 * Clears only (sets were synced before their writes): losing them costs a resync.  One
+	 * unsynced write per slot pair at most: every flush before this one synced.
+	 */
+	if (!dl_wait(log) && !log->failed && colo_dirty_log_pending(log)) {
+		dl_prepare_job(log);
+		dl_run_job(log, false);
+	}
 	dl_free(log);
 }

@@ -86,7 +86,7 @@ uint64_t colo_dirty_nblocks(const struct colo_dirty *d)
 
 struct colo_dirty_log *colo_dirty_log(const struct colo_dirty *d)
 {
-	return d->log;
+	return d ? d->log : NULL;
 }
 
 static void bits_set(uint64_t *bits, uint64_t first, uint64_t last)
@@ -178,19 +178,22 @@ static bool dirty_extents(const struct colo_dirty *d, uint64_t offset, uint64_t 
 	return *first <= *last;
 }
 
-bool colo_dirty_begin(struct colo_dirty *d, uint64_t offset, uint64_t len)
+uint64_t colo_dirty_begin(struct colo_dirty *d, uint64_t offset, uint64_t len)
 {
-	uint64_t first, last;
+	uint64_t first, last, need = 0, n;
 
 	if (!dirty_extents(d, offset, len, &first, &last))
-		return false;
+		return 0;
 	for (uint64_t e = first; e <= last; e++) {
 		d->inflight[e]++;
-		if (d->log)
-			colo_dirty_log_set(d->log, e);
+		if (!d->log)
+			continue;
+		colo_dirty_log_set(d->log, e);
+		n = colo_dirty_log_need(d->log, e);
+		if (n > need)
+			need = n;
 	}
-	/* Any set not yet on disk may be this write's (it set it, or an earlier one did). */
-	return d->log && colo_dirty_log_unsynced(d->log);
+	return need;
 }
 
 void colo_dirty_end(struct colo_dirty *d, uint64_t offset, uint64_t len, uint64_t epoch)
@@ -286,7 +289,8 @@ int colo_dirty_attach_log(struct colo_dirty *d, struct colo_dirty_log *log)
 		if (colo_dirty_log_test(log, e))
 			bits_set(d->carried, first, last);
 		else if (d->inflight[e] || dirty_extent_in_map(d, e))
-			colo_dirty_log_set(log, e); /* dirty before the log came: the caller flushes */
+			colo_dirty_log_set(log,
+					   e); /* dirty before the log came: the caller flushes */
 	}
 	return 0;
 }

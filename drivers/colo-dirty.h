@@ -59,9 +59,28 @@ bool colo_dirty_log_test(const struct colo_dirty_log *log, uint64_t extent);
 /* Changes the in-memory image; true if the bit changed (the page then needs a flush). */
 bool colo_dirty_log_set(struct colo_dirty_log *log, uint64_t extent);
 bool colo_dirty_log_clear(struct colo_dirty_log *log, uint64_t extent);
-/* Bits set since the last flush that are not on disk yet. */
+/* Bits set that no flush took yet. */
 bool colo_dirty_log_unsynced(const struct colo_dirty_log *log);
-/* Writes every changed page and the header, then fdatasync.  0 or -errno (logged). */
+
+/*
+ * Flushing: every changed page and the header are written to their older slots, then
+ * fdatasync.  A flush runs in a thread of the log's own, one at a time, so that the event
+ * loop goes on meanwhile; flushes are numbered 1, 2, ... (generations).
+ *
+ * need(): 0 if extent @e's bit is on disk, else the generation whose end makes it durable
+ * (the flush in flight, or the next one).  flush_start(): starts the next flush unless one
+ * is in flight or nothing changed; 0 or the error that made the log unusable.  When
+ * colo_dirty_log_fd() becomes readable, flush_reap() takes the result: 0 (synced_gen() is
+ * now that flush's), -EAGAIN (not finished), or -errno (logged; the log is unusable from
+ * then on: every later start fails with it).  flush() does one whole flush, blocking.
+ */
+uint64_t colo_dirty_log_need(const struct colo_dirty_log *log, uint64_t e);
+bool colo_dirty_log_pending(const struct colo_dirty_log *log);
+bool colo_dirty_log_busy(const struct colo_dirty_log *log);
+int colo_dirty_log_flush_start(struct colo_dirty_log *log);
+int colo_dirty_log_fd(const struct colo_dirty_log *log);
+int colo_dirty_log_flush_reap(struct colo_dirty_log *log);
+uint64_t colo_dirty_log_synced_gen(const struct colo_dirty_log *log);
 int colo_dirty_log_flush(struct colo_dirty_log *log);
 uint64_t colo_dirty_log_flushes(const struct colo_dirty_log *log);
 /* Extents set in the image. */
@@ -82,16 +101,17 @@ void colo_dirty_destroy(struct colo_dirty *d);
  * it.  0, -ENOMEM, or -EINVAL if its extent size is not max(COLO_DIRTY_LOG_EXTENT, block).
  */
 int colo_dirty_attach_log(struct colo_dirty *d, struct colo_dirty_log *log);
+/* The attached log, or NULL (also for a NULL map). */
 struct colo_dirty_log *colo_dirty_log(const struct colo_dirty *d);
 /* Closes the log (its bits stay as they are on disk); the map goes on without one. */
 void colo_dirty_close_log(struct colo_dirty *d);
 
 /*
- * A write of [@offset, @offset + @len) is about to be issued to the disk.  Returns true if
- * the log must be flushed (colo_dirty_log_flush) before the write may be issued: an extent
- * it touches is not yet marked on disk.  Counts the write in flight until end().
+ * A write of [@offset, @offset + @len) is about to be issued to the disk: counts it in flight
+ * until end() and sets its extents in the log.  Returns 0 if it may be issued now, else the
+ * log flush generation it must wait for (colo_dirty_log_synced_gen() >= it).
  */
-bool colo_dirty_begin(struct colo_dirty *d, uint64_t offset, uint64_t len);
+uint64_t colo_dirty_begin(struct colo_dirty *d, uint64_t offset, uint64_t len);
 /* The write ended (done or failed: a failed write may have changed the disk too). */
 void colo_dirty_end(struct colo_dirty *d, uint64_t offset, uint64_t len, uint64_t epoch);
 

@@ -187,6 +187,7 @@ struct colo {
 		struct colo_dirty *dirty; /* from the first start to close (colo-dirty.h) */
 		struct list_head logwait; /* struct colo_logwait: writes held for a log flush */
 		struct td_deferred log_flush;
+		event_id_t log_event; /* the log's flush thread finished a flush */
 		struct colo_sync *sync; /* the copy running, if any (colo-sync.c) */
 		/* The last sync's progress, kept after it ended for status. */
 		uint64_t sync_done, sync_total, sync_sent, sync_rate;

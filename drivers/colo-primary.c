@@ -44,10 +44,11 @@ static void colo_primary_kick_waiting(struct colo *c);
 
 /* ---- dirty blocks (colo-dirty.h) and the dirty log ---- */
 
-/* A write held until the log says its extents are dirty, then forwarded to the disk. */
+/* A write held until the log flush @gen made its extents durable, then forwarded to the disk. */
 struct colo_logwait {
 	struct list_head next;
 	td_request_t req;
+	uint64_t gen;
 };
 
 uint64_t colo_primary_dirty_blocks(const struct colo *c)
@@ -57,10 +58,9 @@ uint64_t colo_primary_dirty_blocks(const struct colo *c)
 
 void colo_primary_dirty_status(const struct colo *c, struct colo_status *st)
 {
-	struct colo_dirty_log *log = c->p.dirty ? colo_dirty_log(c->p.dirty) : NULL;
-	uint64_t n = colo_primary_dirty_blocks(c);
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
 
-	st->dirty_blocks = n;
+	st->dirty_blocks = colo_primary_dirty_blocks(c);
 	st->dirty_bytes = c->p.dirty ? colo_dirty_bytes(c->p.dirty, 0) : 0;
 	if (!log)
 		return;
@@ -69,26 +69,25 @@ void colo_primary_dirty_status(const struct colo *c, struct colo_status *st)
 	st->dirty_log_flushes = colo_dirty_log_flushes(log);
 }
 
-/* Writes the log (one flush for all the writes of this loop iteration), then issues them. */
-void colo_primary_log_flush(void *arg)
+/*
+ * Issues the held writes whose flush is done; with @err (the log could not be written) fails
+ * them all instead: a write whose extent is not durably dirty must not reach the disk.
+ */
+static void colo_primary_log_release(struct colo *c, int err)
 {
-	struct colo *c = arg;
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+	uint64_t synced = log ? colo_dirty_log_synced_gen(log) : UINT64_MAX;
 	struct colo_logwait *w, *tmp;
 	LIST_HEAD(ready);
-	int err = 0;
 
-	if (c->p.dirty && colo_dirty_log(c->p.dirty))
-		err = colo_dirty_log_flush(colo_dirty_log(c->p.dirty));
-	if (err)
-		colo_fail(c, err, "dirty_log=%s: cannot write: %s",
-			  colo_dirty_log_path(colo_dirty_log(c->p.dirty)), strerror(-err));
-	list_splice_tail_init(&c->p.logwait, &ready);
+	list_for_each_entry_safe(w, tmp, &c->p.logwait, next)
+		if (err || w->gen <= synced)
+			list_move_tail(&w->next, &ready);
 	list_for_each_entry_safe(w, tmp, &ready, next) {
 		td_request_t req = w->req;
 
 		list_del(&w->next);
 		free(w);
-		/* A write whose extent is not durably dirty must not reach the disk. */
 		if (err)
 			td_complete_request(req, -EIO);
 		else
@@ -96,27 +95,63 @@ void colo_primary_log_flush(void *arg)
 	}
 }
 
+/* End of a loop iteration with writes held: one flush starts for all of them. */
+void colo_primary_log_flush(void *arg)
+{
+	struct colo *c = arg;
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+	int err = log ? colo_dirty_log_flush_start(log) : 0;
+
+	if (err)
+		colo_fail(c, err, "dirty_log=%s: cannot write: %s", colo_dirty_log_path(log),
+			  strerror(-err));
+	colo_primary_log_release(c, err);
+}
+
+/* The log's flush thread finished a flush: its writes go, and the next flush starts. */
+static void colo_primary_log_event(event_id_t id, char mode, void *arg)
+{
+	struct colo *c = arg;
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+	int err = log ? colo_dirty_log_flush_reap(log) : -EAGAIN;
+
+	if (err == -EAGAIN)
+		return;
+	if (!err)
+		err = colo_dirty_log_flush_start(log);
+	if (err)
+		colo_fail(c, err, "dirty_log=%s: cannot write: %s", colo_dirty_log_path(log),
+			  strerror(-err));
+	colo_primary_log_release(c, err);
+}
+
 /*
- * Forwards a write to the disk once the dirty log records its extents (at once if it did
- * already).  @req's callback must end it with colo_dirty_end().
+ * Forwards a write to the disk once the dirty log records its extents durably (at once if it
+ * did already).  @req's callback must end it with colo_dirty_end().
  */
 static void colo_primary_forward(struct colo *c, td_request_t req)
 {
+	uint64_t gen = colo_dirty_begin(c->p.dirty, req.sec << SECTOR_SHIFT,
+					(uint64_t)req.secs << SECTOR_SHIFT);
 	struct colo_logwait *w;
 
-	if (!colo_dirty_begin(c->p.dirty, req.sec << SECTOR_SHIFT,
-			      (uint64_t)req.secs << SECTOR_SHIFT)) {
+	if (!gen) {
 		td_forward_request(req);
 		return;
 	}
 	w = malloc(sizeof(*w));
 	if (!w) {
-		/* No memory to wait: flush now, in this iteration. */
-		colo_primary_log_flush(c);
-		td_forward_request(req);
+		/* No memory to wait: flush now, blocking. */
+		int err = colo_dirty_log_flush(colo_dirty_log(c->p.dirty));
+
+		if (err)
+			td_complete_request(req, -EIO);
+		else
+			td_forward_request(req);
 		return;
 	}
 	w->req = req;
+	w->gen = gen;
 	list_add_tail(&w->next, &c->p.logwait);
 	tapdisk_server_defer(&c->p.log_flush);
 }
@@ -155,11 +190,26 @@ static void colo_primary_issue_plain(struct colo *c, td_request_t treq)
 	colo_primary_forward(c, clone);
 }
 
+/* Closes the log (waiting for its flush in flight); held writes go once it is durable. */
+static void colo_primary_close_log(struct colo *c)
+{
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+	int err = 0;
+
+	tapdisk_server_cancel_deferred(&c->p.log_flush);
+	if (c->p.log_event > 0)
+		tapdisk_server_unregister_event(c->p.log_event);
+	c->p.log_event = 0;
+	if (log && !list_empty(&c->p.logwait))
+		err = colo_dirty_log_flush(log);
+	if (c->p.dirty)
+		colo_dirty_close_log(c->p.dirty);
+	colo_primary_log_release(c, err);
+}
+
 void colo_primary_dirty_close(struct colo *c)
 {
-	tapdisk_server_cancel_deferred(&c->p.log_flush);
-	if (!list_empty(&c->p.logwait))
-		colo_primary_log_flush(c);
+	colo_primary_close_log(c);
 	colo_dirty_destroy(c->p.dirty);
 	c->p.dirty = NULL;
 }
@@ -180,11 +230,17 @@ static int colo_primary_open_log(struct colo *c)
 	err = colo_dirty_log_open(c->opts.dirty_log, &g, NULL, &log, why, sizeof(why));
 	if (err)
 		return colo_fail(c, err, "%s", why);
+	colo_primary_close_log(c); /* another path's */
 	err = colo_dirty_attach_log(c->p.dirty, log);
 	if (!err) {
 		err = colo_dirty_log_flush(log);
+		c->p.log_event = tapdisk_server_register_event(
+			SCHEDULER_POLL_READ_FD, colo_dirty_log_fd(log), TV_ZERO, colo_primary_log_event,
+			c);
+		if (!err && c->p.log_event < 0)
+			err = c->p.log_event;
 		if (err)
-			colo_dirty_close_log(c->p.dirty);
+			colo_primary_close_log(c);
 	}
 	if (err)
 		return colo_fail(c, err, "dirty_log=%s: %s", c->opts.dirty_log, strerror(-err));
@@ -400,8 +456,12 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 		 * The Secondary applied marker N only after its checkpoint of N - 1 (it holds
 		 * what follows a marker until then): N - 1 is complete on both sides.
 		 */
-		if (c->p.ckpt_epoch > 1)
+		if (c->p.ckpt_epoch > 1) {
 			colo_dirty_commit(c->p.dirty, c->p.ckpt_epoch - 1);
+			/* The clears go to disk in the background, so that a crash resyncs less. */
+			if (colo_dirty_log(c->p.dirty))
+				tapdisk_server_defer(&c->p.log_flush);
+		}
 		colo_call_done(&c->ckpt_call, 0, c->epoch);
 	}
 	colo_primary_kick_waiting(c);

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,69 @@ START_TEST(test_clear_rules)
 }
 END_TEST
 
+/* The flush thread: generations, what waits for which, and the eventfd that says it ended. */
+START_TEST(test_async_flush)
+{
+	struct colo_dirty *d;
+	struct colo_dirty_log *log;
+	struct pollfd pfd;
+
+	ck_assert_int_eq(colo_dirty_create(DISK, BS, &d), 0);
+	ck_assert_int_eq(colo_dirty_attach_log(d, log_open_ok(DISK, BS, NULL)), 0);
+	log = colo_dirty_log(d);
+	ck_assert_uint_eq(colo_dirty_begin(d, 0, 4096), 1);
+	ck_assert_int_eq(colo_dirty_log_flush_start(log), 0);
+	ck_assert(colo_dirty_log_busy(log));
+	ck_assert_uint_eq(colo_dirty_begin(d, 4096, 4096), 1);	  /* extent 0: in the flush */
+	ck_assert_uint_eq(colo_dirty_begin(d, 2 * MiB, 4096), 2); /* extent 2: the next one */
+	ck_assert_int_eq(colo_dirty_log_flush_start(log), 0);	  /* one at a time */
+	pfd = (struct pollfd){.fd = colo_dirty_log_fd(log), .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(colo_dirty_log_flush_reap(log), 0);
+	ck_assert_uint_eq(colo_dirty_log_synced_gen(log), 1);
+	ck_assert_int_eq(colo_dirty_log_flush_reap(log), -EAGAIN);
+	ck_assert(!colo_dirty_log_busy(log));
+	ck_assert_uint_eq(colo_dirty_begin(d, 8192, 4096), 0); /* extent 0 is durable */
+	ck_assert_uint_eq(colo_dirty_log_need(log, 2), 2);
+	ck_assert_int_eq(colo_dirty_log_flush_start(log), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(colo_dirty_log_flush_reap(log), 0);
+	ck_assert_uint_eq(colo_dirty_log_synced_gen(log), 2);
+	ck_assert_uint_eq(colo_dirty_log_need(log, 2), 0);
+	ck_assert_uint_eq(colo_dirty_log_flushes(log), 2);
+	/*
+	 * A lazy clear in flight: extent 2 cleared and handed to a flush, then dirtied again
+	 * before the flush ends.  It must wait for the flush after (the one in flight takes the
+	 * bit off the disk), even though the disk still has the bit now.
+	 */
+	colo_dirty_end(d, 0, 4096, 1);
+	colo_dirty_end(d, 4096, 4096, 1);
+	colo_dirty_end(d, 8192, 4096, 1);
+	colo_dirty_end(d, 2 * MiB, 4096, 1);
+	colo_dirty_commit(d, 1);
+	ck_assert(!colo_dirty_log_test(log, 2));
+	ck_assert_int_eq(colo_dirty_log_flush_start(log), 0);
+	ck_assert_uint_eq(colo_dirty_begin(d, 2 * MiB, 4096), 4);
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(colo_dirty_log_flush_reap(log), 0);
+	ck_assert_uint_eq(colo_dirty_log_need(log, 2), 4);
+	ck_assert_uint_eq(colo_dirty_log_need(log, 0), 4); /* 0 was cleared too */
+	ck_assert_int_eq(colo_dirty_log_flush_start(log), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(colo_dirty_log_flush_reap(log), 0);
+	ck_assert_uint_eq(colo_dirty_log_need(log, 2), 0);
+	colo_dirty_end(d, 2 * MiB, 4096, 2);
+	/* A close with a flush in flight waits for it. */
+	ck_assert_uint_eq(colo_dirty_begin(d, 9 * MiB, 4096), 5);
+	ck_assert_int_eq(colo_dirty_log_flush_start(log), 0);
+	colo_dirty_destroy(d);
+	log = log_open_ok(DISK, BS, NULL);
+	for (uint64_t e = 0; e < 64; e++)
+		ck_assert_int_eq(colo_dirty_log_test(log, e), e == 2 || e == 9);
+	colo_dirty_log_close(log);
+}
+END_TEST
+
 START_TEST(test_other_disk)
 {
 	char msg[200];
@@ -371,6 +435,7 @@ static Suite *colo_dirty_suite(void)
 	tcase_add_test(tc, test_map_epochs);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_clear_rules);
+	tcase_add_test(tc, test_async_flush);
 	tcase_add_test(tc, test_other_disk);
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_bad_checksum);
