@@ -151,3 +151,20 @@ med() {
 	# shellcheck disable=SC2086
 	median $1
 }
+
+# ratio "X1 X2 ..." "Y1 Y2 ...": the median of Xi / Yi, runs paired in the order they ran.
+ratio() {
+	# shellcheck disable=SC2046
+	median $(paste -d' ' <(tr ' ' '\n' <<<"${1# }") <(tr ' ' '\n' <<<"${2# }") |
+		awk '$2 > 0 {printf "%.2f\n", $1 / $2}')
+}
+
+# still_replicating NAME PID MINOR: exits 1 unless the Primary PID MINOR is still running.
+still_replicating() {
+	local st
+	st=$("$tapctl" colo -p "$2" -m "$3" status)
+	case $st in
+	*'"state":"running"'*) ;;
+	*) echo "bench: $1: the Primary is not replicating any more: $st" >&2; exit 1 ;;
+	esac
+}

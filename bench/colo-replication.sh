@@ -143,18 +143,10 @@ for rep in $(seq "$REPS"); do
 done
 for t in "${targets[@]}"; do
 	[ -n "${P[$t]:-}" ] || continue
-	st=$("$tapctl" colo -p "${P[$t]% *}" -m "${P[$t]#* }" status)
-	case $st in
-	*'"state":"running"'*) ;;
-	*) echo "bench: $t: the Primary is not replicating any more: $st" >&2; exit 1 ;;
-	esac
+	# shellcheck disable=SC2086
+	still_replicating "$t" ${P[$t]}
 done
 
-ratio() { # "x1 x2 ..." "y1 y2 ...": the median of xi / yi, runs paired in the order they ran
-	# shellcheck disable=SC2046
-	median $(paste -d' ' <(tr ' ' '\n' <<<"${1# }") <(tr ' ' '\n' <<<"${2# }") |
-		awk '$2 > 0 {printf "%.2f\n", $1 / $2}')
-}
 label() {
 	case $1 in
 	randwrite4k) echo "4k randwrite QD32 (IOPS)" ;;
