@@ -18,7 +18,10 @@ a Primary write racing a Secondary VM write to the same region, flushes and stat
 After every step a random region of the Secondary's view is compared, and every FULL_EVERY
 steps all of both disks.
 
-A run is one or more sessions (a fresh pair each).  A session ends with a failover of the
+A run is one or more sessions (a fresh pair each).  A session starts with sync=none on
+identical files, or with sync=full or diff on a Secondary's file made to differ, with bursts
+of Primary writes (WRITE_ZEROES and TRIM among them) in flight during the copy, and then the
+first checkpoint: both disks must then equal the model.  A session ends with a failover of the
 Secondary (its image file must then equal the model's view, and it keeps serving as a plain
 disk) or with a stop (after a Primary checkpoint: the file must equal the Primary's disk at
 that checkpoint).  The next session starts from copies of the Secondary's file.
@@ -66,6 +69,7 @@ if MODE not in ("colo", "ft") or KILL9 not in ("always", "never", "random"):
     raise SystemExit("MODE is colo or ft, KILL9 always, never or random")
 SVM = MODE == "colo"  # the Secondary VM writes
 SIZE = 8 << 20
+EXTENT = 1 << 20  # the start's sync copies by extents of 1 MiB
 SECTOR = 512
 MAX_IO = 256 << 10
 # Larger than every piece size inside: the export's 1 MiB WRITE_ZEROES pieces, the
@@ -311,21 +315,73 @@ class Session:
             self.opts.append("queue_limit=1M")
         if rng.random() < 0.3:
             self.opts += ["ram_limit=1M", "spill=%s/spill-%d" % (TEST_DIR, no)]
-        if rng.random() < 0.2:
+        # The start's sync: none on identical copies (with verify=1, or so), else full or
+        # diff on a Secondary's file made to differ, with Primary writes in flight.
+        sync = "none" if rng.random() < 0.2 else rng.choice(["none", "full", "diff"])
+        if sync == "none" and rng.random() < 0.3:
             self.opts.append("verify=1")
+        if sync != "none":
+            self.spoil(simg)
         port = free_port()
         self.S = Vbd("colo:127.0.0.1:%d:%s" % (port, simg))
         self.P = Vbd("colo:127.0.0.1:%d:%s" % (port, pimg))
         self.S.colo("start", "secondary", *self.opts)
-        self.P.colo("start", "primary",
-                    *[o for o in self.opts if not o.startswith(("ram_limit=", "spill="))])
-        note("session %d: Primary pid %d, Secondary pid %d, options %s" %
-             (no, self.P.pid, self.S.pid, " ".join(self.opts)))
-        print("session %d: options %s" % (no, " ".join(self.opts)), flush=True)
+        popts = [o for o in self.opts if not o.startswith(("ram_limit=", "spill="))]
+        popts.append("sync=" + sync)
+        if sync != "none" and rng.random() < 0.5:
+            popts.append("sync_rate=%dM" % rng.choice([4, 16]))
         self.hp = [connect(self.P.sock), connect(self.P.sock)]
         self.hs = [connect(self.S.sock), connect(self.S.sock)]
         self.all = self.hp + self.hs
         self.primary_killed = False
+        note("session %d: Primary pid %d, Secondary pid %d, options %s" %
+             (no, self.P.pid, self.S.pid, " ".join(popts)))
+        print("session %d: options %s" % (no, " ".join(popts)), flush=True)
+        if sync == "none":
+            self.P.colo("start", "primary", *popts)
+        else:
+            self.start_with_sync(popts, sync)
+
+    def spoil(self, simg):
+        """Makes the Secondary's file differ from the Primary's: random bytes in some
+        extents (a sector in some, whole extents in others)."""
+        with open(simg, "r+b") as f:
+            for e in rng.sample(range(SIZE // EXTENT), max(1, SIZE // EXTENT // 3)):
+                n = rng.choice([512, EXTENT])
+                f.seek(e * EXTENT + (rng.randrange(0, EXTENT // 512) * 512 if n == 512 else 0))
+                f.write(rng.randbytes(n))
+
+    def start_with_sync(self, popts, sync):
+        """start primary with a sync while bursts of Primary writes are in flight, aimed at
+        the whole disk (so at the extents being copied); then the first checkpoint, which
+        makes the Secondary's disk the model's checkpoint."""
+        proc = self.P.colo_async("start", "primary", *popts)
+        bursts = 0
+        while proc.poll() is None or bursts == 0:
+            pw = self.issue_pwrites(rng.randint(2, 12), mixed=True)
+            wait_ops(pw, self.hp)
+            for op in pw:
+                if op.how != "trim":  # advisory: changes nothing
+                    self.m.pwrite(op.off, op.data)
+            bursts += 1
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode:
+            fail("start primary %s exited %d: %s" % (" ".join(popts), proc.returncode,
+                                                      err.strip()))
+        st = self.P.status()
+        if st["state"] != "running" or st["sync_done_bytes"] != SIZE or \
+                st["sync_total_bytes"] != SIZE:
+            fail("after the start's sync the Primary's status is %s" % st)
+        note("sync: %d bursts of Primary writes during the copy; %d bytes sent" %
+             (bursts, st["sync_sent_bytes"]))
+        print("session %d: sync=%s, %d bursts of writes during it, %d of %d bytes sent" %
+              (self.no, sync, bursts, st["sync_sent_bytes"], SIZE), flush=True)
+        # The first checkpoint: the Secondary becomes the Primary's disk at the marker.
+        self.checkpoint_primary()
+        self.checkpoint_secondary()
+        self.m.checkpoint(self.m.primary)
+        self.m.p_blocks, self.m.sent = set(), 0
+        self.check_all()
 
     # -- checks --
 

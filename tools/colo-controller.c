@@ -247,13 +247,16 @@ static int cmd_start(struct ctl *c)
 	}
 	snprintf(verb, sizeof(verb), "start primary%s%s", c->p_args ? " " : "",
 		 c->p_args ? c->p_args : "");
-	return ctl_simple(c, &c->p, verb, c->threshold);
+	/* Its answer waits for the sync: as long as some disk's sync moves within --timeout. */
+	c->wait_sync = true;
+	rc = ctl_simple(c, &c->p, verb, c->threshold);
+	c->wait_sync = false;
+	return rc;
 }
 
 /*
- * protect: start with the sync (the Primary's start returns once every disk is in sync: it
- * waits as long as some disk's sync moves within --timeout), then the first checkpoint,
- * which makes the Secondary's disks consistent.
+ * protect: start with the sync (the Primary's start returns once every disk is in sync),
+ * then the first checkpoint, which makes the Secondary's disks consistent.
  */
 static int cmd_protect(struct ctl *c)
 {
@@ -261,9 +264,7 @@ static int cmd_protect(struct ctl *c)
 	bool consistent;
 	int rc;
 
-	c->wait_sync = true;
 	rc = cmd_start(c);
-	c->wait_sync = false;
 	if (rc) {
 		ctl_err("protect: the start failed: no checkpoint taken");
 		return rc;
