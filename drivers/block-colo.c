@@ -159,6 +159,8 @@ static int colo_parse_name(struct colo *c, const char *name)
 	}
 	memcpy(c->host, n.host, sizeof(c->host));
 	memcpy(c->port, n.port, sizeof(c->port));
+	memcpy(c->name_host, n.host, sizeof(c->name_host));
+	memcpy(c->name_port, n.port, sizeof(c->name_port));
 	memcpy(c->path, n.path, sizeof(c->path));
 	return 0;
 }
@@ -362,6 +364,11 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 		DPRINTF("colo: the disk's last %llu bytes are a partial block",
 			(unsigned long long)(c->disk_size % opts->block_size));
 	c->opts = *opts;
+	/* address=: after a failover the roles swap, the VBD names stay. */
+	snprintf(c->host, sizeof(c->host), "%s",
+		 opts->address_host[0] ? opts->address_host : c->name_host);
+	snprintf(c->port, sizeof(c->port), "%s",
+		 opts->address_port[0] ? opts->address_port : c->name_port);
 	c->role = role;
 	c->epoch = 1;
 	colo_clear_error(c);

@@ -143,8 +143,11 @@ struct colo {
 	td_driver_t *driver;
 	td_image_t *image; /* known once started */
 	td_vbd_t *vbd;
+	/* The address in use: address= of the last start, else the name's (name_host/port). */
 	char host[sizeof(((struct colo_name *)0)->host)];
 	char port[sizeof(((struct colo_name *)0)->port)];
+	char name_host[sizeof(((struct colo_name *)0)->host)];
+	char name_port[sizeof(((struct colo_name *)0)->port)];
 	char path[sizeof(((struct colo_name *)0)->path)];
 	uint64_t disk_size; /* bytes */
 

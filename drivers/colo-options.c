@@ -185,6 +185,16 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 		return 0;
 	}
 
+	if (KEY_IS("address")) {
+		char why[96];
+
+		if (colo_address_parse(val, opts->address_host, sizeof(opts->address_host),
+				       opts->address_port, sizeof(opts->address_port), why,
+				       sizeof(why)))
+			return options_reject(err, errlen, "%s: %s", kv, why);
+		return 0;
+	}
+
 	if (KEY_IS("peer")) {
 		unsigned char addr[sizeof(struct in6_addr)];
 
@@ -406,6 +416,53 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 	json_string(&o, st->pending ? st->pending : "");
 	json_printf(&o, "}");
 	return o.len > INT32_MAX ? -1 : (int)o.len;
+}
+
+int colo_address_parse(const char *s, char *host, size_t host_size, char *port,
+		       size_t port_size, char *why, size_t why_len)
+{
+	const char *colon, *h = s;
+	size_t n;
+
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || end[1] != ':') {
+			snprintf(why, why_len, "not [IPv6]:PORT (a ']' then ':' must follow)");
+			return -EINVAL;
+		}
+		h = s + 1;
+		n = end - h;
+		colon = end + 1;
+		if (memchr(h, '[', n)) {
+			snprintf(why, why_len, "not HOST:PORT");
+			return -EINVAL;
+		}
+	} else {
+		colon = strchr(s, ':');
+		if (!colon || strchr(colon + 1, ':')) {
+			snprintf(why, why_len, "not HOST:PORT (an IPv6 HOST goes in brackets: [::1]:PORT)");
+			return -EINVAL;
+		}
+		n = colon - s;
+	}
+	if (!n) {
+		snprintf(why, why_len, "the HOST is empty");
+		return -EINVAL;
+	}
+	if (n >= host_size) {
+		snprintf(why, why_len, "the HOST must be shorter than %zu bytes", host_size);
+		return -EINVAL;
+	}
+	if (!colon[1] || strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    atoi(colon + 1) < 1 || atoi(colon + 1) > 65535 || port_size < 6) {
+		snprintf(why, why_len, "the PORT must be a number from 1 to 65535");
+		return -EINVAL;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	snprintf(port, port_size, "%d", atoi(colon + 1));
+	return 0;
 }
 
 int colo_name_parse(const char *name, struct colo_name *out)

@@ -31,6 +31,8 @@ const struct colo_start_option colo_start_options[] = {
 	  "bytes per second the start's copy reads at most, 0: no bound" },
 	{ "peer", COLO_OPTION_SECONDARY, "ADDRESS", "any",
 	  "the only address (numeric IPv4 or IPv6) a Primary may connect from" },
+	{ "address", COLO_OPTION_BOTH, "HOST:PORT", "name's",
+	  "where the Secondary listens (Primary: connects to), [v6]:port; default the VBD name's" },
 	{ "dirty_log", COLO_OPTION_PRIMARY, "PATH", "none",
 	  "file (0600) of the extents the Secondary may lack, kept across a restart" },
 };

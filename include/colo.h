@@ -66,6 +66,9 @@ struct colo_options {
 	char dirty_log[256];	     /* Primary: the persistent dirty log ("" = none) */
 	enum colo_sync_mode sync;    /* Primary: what the start copies (diff) */
 	uint64_t sync_rate;	     /* Primary: bytes/s the copy reads at most (0: no bound) */
+	/* address=: where the Secondary listens ("" = the VBD name's HOST:PORT) */
+	char address_host[256];
+	char address_port[16];
 };
 
 struct colo_status {
@@ -98,6 +101,12 @@ struct colo_name {
 	char path[1024];
 };
 
+/*
+ * "HOST:PORT" (HOST may be "[v6addr]") into @host and @port (sizes as in struct colo_name).
+ * Returns 0, or -EINVAL with the reason (without the value) in @why.
+ */
+int colo_address_parse(const char *s, char *host, size_t host_size, char *port,
+		       size_t port_size, char *why, size_t why_len);
 /* Splits @name into @out.  Returns 0, or -EINVAL if it is not HOST:PORT:/absolute/path. */
 int colo_name_parse(const char *name, struct colo_name *out);
 

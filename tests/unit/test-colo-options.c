@@ -203,6 +203,32 @@ START_TEST(test_verify)
 }
 END_TEST
 
+START_TEST(test_address)
+{
+	ck_assert_str_eq(opts.address_host, "");
+	ck_assert_int_eq(parse("address=192.0.2.7:7000"), 0);
+	ck_assert_str_eq(opts.address_host, "192.0.2.7");
+	ck_assert_str_eq(opts.address_port, "7000");
+	ck_assert_int_eq(parse("address=[2001:db8::1]:65535"), 0);
+	ck_assert_str_eq(opts.address_host, "2001:db8::1");
+	ck_assert_str_eq(opts.address_port, "65535");
+	ck_assert_int_eq(parse("address=node-b.example:1"), 0);
+	ck_assert_str_eq(opts.address_host, "node-b.example");
+	ck_assert_str_eq(opts.address_port, "1");
+	expect_error("address=node-b", "address=node-b: not HOST:PORT (an IPv6 HOST goes in brackets: [::1]:PORT)");
+	expect_error("address=2001:db8::1:7000", "address=2001:db8::1:7000: not HOST:PORT (an IPv6 HOST goes in brackets: [::1]:PORT)");
+	expect_error("address=[2001:db8::1]7000", "address=[2001:db8::1]7000: not [IPv6]:PORT (a ']' then ':' must follow)");
+	expect_error("address=:7000", "address=:7000: the HOST is empty");
+	expect_error("address=[]:7000", "address=[]:7000: the HOST is empty");
+	expect_error("address=h:0", "address=h:0: the PORT must be a number from 1 to 65535");
+	expect_error("address=h:65536", "address=h:65536: the PORT must be a number from 1 to 65535");
+	expect_error("address=h:", "address=h:: the PORT must be a number from 1 to 65535");
+	expect_error("address=h:+7", "address=h:+7: the PORT must be a number from 1 to 65535");
+	expect_error("address=", "address: missing value (expected address=VALUE)");
+	ck_assert_str_eq(opts.address_host, "node-b.example");
+}
+END_TEST
+
 START_TEST(test_peer)
 {
 	ck_assert_str_eq(opts.peer, "");
@@ -439,6 +465,7 @@ START_TEST(test_table)
 		{ "sync", "full", COLO_OPTION_PRIMARY },
 		{ "sync_rate", "1M", COLO_OPTION_PRIMARY },
 		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
+		{ "address", "192.0.2.9:9000", COLO_OPTION_BOTH },
 		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_PRIMARY },
 	};
 	const size_t n = sizeof(examples) / sizeof(examples[0]);
@@ -480,6 +507,7 @@ static Suite *colo_options_suite(void)
 	tcase_add_test(tc, test_spill);
 	tcase_add_test(tc, test_timeouts);
 	tcase_add_test(tc, test_verify);
+	tcase_add_test(tc, test_address);
 	tcase_add_test(tc, test_peer);
 	tcase_add_test(tc, test_dirty_log);
 	tcase_add_test(tc, test_unknown);
