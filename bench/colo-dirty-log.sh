@@ -39,10 +39,10 @@ P[nolog]="$P_PID $P_MINOR" S[nolog]="$S_PID $S_MINOR" uri[nolog]=$P_URI
 port=$(free_port)
 vbd_create "colo:127.0.0.1:$port:$simg2"
 S[log]="$PID $MINOR"
-"$tapctl" colo -p "$PID" -m "$MINOR" start secondary
+"$tapctl" colo -p "$PID" -m "$MINOR" start secondary tls=none
 vbd_create "colo:127.0.0.1:$port:$pimg"
 P[log]="$PID $MINOR" uri[log]=$URI
-"$tapctl" colo -p "$PID" -m "$MINOR" start primary dirty_log="$work/p.dlog"
+"$tapctl" colo -p "$PID" -m "$MINOR" start primary dirty_log="$work/p.dlog" tls=none
 targets=(nolog log)
 
 # checkpoint T: the Primary's checkpoint, then the Secondary's.

@@ -89,8 +89,9 @@ vbd_create() {
 }
 
 # colo_pair PIMG SIMG SECONDARY-OPTION...: a Secondary on SIMG and a Primary on PIMG
-# replicating over a free port, started (the Secondary first, with the options).  Sets
-# P_PID, P_MINOR, P_URI, S_PID, S_MINOR and S_URI.
+# replicating over a free port, started (the Secondary first, with the options).  The link's
+# TLS options are COLO_TLS (both sides, default tls=none) and COLO_TLS_PRIMARY (the Primary's
+# own, tls_user= ...).  Sets P_PID, P_MINOR, P_URI, S_PID, S_MINOR and S_URI.
 colo_pair() {
 	local pimg=$1 simg=$2 port
 	shift 2
@@ -99,10 +100,13 @@ colo_pair() {
 	S_PID=$PID S_MINOR=$MINOR S_URI=$URI
 	vbd_create "colo:127.0.0.1:$port:$pimg"
 	P_PID=$PID P_MINOR=$MINOR P_URI=$URI
-	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary "$@"
+	# shellcheck disable=SC2086 # words without blanks
+	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary "$@" ${COLO_TLS:-tls=none}
 	# The images are filled alike and what the benchmarks measure starts after the start:
 	# no initial sync (bench/colo-sync.sh measures that).
-	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary sync=none
+	# shellcheck disable=SC2086
+	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary sync=none ${COLO_TLS:-tls=none} \
+		${COLO_TLS_PRIMARY:-}
 }
 
 # field PID MINOR KEY: one field of colo status, a number or a string.

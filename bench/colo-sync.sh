@@ -54,9 +54,9 @@ pair_start() {
 	S_PID=$PID S_MINOR=$MINOR
 	vbd_create "colo:127.0.0.1:$port:$pimg"
 	P_PID=$PID P_MINOR=$MINOR P_URI=$URI
-	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary
+	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary tls=none
 	t0=$(now_ns)
-	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary "$@"
+	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary "$@" tls=none
 	MS=$(ms_since "$t0")
 }
 pair_destroy() { destroy "$P_PID" "$P_MINOR"; destroy "$S_PID" "$S_MINOR"; }
@@ -134,8 +134,8 @@ for rep in $(seq "$REPS"); do
 		S_PID=$PID S_MINOR=$MINOR
 		vbd_create "colo:127.0.0.1:$port:$pimg"
 		P_PID=$PID P_MINOR=$MINOR P_URI=$URI
-		"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary
-		"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary sync=full sync_rate="$rate" &
+		"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary tls=none
+		"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary sync=full sync_rate="$rate" tls=none &
 		spid=$!
 		while [ "$(field "$P_PID" "$P_MINOR" state)" != syncing ]; do sleep 0.02; done
 		IOPS[$rate]+=" $(guest_fio)"

@@ -80,7 +80,7 @@ for i in 1 2; do
 	disk "P$i" "$XS_A" 5 $((51712 + 16 * (i - 1))) "colo:127.0.0.1:$port:$work/p$i.img"
 done
 ctl=("$controller" --primary 5 --secondary 7 --primary-xs "$XS_A" --secondary-xs "$XS_B")
-"${ctl[@]}" start
+"${ctl[@]}" --primary-args tls=none --secondary-args tls=none start
 
 fio_pids=()
 for i in 1 2; do

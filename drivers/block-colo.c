@@ -374,7 +374,9 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	colo_clear_error(c);
 	c->start_call.done = done;
 	c->start_call.arg = arg;
-	err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
+	err = colo_handshake_check(c);
+	if (!err)
+		err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
 	if (err) {
 		c->start_call.done = NULL;
 		c->role = COLO_ROLE_NONE;

@@ -47,22 +47,52 @@ static bool colo_hs_primary(const struct colo *c)
 	return c->role == COLO_ROLE_PRIMARY;
 }
 
+/* colo.h's COLO_TLS_* are tls-session.h's modes, without including it. */
+_Static_assert(COLO_TLS_UNSET == (int)TLS_MODE_UNSET && COLO_TLS_NONE == (int)TLS_MODE_NONE &&
+		       COLO_TLS_X509 == (int)TLS_MODE_X509 && COLO_TLS_PSK == (int)TLS_MODE_PSK,
+	       "COLO_TLS_* and enum tls_mode differ");
+
 /* The link's TLS options as tls-session.h takes them. */
 static void colo_hs_tls_config(const struct colo *c, struct tls_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mode = TLS_MODE_NONE;
+	cfg->mode = (enum tls_mode)c->opts.tls;
+	snprintf(cfg->dir, sizeof(cfg->dir), "%s", c->opts.tls_dir);
+	snprintf(cfg->psk_file, sizeof(cfg->psk_file), "%s", c->opts.tls_psk);
+	snprintf(cfg->user, sizeof(cfg->user), "%s", c->opts.tls_user);
+	snprintf(cfg->name, sizeof(cfg->name), "%s", c->opts.tls_name);
+	/* The Secondary writes its disk for the Primary: it must know who that is. */
+	cfg->verify_peer = 1;
+}
+
+int colo_handshake_check(struct colo *c)
+{
+	enum tls_side side = colo_hs_primary(c) ? TLS_SIDE_CLIENT : TLS_SIDE_SERVER;
+	struct tls_creds *creds;
+	struct tls_config cfg;
+	char why[COLO_ERR_LEN];
+	int err;
+
+	colo_hs_tls_config(c, &cfg);
+	err = tls_config_check(&cfg, side, why, sizeof(why));
+	if (err)
+		return colo_fail(c, err, "start: %s", why);
+	if (cfg.mode == TLS_MODE_NONE)
+		return 0;
+	/* Loaded here to refuse a start that could never connect; again per connection. */
+	err = tls_creds_load(&cfg, side, &creds, why, sizeof(why));
+	if (err)
+		return colo_fail(c, err, "start: TLS credentials: %s", why);
+	tls_creds_put(creds);
+	return 0;
 }
 
 static enum tls_mode colo_hs_mode(const struct colo *c)
 {
-	struct tls_config cfg;
-
-	colo_hs_tls_config(c, &cfg);
-	return cfg.mode;
+	return (enum tls_mode)c->opts.tls;
 }
 
-/* The hello's auth_type for a TLS mode, and back. */
+/* The hello's auth_type for a TLS mode, and the option that names a type. */
 static uint32_t colo_hs_auth_type(enum tls_mode mode)
 {
 	return mode == TLS_MODE_X509 ? COLO_AUTH_X509
@@ -363,6 +393,10 @@ static int colo_hs_io(struct colo *c)
 		snprintf(why, sizeof(why), "%s", strerror((int)-n));
 	else if (n < 0)
 		snprintf(why, sizeof(why), "%s", tls_session_error(c->hs.ts));
+	/* An alert, or records that do not decrypt: the peer's TLS refused ours. */
+	if (n < 0 && !send && c->hs.tls && !c->hs.plain_reply)
+		return colo_hs_refuse(c, (int)n, "the %s ended the TLS session: %s",
+				      colo_hs_primary(c) ? "Secondary" : "Primary", why);
 	if (n <= 0 && !send) {
 		char what[COLO_ERR_LEN + 64];
 
@@ -455,8 +489,8 @@ static int colo_hs_sniff(struct colo *c)
 		c->hs.ts = tls_session_new(c->hs.fd);
 		if (!c->hs.ts)
 			return colo_hs_refuse(c, -ENOMEM, "out of memory for the connection");
-		colo_fail(c, -EACCES, "refused the Primary at %s: it starts TLS, this Secondary "
-			  "uses tls=none", c->link.peer);
+		colo_fail(c, -EACCES, "refused the Primary at %s: the Primary uses TLS, this "
+			  "Secondary tls=none", c->link.peer);
 		colo_hs_send_reply(c, EACCES, NULL,
 				   "the Primary uses TLS, this Secondary tls=none");
 		return colo_hs_io(c);
@@ -470,8 +504,11 @@ static int colo_hs_tls(struct colo *c, char mode)
 {
 	int err;
 
-	/* Primary: a plain Secondary answers our ClientHello with a plain hello_reply. */
-	if (colo_hs_primary(c) && !c->hs.heard && (mode & SCHEDULER_POLL_READ_FD)) {
+	/*
+	 * Primary: a plain Secondary answers our ClientHello with a plain hello_reply.  Looked
+	 * for before every step until the Secondary's first byte is in: GnuTLS would take it.
+	 */
+	if (colo_hs_primary(c) && !c->hs.heard) {
 		unsigned char b;
 		int rc = colo_hs_peek(c, &b);
 
@@ -485,13 +522,30 @@ static int colo_hs_tls(struct colo *c, char mode)
 		}
 	}
 	err = tls_session_handshake(c->hs.ts);
+	if (err && err != -EAGAIN && colo_hs_primary(c)) {
+		size_t n;
+		const unsigned char *b = tls_session_first_bytes(c->hs.ts, &n);
+
+		/* The plain reply came before the look above, and TLS took it: take it back. */
+		if (n && b[0] == COLO_MAGIC_FIRST_BYTE) {
+			c->hs.plain_reply = true;
+			colo_hs_start_recv(c, &c->hs.reply, sizeof(c->hs.reply));
+			c->hs.done = n < sizeof(c->hs.reply) ? n : sizeof(c->hs.reply);
+			memcpy(c->hs.buf, b, c->hs.done);
+			return c->hs.done == c->hs.len ? colo_hs_received(c) : colo_hs_io(c);
+		}
+	}
 	if (err == -EAGAIN)
 		return colo_hs_wait(c,
 				    tls_session_wants_write(c->hs.ts) ? SCHEDULER_POLL_WRITE_FD
 								      : SCHEDULER_POLL_READ_FD,
 				    (int)c->opts.timeout_ms);
 	if (err)
-		return colo_hs_refuse(c, err, "%s", tls_session_error(c->hs.ts));
+		/* A wrong key looks like any broken handshake: say what to check. */
+		return colo_hs_refuse(c, err, "%s%s", tls_session_error(c->hs.ts),
+				      colo_hs_mode(c) == TLS_MODE_PSK
+					      ? " (is the PSK the same on both sides?)"
+					      : "");
 	if (colo_hs_primary(c))
 		colo_hs_send_hello(c);
 	else
@@ -554,7 +608,7 @@ static int colo_hs_connect_done(struct colo *c, char mode)
 		c->hs.phase = COLO_HS_RETRY;
 		return colo_hs_wait(c, 0, COLO_CONNECT_RETRY_MS);
 	}
-	return colo_hs_connected(c, colo_hs_mode(c) != TLS_MODE_NONE);
+	return colo_handshake_begin(c, c->hs.fd);
 }
 
 static int colo_hs_retry(struct colo *c)
@@ -646,10 +700,8 @@ static void colo_hs_accept_cb(event_id_t id, char mode, void *priv)
 		close(fd);
 		return;
 	}
-	c->hs.fd = fd;
-	c->hs.phase = COLO_HS_SNIFF;
 	snprintf(c->link.peer, sizeof(c->link.peer), "%s:%s", host, serv);
-	if (colo_hs_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms))
+	if (colo_handshake_begin(c, fd))
 		colo_hs_drop(c);
 }
 
@@ -691,6 +743,15 @@ int colo_handshake_listen(struct colo *c)
 }
 
 /* ---- the event ---- */
+
+int colo_handshake_begin(struct colo *c, int fd)
+{
+	c->hs.fd = fd;
+	if (colo_hs_primary(c))
+		return colo_hs_connected(c, colo_hs_mode(c) != TLS_MODE_NONE);
+	c->hs.phase = COLO_HS_SNIFF;
+	return colo_hs_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
+}
 
 static int colo_hs_step(struct colo *c, char mode)
 {

@@ -128,6 +128,15 @@ int colo_handshake_connect(struct colo *c);
 int colo_handshake_listen(struct colo *c);
 /* Drops a handshake in progress, and (Secondary) stops listening. */
 void colo_handshake_close(struct colo *c);
+/*
+ * Runs the handshake on @fd, a connected non-blocking socket (the Primary's, or one the
+ * Secondary accepted from an allowed peer): 0 with it going on in the loop, or -errno with
+ * the reason recorded (the Primary's start fails; the Secondary drops it).  The fuzzer's way
+ * in too (tests/fuzz/fuzz-colo-handshake.c).
+ */
+int colo_handshake_begin(struct colo *c, int fd);
+/* start: the TLS options make a whole configuration and its credentials load; 0 or -errno. */
+int colo_handshake_check(struct colo *c);
 
 /* ---- block-colo.c ---- */
 

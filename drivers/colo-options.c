@@ -124,7 +124,7 @@ int colo_options_check_role(const char *kv, enum colo_role role, char *err, size
 {
 	static const char *const secondary_only[] = {"ram_limit", "spill", "spill_limit", "peer"};
 	static const char *const primary_only[] = {"connect_timeout", "dirty_log", "sync",
-						   "sync_rate"};
+						   "sync_rate", "tls_user", "tls_name"};
 	size_t klen = strcspn(kv, "=");
 	const char *const *other = role == COLO_ROLE_PRIMARY ? secondary_only : primary_only;
 	size_t n = role == COLO_ROLE_PRIMARY ? sizeof(secondary_only) / sizeof(secondary_only[0])
@@ -203,6 +203,42 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 			return options_reject(err, errlen, "%s: not a numeric IPv4 or IPv6 address",
 					      kv);
 		strcpy(opts->peer, val);
+		return 0;
+	}
+
+	if (KEY_IS("tls")) {
+		if (!strcmp(val, "none"))
+			opts->tls = COLO_TLS_NONE;
+		else if (!strcmp(val, "x509"))
+			opts->tls = COLO_TLS_X509;
+		else if (!strcmp(val, "psk"))
+			opts->tls = COLO_TLS_PSK;
+		else
+			return options_reject(err, errlen, "%s: expected none, x509 or psk", kv);
+		return 0;
+	}
+	if (KEY_IS("tls_dir") || KEY_IS("tls_psk")) {
+		char *dst = KEY_IS("tls_dir") ? opts->tls_dir : opts->tls_psk;
+
+		if (val[0] != '/')
+			return options_reject(err, errlen, "%s: must be an absolute path", kv);
+		if (strlen(val) >= sizeof(opts->tls_dir))
+			return options_reject(err, errlen,
+					      "%.*s=...: path must be shorter than %zu bytes",
+					      (int)klen, kv, sizeof(opts->tls_dir));
+		strcpy(dst, val);
+		return 0;
+	}
+	if (KEY_IS("tls_user") || KEY_IS("tls_name")) {
+		char *dst = KEY_IS("tls_user") ? opts->tls_user : opts->tls_name;
+		size_t size = KEY_IS("tls_user") ? sizeof(opts->tls_user) : sizeof(opts->tls_name);
+
+		/* A psktool identity ends at ':'; either goes into a one-line request. */
+		if (strlen(val) >= size || strpbrk(val, ": \t\n"))
+			return options_reject(err, errlen,
+					      "%.*s=...: at most %zu bytes, without ':' or blanks",
+					      (int)klen, kv, size - 1);
+		strcpy(dst, val);
 		return 0;
 	}
 

@@ -99,12 +99,13 @@ int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, cha
 				 h->flags & ~(uint32_t)COLO_HELLO_KNOWN_FLAGS);
 	if ((h->flags & COLO_HELLO_SYNC_DIFF) && !(h->flags & COLO_HELLO_SYNC))
 		return colo_fail(err, errlen, -EPROTO, "hello flag SYNC_DIFF without SYNC");
-	if (h->auth_type != COLO_AUTH_NONE)
+	if (h->auth_type > COLO_AUTH_PSK)
 		return colo_fail(err, errlen, -EOPNOTSUPP,
 				 "authentication type %" PRIu32 " not supported", h->auth_type);
+	/* TLS authenticates both ends; no type sends data of its own after the hello. */
 	if (h->auth_len)
 		return colo_fail(err, errlen, -EPROTO,
-				 "%" PRIu32 " bytes of authentication data without authentication",
+				 "%" PRIu32 " bytes of authentication data after the hello",
 				 h->auth_len);
 	if (h->block_size < COLO_BLOCK_MIN || h->block_size > COLO_BLOCK_MAX ||
 	    (h->block_size & (h->block_size - 1)))

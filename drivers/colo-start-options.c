@@ -35,6 +35,16 @@ const struct colo_start_option colo_start_options[] = {
 	  "where the Secondary listens (Primary: connects to), [v6]:port; default the VBD name's" },
 	{ "dirty_log", COLO_OPTION_PRIMARY, "PATH", "none",
 	  "file (0600) of the extents the Secondary may lack, kept across a restart" },
+	{ "tls", COLO_OPTION_BOTH, "MODE", "-",
+	  "x509, psk or none (plain text): required, alike on both sides" },
+	{ "tls_dir", COLO_OPTION_BOTH, "PATH", "none",
+	  "tls=x509: directory of ca-cert.pem, server-/client-cert.pem and -key.pem" },
+	{ "tls_psk", COLO_OPTION_BOTH, "PATH", "none",
+	  "tls=psk: psktool file of user:hexkey lines (mode 0600)" },
+	{ "tls_user", COLO_OPTION_PRIMARY, "NAME", "none",
+	  "tls=psk: the Primary's identity in the tls_psk file" },
+	{ "tls_name", COLO_OPTION_PRIMARY, "NAME", "any",
+	  "tls=x509: the name the Secondary's certificate must bear" },
 };
 
 const size_t colo_start_options_count =

@@ -43,6 +43,8 @@ struct tls_session {
 	size_t rbuf_end;
 	char desc[192];
 	char error[256];
+	uint8_t first[256]; /* the first bytes read from the peer, as they came */
+	size_t first_len;
 };
 
 struct tls_session *tls_session_new(int fd)
@@ -95,6 +97,10 @@ static ssize_t tls_session_pull(gnutls_transport_ptr_t ptr, void *data, size_t l
 		}
 		s->rbuf_start = 0;
 		s->rbuf_end = avail = n;
+		if (!s->first_len) {
+			s->first_len = (size_t)n < sizeof(s->first) ? (size_t)n : sizeof(s->first);
+			memcpy(s->first, s->rbuf, s->first_len);
+		}
 	}
 	if (len > avail)
 		len = avail;
@@ -172,6 +178,15 @@ int tls_session_starttls(struct tls_session *s, struct tls_creds *creds, enum tl
 	return 0;
 }
 
+/*
+ * Tells the peer why we end the session (best effort, never waits): without it, a peer whose
+ * own handshake already finished sees only a closed connection.
+ */
+static void tls_session_alert(struct tls_session *s, gnutls_alert_description_t what)
+{
+	gnutls_alert_send(s->gs, GNUTLS_AL_FATAL, what);
+}
+
 /* The peer's certificate, if it sent one, must chain to our CA (and match tls_name). */
 static int tls_session_verify(struct tls_session *s)
 {
@@ -187,6 +202,7 @@ static int tls_session_verify(struct tls_session *s)
 		if (s->side == TLS_SIDE_SERVER && !s->creds->verify_peer)
 			return 0;
 		snprintf(s->error, sizeof(s->error), "the peer sent no certificate");
+		tls_session_alert(s, GNUTLS_A_CERTIFICATE_REQUIRED);
 		return -EACCES;
 	}
 	ret = gnutls_certificate_verify_peers3(s->gs, name, &status);
@@ -199,6 +215,9 @@ static int tls_session_verify(struct tls_session *s)
 		 ret < 0 ? "not trusted" : (const char *)text.data);
 	if (ret >= 0)
 		gnutls_free(text.data);
+	tls_session_alert(s, status & GNUTLS_CERT_EXPIRED		? GNUTLS_A_CERTIFICATE_EXPIRED
+			     : status & GNUTLS_CERT_SIGNER_NOT_FOUND ? GNUTLS_A_UNKNOWN_CA
+								     : GNUTLS_A_BAD_CERTIFICATE);
 	/* GnuTLS ends its sentences with a space. */
 	for (n = strlen(s->error); n && s->error[n - 1] == ' '; n--)
 		s->error[n - 1] = 0;
@@ -251,8 +270,12 @@ int tls_session_handshake(struct tls_session *s)
 		    (ret < 0 && !gnutls_error_is_fatal(ret) &&
 		     ret != GNUTLS_E_WARNING_ALERT_RECEIVED))
 			continue;
-		if (ret < 0)
+		if (ret < 0) {
+			/* The peer learns why, unless the error was its own alert. */
+			if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED)
+				gnutls_alert_send_appropriate(s->gs, ret);
 			return tls_session_fail(s, ret, "TLS handshake");
+		}
 		break;
 	}
 	err = tls_session_verify(s);
@@ -439,6 +462,12 @@ const char *tls_session_describe(const struct tls_session *s)
 const char *tls_session_error(const struct tls_session *s)
 {
 	return s->error;
+}
+
+const void *tls_session_first_bytes(const struct tls_session *s, size_t *len)
+{
+	*len = s->first_len;
+	return s->first;
 }
 
 void tls_session_close(struct tls_session *s)

@@ -87,6 +87,11 @@ int tls_session_is_tls(const struct tls_session *s);
 const char *tls_session_describe(const struct tls_session *s);
 /* Why the last call failed. */
 const char *tls_session_error(const struct tls_session *s);
+/*
+ * The first bytes (up to 256) TLS read from the peer, as they came: after a failed handshake,
+ * they tell a peer that answered in plain text (with its own protocol's refusal, say).
+ */
+const void *tls_session_first_bytes(const struct tls_session *s, size_t *len);
 /* Sends a TLS close_notify if it can without waiting, closes the socket and frees @s. */
 void tls_session_close(struct tls_session *s);
 

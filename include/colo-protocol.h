@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 #define COLO_PROTO_MAGIC 0x424c4b434f4c4f31ULL /* "BLKCOLO1" */
-#define COLO_PROTO_VERSION 2 /* 2: the sync start step (SYNC, SYNC_END, HASHES) */
+#define COLO_PROTO_VERSION 3 /* 2: the sync start step (SYNC, SYNC_END, HASHES); 3: auth_type
+			      * carries the TLS mode */
 #define COLO_FRAME_MAGIC 0x434f4c46U /* "COLF" */
 
 #define COLO_AUTH_NONE 0 /* plain text (tls=none) */
@@ -23,9 +24,9 @@ struct colo_wire_hello {
 	uint32_t flags;       /* COLO_HELLO_* */
 	uint64_t disk_size;   /* bytes */
 	uint32_t block_size;  /* bytes */
-	uint32_t auth_type;   /* COLO_AUTH_NONE; room for authentication */
+	uint32_t auth_type;   /* COLO_AUTH_*: the mode of the TLS session around the hello */
 	uint8_t session_id[16];
-	uint32_t auth_len;    /* bytes of authentication data after the hello: 0 for AUTH_NONE */
+	uint32_t auth_len;    /* 0: no authentication data after the hello (TLS authenticates) */
 	uint32_t reserved[7]; /* zero */
 } __attribute__((packed));
 

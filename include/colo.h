@@ -69,6 +69,22 @@ struct colo_options {
 	/* address=: where the Secondary listens ("" = the VBD name's HOST:PORT) */
 	char address_host[256];
 	char address_port[16];
+	/*
+	 * The link's TLS (docs/colo.md "Securing the link").  @tls is COLO_TLS_UNSET until a tls=
+	 * option sets it, and start refuses that: plain text must be asked for with tls=none.
+	 */
+	int tls;		/* COLO_TLS_*, the values of tls-session.h's enum tls_mode */
+	char tls_dir[256];	/* tls=x509: the directory of ca-cert.pem, server-*.pem ... */
+	char tls_psk[256];	/* tls=psk: the psktool file of "user:hexkey" lines */
+	char tls_user[128];	/* tls=psk, Primary: its identity in that file */
+	char tls_name[256];	/* tls=x509, Primary: the name the Secondary's certificate bears */
+};
+
+enum {
+	COLO_TLS_UNSET = 0,
+	COLO_TLS_NONE,
+	COLO_TLS_X509,
+	COLO_TLS_PSK,
 };
 
 struct colo_status {
@@ -115,12 +131,12 @@ typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
 
 void colo_options_init(struct colo_options *opts);
 /* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
- * connect_timeout, verify, peer, dirty_log, sync, sync_rate); sizes take K, M and G suffixes.
- * 0 or -EINVAL. */
+ * connect_timeout, verify, peer, dirty_log, sync, sync_rate, tls, tls_dir, tls_psk, tls_user,
+ * tls_name); sizes take K, M and G suffixes.  0 or -EINVAL. */
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
 /* -EINVAL, with a sentence in @err, if "key=value" is an option of the other role only
- * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout and dirty_log
- * the Primary's).
+ * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout, dirty_log,
+ * tls_user and tls_name the Primary's).
  * colo_start itself ignores the fields of the other role. */
 int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen);
 

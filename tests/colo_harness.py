@@ -43,7 +43,8 @@ class Vbd:
         self.spec = spec
 
     def colo_args(self, *args):
-        return [self.tapctl, "colo", "-p", str(self.pid), "-m", str(self.minor), *args]
+        return [self.tapctl, "colo", "-p", str(self.pid), "-m", str(self.minor), *args,
+                *tls_words(args)]
 
     def colo(self, *args, check=True):
         return run(self.colo_args(*args), check=check)
@@ -57,6 +58,16 @@ class Vbd:
 
     def destroy(self):
         run([self.tapctl, "destroy", "-p", self.pid, "-m", self.minor])
+
+
+def tls_words(args):
+    """The TLS options a start without tls= gets: functions.sh's colo_tls_words."""
+    if not args or args[0] != "start" or any(a.startswith("tls=") for a in args):
+        return []
+    words = os.environ.get("COLO_TLS", "tls=none").split()
+    if len(args) > 1 and args[1] == "primary":
+        words += os.environ.get("COLO_TLS_PRIMARY", "").split()
+    return words
 
 
 def free_port():

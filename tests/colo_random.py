@@ -48,7 +48,7 @@ import time
 
 import nbd
 
-from colo_harness import pump  # tests/, the script's own directory
+from colo_harness import pump, tls_words  # tests/, the script's own directory
 
 TAPCTL, TEST_DIR, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3])
 CTL = os.environ["BLKTAP_CONTROL_DIR"]
@@ -118,7 +118,8 @@ class Vbd:
         self.spec = spec
 
     def colo_args(self, *args):
-        return [TAPCTL, "colo", "-p", str(self.pid), "-m", str(self.minor), *args]
+        return [TAPCTL, "colo", "-p", str(self.pid), "-m", str(self.minor), *args,
+                *tls_words(args)]
 
     def colo(self, *args, check=True):
         p = subprocess.run(self.colo_args(*args), capture_output=True, text=True, timeout=120)

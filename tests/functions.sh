@@ -176,11 +176,23 @@ colo_vbd() {
 	printf -v "${1}_SOCK" %s "$VBD_SOCK"
 }
 
-# colo NAME COMMAND...: tap-ctl colo on the VBD NAME.
+# colo_tls_words COMMAND...: the TLS options a start without tls= gets.  The link is TLS
+# unless tls=none is given (docs/colo.md "Securing the link"), so tests that are not about
+# TLS say tls=none here; a TLS test sets COLO_TLS (both sides) and COLO_TLS_PRIMARY (the
+# Primary's own: tls_user=, tls_name=), and all the helpers below replicate over TLS.
+colo_tls_words() {
+	[ "${1:-}" = start ] || return 0
+	case " $* " in *" tls="*) return 0 ;; esac
+	echo "${COLO_TLS:-tls=none}"
+	[ "${2:-}" != primary ] || echo "${COLO_TLS_PRIMARY:-}"
+}
+
+# colo NAME COMMAND...: tap-ctl colo on the VBD NAME (a start with colo_tls_words).
 colo() {
 	local pid=${1}_PID minor=${1}_MINOR
 	shift
-	"$TAPCTL" colo -p "${!pid}" -m "${!minor}" "$@"
+	# shellcheck disable=SC2046 # the words are options without blanks
+	"$TAPCTL" colo -p "${!pid}" -m "${!minor}" "$@" $(colo_tls_words "$@")
 }
 
 colo_destroy() {

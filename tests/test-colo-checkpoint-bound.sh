@@ -133,7 +133,7 @@ colo_pair_destroy
 step "a Primary's start whose caller hangs up while connecting leaves it idle"
 COLO_PORT=$(free_port)
 colo_vbd P "colo:127.0.0.1:$COLO_PORT:$pimg"
-"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary connect_timeout=600000 >/dev/null 2>&1 &
+"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary connect_timeout=600000 tls=none >/dev/null 2>&1 &
 st=$!
 wait_pending P start
 expect_status P state connecting

@@ -30,7 +30,7 @@ cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 xs_bind_disk P 1
 xs_bind_disk S 2
-ctl --primary 1 --secondary 2 --primary-args timeout=1000 --secondary-args timeout=1000 start
+ctl --primary 1 --secondary 2 --primary-args "timeout=1000 tls=none" --secondary-args "timeout=1000 tls=none" start
 expect_eq "$RC/$ERR" "0/" "start through the controller"
 
 step "both tapdisks run"
@@ -42,9 +42,9 @@ for _ in $(seq 400); do
 done
 ctl --primary 1 --secondary 2 status
 expect_eq "$RC/$ERR" "0/" "status: exit status and stderr"
-expect_eq "$OUT" 'primary 1: request="1 start primary timeout=1000" checkpoint-threshold=-
+expect_eq "$OUT" 'primary 1: request="1 start primary timeout=1000 tls=none" checkpoint-threshold=-
 primary 1 disk 51712: result="1 0 ok" alive=yes role=primary state=running link=up epoch=1 sent-bytes=0 buffer-bytes=0 last-error=""
-secondary 2: request="1 start secondary timeout=1000" checkpoint-threshold=-
+secondary 2: request="1 start secondary timeout=1000 tls=none" checkpoint-threshold=-
 secondary 2 disk 51712: result="1 0 ok" alive=yes role=secondary state=running link=up epoch=1 sent-bytes=0 buffer-bytes=0 last-error=""' \
 	"status of a running pair"
 

@@ -241,13 +241,13 @@ make_image "$TEST_DIR/other.img" 32M
 port=$(free_port)
 before=$(sha256sum <"$dlog")
 colo_vbd O "colo:127.0.0.1:$port:$TEST_DIR/other.img"
-err=$("$TAPCTL" colo -p "$O_PID" -m "$O_MINOR" start primary dirty_log="$dlog" connect_timeout=0 2>&1) &&
+err=$("$TAPCTL" colo -p "$O_PID" -m "$O_MINOR" start primary dirty_log="$dlog" connect_timeout=0 tls=none 2>&1) &&
 	fail "a log of another disk was accepted"
 expect_eq "$err" "tap-ctl: colo start: dirty_log=$dlog: made for a disk of 67108864 bytes, this disk has 33554432 bytes" \
 	"the error for a log of another disk"
 chmod 0644 "$dlog"
 colo_vbd Q "colo:127.0.0.1:$port:$TEST_DIR/p.img"
-err=$("$TAPCTL" colo -p "$Q_PID" -m "$Q_MINOR" start primary dirty_log="$dlog" connect_timeout=0 2>&1) &&
+err=$("$TAPCTL" colo -p "$Q_PID" -m "$Q_MINOR" start primary dirty_log="$dlog" connect_timeout=0 tls=none 2>&1) &&
 	fail "a log of mode 0644 was accepted"
 expect_eq "$err" "tap-ctl: colo start: dirty_log=$dlog: mode 0644, must be 0600 (owner read-write only)" \
 	"the error for mode 0644"

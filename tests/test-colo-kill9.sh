@@ -128,9 +128,9 @@ def one_round(r, mode):
     port = free_port()
     S = Vbd("colo:127.0.0.1:%d:%s" % (port, simg))
     P = Vbd("colo:127.0.0.1:%d:%s" % (port, pimg))
-    S.colo("start", "secondary", *opts)
+    S.colo("start", "secondary", *opts, "tls=none")
     P.colo("start", "primary",
-           *[o for o in opts if not o.startswith(("ram_limit=", "spill="))])
+           *[o for o in opts if not o.startswith(("ram_limit=", "spill="))], "tls=none")
     note("round %d: mode %s, %s, depth %d, Primary pid %d, Secondary pid %d" %
          (r, mode, " ".join(opts), depth, P.pid, S.pid))
     hp = [nbd.NBD(), nbd.NBD()]

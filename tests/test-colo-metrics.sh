@@ -63,7 +63,7 @@ expect_eq "$(sample "$TEST_DIR/idle.prom" "blktap_colo_state{$S,state=\"idle\"}"
 expect_eq "$(sample "$TEST_DIR/idle.prom" "blktap_colo_link_up{$P}")" 0 "idle link"
 
 step "a run of 3 checkpoints with --metrics-file, then guest writes"
-"$CTL" --primary 1 --secondary 2 --secondary-args "timeout=5000" start ||
+"$CTL" --primary 1 --secondary 2 --secondary-args "timeout=5000 tls=none" --primary-args tls=none start ||
 	fail "colo-controller start"
 "$CTL" --primary 1 --secondary 2 --interval 0 --count 3 --metrics-file "$TEST_DIR/run.prom" run \
 	>"$TEST_DIR/run.out" || fail "colo-controller run: $(cat "$TEST_DIR/run.out")"

@@ -28,8 +28,8 @@ xs_bind_disk S 2
 
 step "protect: 16 MiB at 4 MiB/s (about 4 s) with --timeout 1000"
 rc=0
-"$CTL" --primary 1 --secondary 2 --timeout 1000 --primary-args 'sync=full sync_rate=4M' \
-	--secondary-args timeout=5000 -v protect >"$TEST_DIR/ctl.out" 2>"$TEST_DIR/ctl.err" || rc=$?
+"$CTL" --primary 1 --secondary 2 --timeout 1000 --primary-args 'sync=full sync_rate=4M tls=none' \
+	--secondary-args 'timeout=5000 tls=none' -v protect >"$TEST_DIR/ctl.out" 2>"$TEST_DIR/ctl.err" || rc=$?
 cat "$TEST_DIR/ctl.err"
 expect_eq "$rc" 0 "protect: exit status ($(cat "$TEST_DIR/ctl.out"))"
 grep -q "sync-progress" "$TEST_DIR/ctl.err" || fail "protect did not follow sync-progress"

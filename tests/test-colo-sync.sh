@@ -34,7 +34,7 @@ sync_with_writers() {
 	unset TAPDISK_COLO_SYNC_TEST_DELAY_MS
 	colo S start secondary || fail "start secondary"
 	rm -f "$TEST_DIR/stop"
-	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync="$mode" sync_rate="$rate" \
+	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync="$mode" sync_rate="$rate" tls=none \
 		>"$TEST_DIR/start.out" 2>&1 &
 	spid=$!
 	wait_status P state syncing 30
@@ -113,7 +113,7 @@ make_image "$TEST_DIR/s.img" 32M 32
 colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 colo S start secondary || fail "start secondary"
 # 64 KiB/s: the copy of 32 MiB cannot end during this test.
-"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync=full sync_rate=64K \
+"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync=full sync_rate=64K tls=none \
 	>"$TEST_DIR/start.out" 2>&1 &
 spid=$!
 wait_status P state syncing 30

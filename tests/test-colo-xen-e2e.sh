@@ -73,7 +73,7 @@ for i in 0 1; do
 done
 
 step "the controller starts the pair"
-ctl --primary-args "timeout=3000" --secondary-args "timeout=3000" start ||
+ctl --primary-args "timeout=3000 tls=none" --secondary-args "timeout=3000 tls=none" start ||
 	fail "colo-controller start"
 for i in 0 1; do
 	for side in "$XS_A $PDOM primary" "$XS_B $SDOM secondary"; do

@@ -39,14 +39,14 @@ for i in 0 1; do
 	colo "P$i" xenstore "/local/domain/0/colo/1/disks/${DEVS[$i]}" || fail "binding P$i"
 done
 
-xenstore-write /local/domain/0/colo/2/request "1 start secondary $SOPTS"
+xenstore-write /local/domain/0/colo/2/request "1 start secondary $SOPTS tls=none"
 for dev in "${DEVS[@]}"; do
 	for _ in $(seq 500); do
 		[ "$(xenstore-read /local/domain/0/colo/2/disks/$dev/result 2>/dev/null)" = "1 0 ok" ] && break
 		sleep 0.01
 	done
 done
-xenstore-write /local/domain/0/colo/1/request "1 start primary block_size=$BS"
+xenstore-write /local/domain/0/colo/1/request "1 start primary block_size=$BS tls=none"
 for d in 1 2; do
 	for dev in "${DEVS[@]}"; do
 		for _ in $(seq 500); do

@@ -154,9 +154,9 @@ expect_eq "$err" "tap-ctl: colo xenstore: xenstore path '/local/domain/0/colo/1/
 
 ##############################################################################################
 step "start through xenstore: every disk of each domain"
-request 2 "6 start secondary timeout=2000"
+request 2 "6 start secondary timeout=2000 tls=none"
 wait_results 2 "6 0 ok"
-request 1 "6 start primary timeout=2000"
+request 1 "6 start primary timeout=2000 tls=none"
 wait_results 1 "6 0 ok"
 for dev in "${DEVS[@]}"; do
 	wait_node 1 $dev link up
@@ -364,9 +364,9 @@ colo_vbd P3 "colo:127.0.0.1:$port3:$TEST_DIR/p3.img"
 for n in S3:4 P3:3; do
 	colo "${n%:*}" xenstore "$(disk_dir "${n#*:}" 1)" || fail "binding ${n%:*}"
 done
-request 4 "1 start secondary"
+request 4 "1 start secondary tls=none"
 wait_node 4 1 result "1 0 ok"
-request 3 "1 start primary"
+request 3 "1 start primary tls=none"
 wait_node 3 1 result "1 0 ok"
 # The Secondary's checkpoint waits for the Primary's epoch marker, which never comes.
 request 4 "2 checkpoint"

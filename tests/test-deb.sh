@@ -92,7 +92,7 @@ puri="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$(xenstore-read $d5/pid).$(xens
 	fail "the Primary's tapdisk is $(readlink "/proc/$(xenstore-read $d5/pid)/exe")"
 ctl() { colo-controller --primary 5 --secondary 7 "$@" >>"$TEST_DIR/ctl.log" 2>&1 ||
 	fail "colo-controller $*: $(tail -n 5 "$TEST_DIR/ctl.log")"; }
-ctl --primary-args verify=1 start
+ctl --primary-args "verify=1 tls=none" --secondary-args tls=none start
 qio_cmds "$puri" -- "write -P 0x11 0 1M" "write -P 0x12 5M 64k" || fail "writes: $QIO_OUT"
 ctl checkpoint
 cp "$TEST_DIR/p.img" "$TEST_DIR/checkpoint.img"

@@ -11,33 +11,13 @@ requires qemu-img
 requires qemu-io
 log_tapdisks nbd
 
-pki=$TEST_DIR/pki
+source "$(dirname "$0")/tls-functions.sh"
+tls_pki_init
+pki=$PKI
 srv=$pki/server # the server's directory, as for QEMU's tls-creds-x509 endpoint=server
 cli=$pki/client # the client's, as for libnbd's tls-certificates= and QEMU endpoint=client
 other=$pki/other # a client whose certificate another CA signed
 mkdir -p "$srv" "$cli" "$other"
-
-# certtool QUIETLY: its chatter goes to a log that fail does not need.
-ct() { certtool "$@" >>"$pki/certtool.log" 2>&1 || fail "certtool $*"; }
-
-# make_ca DIR NAME: DIR/ca-key.pem and DIR/ca-cert.pem.
-make_ca() {
-	ct --generate-privkey --key-type=ecdsa --outfile "$1/ca-key.pem"
-	printf 'cn = %s\nca\ncert_signing_key\nexpiration_days = 2\n' "$2" >"$1/ca.info"
-	ct --generate-self-signed --load-privkey "$1/ca-key.pem" --template "$1/ca.info" \
-		--outfile "$1/ca-cert.pem"
-}
-
-# make_cert CA-DIR OUT-DIR ROLE TEMPLATE-LINES: OUT-DIR/ROLE-key.pem (0600) and -cert.pem.
-make_cert() {
-	local ca=$1 out=$2 role=$3
-	ct --generate-privkey --key-type=ecdsa --outfile "$out/$role-key.pem"
-	chmod 600 "$out/$role-key.pem"
-	printf '%b' "$4" >"$out/$role.info"
-	ct --generate-certificate --load-privkey "$out/$role-key.pem" \
-		--load-ca-certificate "$ca/ca-cert.pem" --load-ca-privkey "$ca/ca-key.pem" \
-		--template "$out/$role.info" --outfile "$out/$role-cert.pem"
-}
 
 step "credentials: a CA, a server and a client certificate, PSK files"
 make_ca "$pki" "blktap-colo test CA"
@@ -146,6 +126,10 @@ c.greeting()
 c.send_opt(nbdraw.OPT_STARTTLS)
 assert c.recv_opt_reply() == (nbdraw.OPT_STARTTLS, nbdraw.REP_ACK, b"")
 c.s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+# The server says why in a TLS alert record (type 0x15), then closes.
+first = c.s.recv(1)
+assert first in (b"", b"\x15"), first
+c.s.recv(4096)
 assert c.is_closed()
 print("TLS_REQD for GO, LIST, INFO, STRUCTURED_REPLY; EXPORT_NAME, data after STARTTLS, garbage closed")
 PYEOF

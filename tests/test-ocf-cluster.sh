@@ -156,6 +156,8 @@ on 1 cibadmin -C -o resources -X "<clone id=\"disk-clone\">
       <nvpair id=\"disk-port\" name=\"port\" value=\"$PORT\"/>
       <nvpair id=\"disk-tap-ctl\" name=\"tap_ctl\" value=\"$TAPCTL\"/>
       <nvpair id=\"disk-tapdisk\" name=\"tapdisk\" value=\"$top_builddir/tapdisk\"/>
+      <nvpair id=\"disk-popts\" name=\"primary_options\" value=\"tls=none\"/>
+      <nvpair id=\"disk-sopts\" name=\"secondary_options\" value=\"tls=none\"/>
       <nvpair id=\"disk-control-dir\" name=\"control_dir\" value=\"$CTL\"/>
       <nvpair id=\"disk-tapdisk-log\" name=\"tapdisk_log\" value=\"file:$DISK/tapdisk.log\"/>
     </instance_attributes>

@@ -15,14 +15,16 @@ make_image "$TEST_DIR/t.img" 1M
 out=$(ocf-tester -n colo-t -o image="$TEST_DIR/t.img" \
 	-o "addresses=$(uname -n)=127.0.0.1 peer=127.0.0.2" -o port="$(free_port)" \
 	-o connect_timeout=500 -o tap_ctl="$TAPCTL" -o control_dir="$BLKTAP_CONTROL_DIR" \
-	-o tapdisk="$TAPDISK" "$AGENT" 2>&1) || fail "ocf-tester: $out"
+	-o tapdisk="$TAPDISK" -o primary_options=tls=none -o secondary_options=tls=none \
+	"$AGENT" 2>&1) || fail "ocf-tester: $out"
 expect_eq "$(tail -n 1 <<<"$out")" "$AGENT passed all tests" "ocf-tester's verdict"
 
 PORT=$(free_port)
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=disk OCF_RESKEY_port=$PORT \
 	OCF_RESKEY_addresses="a=127.0.0.1 b=127.0.0.2" OCF_RESKEY_connect_timeout=20000 \
 	OCF_RESKEY_tap_ctl=$TAPCTL OCF_RESKEY_control_dir=$BLKTAP_CONTROL_DIR \
-	OCF_RESKEY_tapdisk=$TAPDISK
+	OCF_RESKEY_tapdisk=$TAPDISK \
+	OCF_RESKEY_primary_options=tls=none OCF_RESKEY_secondary_options=tls=none
 make_image "$TEST_DIR/a.img" 4M 7
 cp "$TEST_DIR/a.img" "$TEST_DIR/b.img"
 mkdir -p "$TEST_DIR/a.rsc" "$TEST_DIR/b.rsc"

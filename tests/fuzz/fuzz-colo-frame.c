@@ -51,7 +51,7 @@ static void fuzz_hello(const uint8_t *data, size_t size)
 	if (rc) {
 		fuzz_check_error(rc, err);
 	} else {
-		fuzz_assert(h.version == COLO_PROTO_VERSION && h.auth_type == COLO_AUTH_NONE);
+		fuzz_assert(h.version == COLO_PROTO_VERSION && h.auth_type <= COLO_AUTH_PSK);
 		fuzz_assert(!(h.flags & ~(uint32_t)(COLO_HELLO_VERIFY | COLO_HELLO_SYNC |
 						    COLO_HELLO_SYNC_DIFF)) &&
 			    !h.auth_len);

@@ -467,6 +467,11 @@ START_TEST(test_table)
 		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
 		{ "address", "192.0.2.9:9000", COLO_OPTION_BOTH },
 		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_PRIMARY },
+		{ "tls", "x509", COLO_OPTION_BOTH },
+		{ "tls_dir", "/etc/pki/blktap-colo", COLO_OPTION_BOTH },
+		{ "tls_psk", "/etc/pki/blktap-colo/keys.psk", COLO_OPTION_BOTH },
+		{ "tls_user", "primary", COLO_OPTION_PRIMARY },
+		{ "tls_name", "secondary.example", COLO_OPTION_PRIMARY },
 	};
 	const size_t n = sizeof(examples) / sizeof(examples[0]);
 	struct colo_options defaults;

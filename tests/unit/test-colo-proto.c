@@ -165,7 +165,7 @@ START_TEST(test_hello_round_trip)
 	colo_hello_encode(&in, &w);
 	/* The layout of docs/colo-protocol.md, big-endian. */
 	ck_assert_int_eq(memcmp(b, "BLKCOLO1", 8), 0);
-	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\2", 4), 0);
+	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\3", 4), 0);
 	ck_assert_int_eq(memcmp(b + 12, "\0\0\0\1", 4), 0);
 	ck_assert_int_eq(memcmp(b + 16, "\0\0\0\0\x40\0\0\0", 8), 0);
 	ck_assert_int_eq(memcmp(b + 24, "\0\0\x10\0", 4), 0);
@@ -209,12 +209,12 @@ START_TEST(test_hello_rejects)
 	}
 
 	h = good_hello();
-	h.version = 3;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 3, expected 2");
+	h.version = 2; /* before TLS: auth_type did not say the mode */
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 2, expected 3");
 	h.version = 1;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 2");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 3");
 	h.version = 0;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 2");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 3");
 
 	h = good_hello();
 	h.flags = 0x8;
@@ -231,11 +231,11 @@ START_TEST(test_hello_rejects)
 	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x80000000");
 
 	h = good_hello();
-	h.auth_type = 1;
-	ck_hello_rejects(h, -EOPNOTSUPP, "authentication type 1 not supported");
-	h.auth_type = COLO_AUTH_NONE;
+	h.auth_type = 3;
+	ck_hello_rejects(h, -EOPNOTSUPP, "authentication type 3 not supported");
+	h.auth_type = COLO_AUTH_PSK;
 	h.auth_len = 16;
-	ck_hello_rejects(h, -EPROTO, "16 bytes of authentication data without authentication");
+	ck_hello_rejects(h, -EPROTO, "16 bytes of authentication data after the hello");
 
 	h = good_hello();
 	h.block_size = 0;
@@ -287,7 +287,7 @@ START_TEST(test_hello_reply_round_trip)
 		in.session_id[i] = (uint8_t)i;
 	strcpy(in.message, "welcome");
 	colo_hello_reply_encode(&in, &w);
-	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\2\0\0\0\0", 16), 0);
+	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\3\0\0\0\0", 16), 0);
 	ck_assert_int_eq(memcmp(b + 16, in.session_id, 16), 0);
 	ck_assert_str_eq((const char *)b + 32, "welcome");
 	/* No stack garbage after the message. */
@@ -328,10 +328,10 @@ START_TEST(test_hello_reply_rejects)
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
 	ck_assert_str_eq(err, "bad hello reply magic 0x1122334455667788");
 
-	in.version = 3;
+	in.version = 4;
 	colo_hello_reply_encode(&in, &w);
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTONOSUPPORT);
-	ck_assert_str_eq(err, "protocol version 3, expected 2");
+	ck_assert_str_eq(err, "protocol version 4, expected 3");
 
 	in.version = COLO_PROTO_VERSION;
 	colo_hello_reply_encode(&in, &w);
