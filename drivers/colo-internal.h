@@ -431,14 +431,17 @@ extern const struct colo_start_step colo_verify_step;
 
 /*
  * A checksum run over the whole disk, in the background (c->crc, one at a time): @fn writes
- * the @size-byte digest of each @chunk (the last one short) at its place in @sums.  @done runs
- * once unless cancelled, with @sums (malloc'd, @n digests, the callee frees) or NULL and the
- * error (last_error set, prefixed by @what).
+ * the @size-byte digest of each @chunk (the last one short) at its place in @sums.
+ * @progress (may be NULL) gets the @n digests made in each tick, from chunk @first on, and may
+ * cancel the run.  @done runs once unless cancelled, with @sums (malloc'd, @n digests, the
+ * callee frees) or NULL and the error (last_error set, prefixed by @what).
  */
 typedef void (*colo_sum_fn_t)(const void *buf, size_t len, void *out);
+typedef void (*colo_sum_progress_t)(struct colo *c, const void *sums, uint32_t first,
+				    uint32_t n);
 typedef void (*colo_sum_done_t)(struct colo *c, int err, void *sums, uint32_t n);
 int colo_disk_sum_start(struct colo *c, const char *what, uint32_t chunk, size_t size,
-			colo_sum_fn_t fn, colo_sum_done_t done);
+			colo_sum_fn_t fn, colo_sum_progress_t progress, colo_sum_done_t done);
 void colo_disk_sum_cancel(struct colo *c);
 
 #endif

@@ -54,6 +54,7 @@ struct colo_apply {
 enum { APPLY_WAITING, APPLY_COW, APPLY_WRITING, APPLY_DONE };
 
 static void colo_secondary_finish_stop(struct colo *c);
+static bool colo_secondary_start_failed(struct colo *c);
 static void colo_secondary_cancel_ckpt_timer(struct colo *c);
 static void colo_secondary_arm_ckpt_timer(struct colo *c);
 
@@ -304,6 +305,9 @@ void colo_secondary_pump(struct colo *c)
 		advanced = true;
 		colo_apply_free(c, a);
 	}
+	/* A start that failed with frames still being applied is undone once they are. */
+	if (c->state == COLO_STATE_BROKEN && c->link.fd < 0 && colo_secondary_start_failed(c))
+		return;
 	if (advanced)
 		tapdisk_server_defer(&c->s.ack);
 	if (c->link.fd >= 0 && c->s.rx_bytes <= c->opts.queue_limit)

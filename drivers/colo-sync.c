@@ -14,7 +14,7 @@
  * stream order, so it ends with the newest data.
  *
  * diff: the Secondary hashes its disk in the background (XXH3-128 per extent) and sends the
- * hashes (HASHES); the Primary hashes each extent as it reads it, under the hold, and sends it
+ * hashes as it makes them (HASHES, in extent order); the Primary hashes each extent as it reads it, under the hold, and sends it
  * only if the hashes differ.  The Secondary sends because only it can hash its disk, and this
  * way the Primary's decision is made on the very bytes it would send: no second round trip,
  * and nothing read twice.  A Secondary hash taken before a forwarded write was applied is
@@ -482,34 +482,41 @@ static int colo_sync_run(struct colo *c)
 
 /* ---- the Secondary ---- */
 
-/* Our hashes are made: send them, COLO_HASHES_MAX bytes a frame. */
-static void colo_sync_hashes_done(struct colo *c, int err, void *sums, uint32_t n)
+/* Hashes made this tick: sent at once, at most COLO_HASHES_MAX bytes a frame, so that the
+ * Primary compares and copies while we still read. */
+static void colo_sync_hashes_made(struct colo *c, const void *sums, uint32_t first, uint32_t n)
 {
 	uint32_t per = COLO_HASHES_MAX / COLO_HASH_SIZE;
 
-	if (err) {
-		colo_secondary_fatal(c, err);
-		return;
-	}
-	DPRINTF("colo %s:%s: sync: sending the hashes of %u extents", c->host, c->port, n);
 	for (uint32_t i = 0; i < n && c->link.fd >= 0; i += per) {
 		uint32_t k = n - i < per ? n - i : per, len = k * COLO_HASH_SIZE;
 		struct colo_msg *m = calloc(1, sizeof(*m) + len);
-		struct colo_frame f = { .type = COLO_FRAME_HASHES, .offset = i, .length = len };
+		struct colo_frame f = { .type = COLO_FRAME_HASHES, .offset = first + i,
+					.length = len };
 
 		if (!m) {
 			colo_fail(c, -ENOMEM, "sync: out of memory for the hashes");
+			colo_disk_sum_cancel(c);
 			colo_secondary_fatal(c, -ENOMEM);
-			break;
+			return;
 		}
-		memcpy(m + 1, (char *)sums + (size_t)i * COLO_HASH_SIZE, len);
+		memcpy(m + 1, (const char *)sums + (size_t)i * COLO_HASH_SIZE, len);
 		m->data = m + 1;
 		m->len = len;
 		f.epoch = c->epoch;
 		f.data_crc = crc32c(0, m->data, len);
 		colo_link_send(c, m, &f); /* sent: free(m) frees the payload with it */
 	}
+}
+
+static void colo_sync_hashes_done(struct colo *c, int err, void *sums, uint32_t n)
+{
 	free(sums);
+	if (err) {
+		colo_secondary_fatal(c, err);
+		return;
+	}
+	DPRINTF("colo %s:%s: sync: sent the hashes of %u extents", c->host, c->port, n);
 }
 
 static void colo_sync_begin(struct colo *c, uint32_t flags)
@@ -524,7 +531,7 @@ static void colo_sync_begin(struct colo *c, uint32_t flags)
 		return;
 	DPRINTF("colo %s:%s: sync: hashing %s for the Primary", c->host, c->port, c->path);
 	err = colo_disk_sum_start(c, "sync", COLO_SYNC_EXTENT, COLO_HASH_SIZE, colo_sync_hash,
-				  colo_sync_hashes_done);
+				  colo_sync_hashes_made, colo_sync_hashes_done);
 	if (err)
 		colo_secondary_fatal(c, err);
 }

@@ -30,6 +30,7 @@ struct colo_crc_job {
 	uint32_t chunk;
 	size_t size; /* bytes of one digest */
 	colo_sum_fn_t fn;
+	colo_sum_progress_t progress;
 	const char *what;
 	uint32_t n, next, first_of_tick;
 	char *sums;
@@ -95,13 +96,18 @@ static void colo_sum_tick(event_id_t id, char mode, void *priv)
 		}
 		job->fn(job->buf, len, job->sums + (size_t)job->next * job->size);
 	}
+	if (job->progress && job->next > job->first_of_tick)
+		job->progress(c, job->sums + (size_t)job->first_of_tick * job->size,
+			      job->first_of_tick, job->next - job->first_of_tick);
+	if (c->crc != job)
+		return; /* the progress callback cancelled the run */
 	job->first_of_tick = job->next;
 	if (job->next == job->n)
 		colo_sum_finish(c, 0);
 }
 
 int colo_disk_sum_start(struct colo *c, const char *what, uint32_t chunk, size_t size,
-			colo_sum_fn_t fn, colo_sum_done_t done)
+			colo_sum_fn_t fn, colo_sum_progress_t progress, colo_sum_done_t done)
 {
 	struct colo_crc_job *job;
 
@@ -114,6 +120,7 @@ int colo_disk_sum_start(struct colo *c, const char *what, uint32_t chunk, size_t
 	job->done = done;
 	job->what = what;
 	job->fn = fn;
+	job->progress = progress;
 	job->size = size;
 	job->chunk = chunk;
 	job->disk_size = c->disk_size;
@@ -156,7 +163,7 @@ static void colo_verify_crc(const void *buf, size_t len, void *out)
 static int colo_crc_start(struct colo *c, colo_sum_done_t done)
 {
 	return colo_disk_sum_start(c, "verify", COLO_VERIFY_CHUNK, sizeof(uint32_t),
-				   colo_verify_crc, done);
+				   colo_verify_crc, NULL, done);
 }
 
 /* ---- the Primary's part ---- */

@@ -140,4 +140,36 @@ wait "$spid" || rc=$?
 [ "$rc" != 0 ] || fail "the Primary's start succeeded though the Secondary failed over"
 echo "the Primary's start: $(cat "$TEST_DIR/start.out")"
 colo_pair_destroy
+
+step "the Primary gone during the copy: the Secondary is idle again, and a new start copies the rest"
+make_image "$TEST_DIR/p.img" 16M 51
+make_image "$TEST_DIR/s.img" 16M 52
+colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
+colo S start secondary || fail "start secondary"
+"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync=full sync_rate=2M tls=none \
+	>"$TEST_DIR/start.out" 2>&1 &
+spid=$!
+wait_status S sync_done_bytes $((2 * MiB)) 30
+colo_destroy P
+rc=0
+wait "$spid" || rc=$?
+[ "$rc" != 0 ] || fail "the start succeeded though its VBD was closed"
+wait_status S state idle 30
+expect_status S role none
+# What the cut copy left: the extents that differ now are what the next diff must send.
+differ=$("$PY" - "$TEST_DIR/p.img" "$TEST_DIR/s.img" <<'PYEOF'
+import sys
+a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+print(sum(a[i:i + (1 << 20)] != b[i:i + (1 << 20)] for i in range(0, len(a), 1 << 20)))
+PYEOF
+)
+[ "$differ" -lt 16 ] || fail "the cut copy copied nothing"
+colo_vbd P "colo:127.0.0.1:$COLO_PORT:$TEST_DIR/p.img"
+colo S start secondary || fail "start secondary again"
+colo P start primary sync=diff || fail "start primary sync=diff again"
+expect_status P sync_sent_bytes $((differ * MiB))
+echo "the second start sent the $differ extents the cut copy had not copied"
+checkpoint_both 2
+same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the Secondary's disk after a copy cut and resumed"
+colo_pair_destroy
 echo PASS
