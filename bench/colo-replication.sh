@@ -10,6 +10,14 @@
 #                  (a save read and a write per first-touched block) no longer competes with
 #                  the Primary's for the one disk.  A diagnostic: SHM=0 leaves it out.
 #
+# and, with PIN=1 (the default when there are 2 CPUs or more), "two hosts" on one machine:
+#
+#   aio-pin        a plain aio VBD, its tapdisk and fio pinned to CPU 0 (taskset);
+#   colo-repl-pin  a Primary and fio pinned to CPU 0, replicating to a Secondary pinned to
+#                  CPU 1 whose image is in /dev/shm: each side has a CPU of its own and the
+#                  Secondary no disk I/O, as if it ran on a host of its own.  Compared with
+#                  aio-pin (the "/ aio" column of the -pin rows).
+#
 # All VBDs live side by side (one tapdisk each, one image, used one at a time) and the runs are
 # interleaved (rep, workload, target), so drift on a noisy machine hits every target alike.
 # After every replicated run a checkpoint is taken, Primary (prepare_checkpoint) then
@@ -26,7 +34,8 @@
 #   bench/colo-replication.sh [BUILD_DIR]   env: RUNTIME=seconds per run (5), REPS=runs (3),
 #                                                SIZE=image size (1G), DIR=where the images live
 #                                                ($TMPDIR or /tmp), RAM_LIMIT=Secondary's (2G),
-#                                                SHM=0 to leave colo-repl-shm out (1)
+#                                                SHM=0 to leave colo-repl-shm out (1),
+#                                                PIN=0 to leave the pinned pair out (1)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=colo-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/colo-lib.sh"
@@ -36,19 +45,26 @@ REPS=${REPS:-3}
 SIZE=${SIZE:-1G}
 RAM_LIMIT=${RAM_LIMIT:-2G}
 SHM=${SHM:-1}
+PIN=${PIN:-1}
 bench_init "${1:-.}" fio
-[ "$SHM" = 1 ] && ! { [ -d /dev/shm ] && [ -w /dev/shm ]; } && SHM=0
+shm_ok() { [ -d /dev/shm ] && [ -w /dev/shm ]; }
+[ "$SHM" = 1 ] && ! shm_ok && SHM=0
+if [ "$PIN" = 1 ] && ! { shm_ok && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; }; then
+	echo "bench: the pinned pair needs taskset, /dev/shm and 2 CPUs: left out" >&2
+	PIN=0
+fi
 
 bench_workdir colo-repl-bench
 shm=
-if [ "$SHM" = 1 ]; then
+if [ "$SHM" = 1 ] || [ "$PIN" = 1 ]; then
 	shm=$(mktemp -d /dev/shm/colo-repl-bench.XXXXXX)
 	bench_dirs+=("$shm")
 fi
 warn_tmpfs
 
 bench_images
-[ -z "$shm" ] || bench_fill "$shm/secondary.img"
+[ "$SHM" = 0 ] || bench_fill "$shm/secondary.img"
+[ "$PIN" = 0 ] || bench_fill "$shm/secondary-pin.img"
 
 # proc_counts PID...: "ticks faults" of each (utime + stime, and minflt, of /proc/PID/stat)
 proc_counts() {
@@ -61,17 +77,38 @@ proc_counts() {
 	echo "${out[*]}"
 }
 
-declare -A uri pids P S
+# pin CPU PID...: every thread of each process on that CPU.
+pin() {
+	local cpu=$1 p
+	shift
+	for p in "$@"; do
+		taskset -a -p -c "$cpu" "$p" >/dev/null
+	done
+}
+
+declare -A uri pids P S fio_cpu base
 vbd_create "aio:$pimg"
 uri[aio]=$URI pids[aio]=$PID
 vbd_create "colo:127.0.0.1:$(free_port):$pimg"
 uri[colo-off]=$URI pids[colo-off]=$PID
 targets=(aio colo-off colo-repl)
-[ -n "$shm" ] && targets+=(colo-repl-shm)
+[ "$SHM" = 1 ] && targets+=(colo-repl-shm)
+if [ "$PIN" = 1 ]; then
+	vbd_create "aio:$pimg"
+	uri[aio-pin]=$URI pids[aio-pin]=$PID
+	pin 0 "$PID"
+	targets+=(aio-pin colo-repl-pin)
+fi
 for t in "${targets[@]}"; do
+	base[$t]=aio
 	case $t in
 	colo-repl) s_img=$simg ;;
 	colo-repl-shm) s_img=$shm/secondary.img ;;
+	colo-repl-pin) s_img=$shm/secondary-pin.img ;;
+	*-pin)
+		base[$t]=aio-pin fio_cpu[$t]=0
+		continue
+		;;
 	*) continue ;;
 	esac
 	colo_pair "$pimg" "$s_img" ram_limit="$RAM_LIMIT"
@@ -79,16 +116,22 @@ for t in "${targets[@]}"; do
 	P[$t]="$P_PID $P_MINOR"
 	uri[$t]=$P_URI
 	pids[$t]="$P_PID $S_PID"
+	if [ "$t" = colo-repl-pin ]; then
+		pin 0 "$P_PID"
+		pin 1 "$S_PID"
+		base[$t]=aio-pin fio_cpu[$t]=0
+	fi
 done
 # The /proc/PID/stat fields are counted after the command; tapdisk's has no blank in it.
 grep -q '^[0-9]* (tapdisk) ' "/proc/${pids[aio]}/stat" ||
 	{ echo "bench: unexpected /proc/PID/stat format" >&2; exit 1; }
 
-# run_fio URI ARGS... -> "IOPS MiB/s io_bytes runtime_ms"
+# run_fio TARGET ARGS... -> "IOPS MiB/s io_bytes runtime_ms"; fio pinned as the target says.
 run_fio() {
-	local u=$1 out
+	local u=${uri[$1]} out pre=()
+	[ -z "${fio_cpu[$1]:-}" ] || pre=(taskset -c "${fio_cpu[$1]}")
 	shift
-	out=$(fio --name=b --ioengine=nbd --uri="$u" --runtime="$RUNTIME" --time_based \
+	out=$("${pre[@]}" fio --name=b --ioengine=nbd --uri="$u" --runtime="$RUNTIME" --time_based \
 		--output-format=json "$@" 2>/dev/null)
 	fio_write iops mib io_bytes runtime <<<"$out"
 }
@@ -104,7 +147,7 @@ for rep in $(seq "$REPS"); do
 		esac
 		for t in "${targets[@]}"; do
 			read -r -a c0 < <(proc_counts ${pids[$t]})
-			read -r iops mib bytes ms < <(run_fio "${uri[$t]}" "${args[@]}")
+			read -r iops mib bytes ms < <(run_fio "$t" "${args[@]}")
 			v=$iops
 			[ "$w" = seqwrite1m ] && v=$mib
 			vals[$t,$w]+=" $v"
@@ -155,15 +198,16 @@ label() {
 }
 echo
 echo "Guest writes through the Primary's NBD export, median of $REPS runs of ${RUNTIME} s; the ratios"
-echo "are the median of each round's ratio (the targets of a round run one after another):"
+echo "are the median of each round's ratio (the targets of a round run one after another); the"
+echo "-pin targets (two hosts: Primary and fio on CPU 0, Secondary on CPU 1) are divided by aio-pin:"
 printf '%-26s%-15s%12s%16s%10s%15s\n' workload target result "incl. drain" "/ aio" "/ colo-off"
 for w in "${workloads[@]}"; do
 	for t in "${targets[@]}"; do
 		r=$(med "${vals[$t,$w]}") d=-
 		[ -n "${P[$t]:-}" ] && d=$(med "${drain[$t,$w]}")
 		printf '%-26s%-15s%12s%16s%10s%15s\n' "$(label "$w")" "$t" "$r" "$d" \
-			"$(ratio "${vals[$t,$w]}" "${vals[aio,$w]}")" \
-			"$(ratio "${vals[$t,$w]}" "${vals[colo-off,$w]}")"
+			"$(ratio "${vals[$t,$w]}" "${vals[${base[$t]},$w]}")" \
+			"$([ "${base[$t]}" = aio ] && ratio "${vals[$t,$w]}" "${vals[colo-off,$w]}" || echo -)"
 	done
 done
 echo
