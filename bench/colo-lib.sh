@@ -89,9 +89,10 @@ vbd_create() {
 }
 
 # colo_pair PIMG SIMG SECONDARY-OPTION...: a Secondary on SIMG and a Primary on PIMG
-# replicating over a free port, started (the Secondary first, with the options).  The link's
-# TLS options are COLO_TLS (both sides, default tls=none) and COLO_TLS_PRIMARY (the Primary's
-# own, tls_user= ...).  Sets P_PID, P_MINOR, P_URI, S_PID, S_MINOR and S_URI.
+# replicating over a free port, started (the Secondary first, with the options; the Primary
+# with those of the array primary_opts, if set).  The link's TLS options are COLO_TLS (both
+# sides, default tls=none) and COLO_TLS_PRIMARY (the Primary's own, tls_user= ...).  Sets
+# P_PID, P_MINOR, P_URI, S_PID, S_MINOR and S_URI.
 colo_pair() {
 	local pimg=$1 simg=$2 port
 	shift 2
@@ -104,9 +105,9 @@ colo_pair() {
 	"$tapctl" colo -p "$S_PID" -m "$S_MINOR" start secondary "$@" ${COLO_TLS:-tls=none}
 	# The images are filled alike and what the benchmarks measure starts after the start:
 	# no initial sync (bench/colo-sync.sh measures that).
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086,SC2154 # primary_opts: the caller's, if set
 	"$tapctl" colo -p "$P_PID" -m "$P_MINOR" start primary sync=none ${COLO_TLS:-tls=none} \
-		${COLO_TLS_PRIMARY:-}
+		${COLO_TLS_PRIMARY:-} ${primary_opts[@]+"${primary_opts[@]}"}
 }
 
 # field PID MINOR KEY: one field of colo status, a number or a string.
@@ -154,7 +155,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 # med "X1 X2 ...": median of a list kept in one string.
 med() {
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086,SC2154 # primary_opts: the caller's, if set
 	median $1
 }
 

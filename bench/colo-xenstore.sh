@@ -123,44 +123,20 @@ for r in $(seq "$REPS"); do
 	tc_rate+=("$rate") tc_lat+=("$lat")
 	echo "tap-ctl run $r: $n checkpoints, $rate checkpoints/s, median $lat ms"
 
-	out=$("$PY" - "$SECS" "$BLKTAP_CONTROL_DIR" "$P1_PID.$P1_MINOR" "$P2_PID.$P2_MINOR" \
-		"$S1_PID.$S1_MINOR" "$S2_PID.$S2_MINOR" <<'PYEOF'
-# Two-disk checkpoints through tapdisk's control sockets: COLO (66) "checkpoint" to both
-# Primary disks at once, then to both Secondary disks; the reply is COLO_RSP (67) + text.
-import socket, statistics, struct, sys, time
+	out=$(PYTHONPATH=$(dirname "${BASH_SOURCE[0]}") "$PY" - "$SECS" "$BLKTAP_CONTROL_DIR" \
+		"$P1_PID.$P1_MINOR" "$P2_PID.$P2_MINOR" "$S1_PID.$S1_MINOR" "$S2_PID.$S2_MINOR" <<'PYEOF'
+# Two-disk checkpoints through tapdisk's control sockets: "checkpoint" to both Primary disks
+# at once, then to both Secondary disks.
+import statistics, sys, time
+from colo_control import finish, send
 secs, ctl = float(sys.argv[1]), sys.argv[2]
 disks = [tuple(int(x) for x in a.split(".")) for a in sys.argv[3:]]
-MSG, COLO, COLO_RSP = 544, 66, 67
-
-def send(pid, minor):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect("%s/ctl%d" % (ctl, pid))
-    s.sendall(struct.pack("=HH4x", COLO, minor) + b"checkpoint".ljust(MSG - 8, b"\0"))
-    return s
-
-def recv(s, n):
-    out = b""
-    while len(out) < n:
-        b = s.recv(n - len(out))
-        if not b:
-            raise SystemExit("tapdisk closed the control connection")
-        out += b
-    return out
-
-def finish(s):
-    rsp = recv(s, MSG)
-    mtype, = struct.unpack_from("=H", rsp, 0)
-    if mtype != COLO_RSP:
-        raise SystemExit("checkpoint failed: " + rsp[12:268].split(b"\0")[0].decode())
-    length, = struct.unpack_from("=Q", rsp, 16)
-    recv(s, length)
-    s.close()
 
 lats, end, t0 = [], time.monotonic() + secs, time.monotonic()
 while time.monotonic() < end:
     a = time.monotonic()
     for half in (disks[:2], disks[2:]):
-        for s in [send(*d) for d in half]:
+        for s in [send(ctl, pid, minor, "checkpoint") for pid, minor in half]:
             finish(s)
     lats.append(time.monotonic() - a)
 print("%d %.1f %.2f" % (len(lats), len(lats) / (time.monotonic() - t0),

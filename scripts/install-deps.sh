@@ -15,5 +15,6 @@ pkgs=(
 	dpkg-dev debhelper lintian			# the Debian package: build, lintian, install, purge
 	resource-agents pacemaker corosync pacemaker-cli-utils # the OCF agent: ocf-tester, a cluster
 	nbd-client					# block-colo's /dev/nbdN for blkback
+	gnuplot-nox					# bench/colo-pause-plot.sh: docs/ plots
 )
 bash "$(dirname "$0")/apt-install.sh" "${pkgs[@]}"
