@@ -264,8 +264,9 @@ static void colo_queue_write(td_driver_t *driver, td_request_t treq)
 		colo_primary_queue_write(c, treq);
 	else if (colo_secondary_active(c))
 		colo_secondary_queue_write(c, treq);
-	else if (c->p.dirty && c->role == COLO_ROLE_NONE)
-		colo_primary_queue_write(c, treq); /* a failed start's map keeps counting */
+	else if (c->p.dirty && (c->role == COLO_ROLE_NONE || colo_ended(c)))
+		/* A failed start's map keeps counting, and a failed-over Secondary's (re-protect). */
+		colo_primary_queue_write(c, treq);
 	else
 		td_forward_request(treq);
 }
@@ -342,18 +343,69 @@ static int colo_refuse_ended(struct colo *c, const char *what)
 			 what, colo_state_name(c->state));
 }
 
+static const char *colo_pending(struct colo *c);
+
+/*
+ * A VBD whose replication ended (failed-over, stopped) starts again in either role, a broken
+ * one in the other role (a broken side started again in its own role is the resync's): the
+ * last run's state goes (timers, sockets, queues; a broken Secondary's buffer is dropped
+ * unwritten: the new Primary's sync makes the other disk right).  The dirty map stays: a failed-over Secondary's is what it wrote
+ * since the failover (its re-protect sends it), an old Primary's what the new Primary lacks.
+ */
+static int colo_start_again(struct colo *c, enum colo_role role)
+{
+	bool broken = c->state == COLO_STATE_BROKEN;
+	bool failed_over_secondary =
+		c->role == COLO_ROLE_SECONDARY && c->state == COLO_STATE_FAILED_OVER;
+
+	if (!colo_ended(c) && !(broken && role != c->role))
+		return colo_fail(c, -EBUSY, "start: already started as %s (%s)",
+				 colo_role_name(c->role), colo_state_name(c->state));
+	if (c->start_call.done || c->ckpt_call.done || c->stop_call.done)
+		return colo_fail(c, -EBUSY, "start: wait for the %s in progress",
+				 colo_pending(c));
+	if (c->role == COLO_ROLE_PRIMARY) {
+		if (!list_empty(&c->p.local) || !list_empty(&c->p.logwait) ||
+		    !list_empty(&c->p.waiting))
+			return colo_fail(c, -EBUSY,
+					 "start: guest writes of the last run are in flight; retry");
+		colo_primary_close(c);
+	} else {
+		if (c->s.inflight || c->s.svm_writes || c->s.wb_inflight)
+			return colo_fail(c, -EBUSY,
+					 "start: disk writes of the last run are in flight; retry");
+		if (c->s.buf && broken)
+			colo_buffer_drop(c->s.buf);
+		colo_secondary_close(c);
+		c->s.verifying = c->s.syncing = c->s.inconsistent = false;
+	}
+	colo_link_close(c);
+	colo_start_steps_cancel(c);
+	DPRINTF("colo %s:%s: start %s again after %s %s (epoch %llu)", c->host, c->port,
+		colo_role_name(role), colo_role_name(c->role), colo_state_name(c->state),
+		(unsigned long long)c->epoch);
+	c->link_state = COLO_LINK_NONE;
+	c->stop_failover = false;
+	c->p.reprotect = role == COLO_ROLE_PRIMARY && failed_over_secondary && c->p.dirty;
+	c->role = COLO_ROLE_NONE;
+	colo_set_state(c, COLO_STATE_IDLE);
+	return 0;
+}
+
 int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
 	       colo_done_t done, void *arg)
 {
 	int err;
 
-	if (colo_ended(c))
-		return colo_refuse_ended(c, "start");
-	if (c->role != COLO_ROLE_NONE)
-		return colo_fail(c, -EBUSY, "start: already started as %s (%s)",
-				 colo_role_name(c->role), colo_state_name(c->state));
 	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
 		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
+	if (c->role != COLO_ROLE_NONE) {
+		err = colo_start_again(c, role);
+		if (err)
+			return err;
+	} else if (role == COLO_ROLE_SECONDARY) {
+		c->p.reprotect = false; /* a failed re-protect that becomes a Secondary instead */
+	}
 	if (role == COLO_ROLE_PRIMARY && opts->verify &&
 	    (opts->sync == COLO_SYNC_FULL || opts->sync == COLO_SYNC_DIFF))
 		return colo_fail(c, -EINVAL,
@@ -375,6 +427,12 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	c->start_call.done = done;
 	c->start_call.arg = arg;
 	err = colo_handshake_check(c);
+	c->p.reprotect_kind = c->p.reprotect ? "waiting" : "";
+	if (!err && role == COLO_ROLE_SECONDARY)
+		err = colo_reprotect_open_log(c);
+	/* What we wrote since the failover stays dirty until the re-protect copies it. */
+	else if (!err && c->p.reprotect && colo_dirty_carry_all(c->p.dirty))
+		err = colo_fail(c, -ENOMEM, "start: out of memory for the dirty map");
 	if (!err)
 		err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
 	if (err) {
@@ -550,13 +608,15 @@ void colo_get_status(struct colo *c, struct colo_status *st)
 		st->sent_bytes = c->p.sent_bytes;
 		st->inflight_bytes = c->p.reserved;
 	}
-	if (c->role == COLO_ROLE_PRIMARY || (c->role == COLO_ROLE_NONE && c->p.dirty))
+	/* Any role: a failed-over Secondary's map, an old Primary's that a re-protect sends. */
+	if (c->p.dirty)
 		colo_primary_dirty_status(c, st);
 	if (c->role == COLO_ROLE_PRIMARY) {
 		st->sync_done_bytes = c->p.sync_done;
 		st->sync_total_bytes = c->p.sync_total;
 		st->sync_sent_bytes = c->p.sync_sent;
 		st->sync_rate = c->p.sync_rate;
+		st->reprotect = c->p.reprotect_kind;
 	}
 	if (c->role == COLO_ROLE_SECONDARY)
 		st->sync_done_bytes = c->s.sync_rx;

@@ -17,7 +17,7 @@
 
 #include "colo-dirty.h"
 
-#define COLO_DIRTY_MAX_MAPS 4 /* open epochs; more are merged (see above) */
+#define COLO_DIRTY_MAX_MAPS COLO_DIRTY_MAPS_MAX /* open epochs; more are merged (see above) */
 
 struct colo_dirty_map {
 	uint64_t epoch;
@@ -335,4 +335,44 @@ void colo_dirty_since(const struct colo_dirty *d, uint64_t since, uint64_t *bitm
 {
 	for (size_t i = 0; i < words; i++)
 		bitmap[i] = i < d->words ? dirty_word(d, since, i) : 0;
+}
+
+int colo_dirty_maps(const struct colo_dirty *d, uint64_t *epochs)
+{
+	for (int i = 0; i < d->n; i++)
+		epochs[i] = d->maps[i].epoch;
+	return d->n;
+}
+
+void colo_dirty_extents(const struct colo_dirty *d, int i, uint32_t extent_size, uint64_t *ext)
+{
+	const uint64_t *bits = i < 0 ? d->carried : d->maps[i].bits;
+	uint64_t per = extent_size / d->block_size ? extent_size / d->block_size : 1;
+
+	if (!bits)
+		return;
+	for (uint64_t b = 0; b < d->nblocks; b++) {
+		if (!(b % 64) && !bits[b / 64]) {
+			b += 63;
+			continue;
+		}
+		if (bits[b / 64] >> (b % 64) & 1)
+			ext[b / per / 64] |= 1ULL << (b / per % 64);
+	}
+}
+
+int colo_dirty_carry_all(struct colo_dirty *d)
+{
+	if (!d->n)
+		return 0;
+	if (!d->carried)
+		d->carried = calloc(d->words + 1, sizeof(uint64_t));
+	if (!d->carried)
+		return -ENOMEM;
+	for (int i = 0; i < d->n; i++) {
+		bits_or(d->carried, d->maps[i].bits, d->words);
+		free(d->maps[i].bits);
+	}
+	d->n = 0;
+	return 0;
 }

@@ -131,6 +131,19 @@ uint64_t colo_dirty_count(const struct colo_dirty *d, uint64_t since);
 /* The same set as a bitmap of blocks, bit b of word b / 64; @words = ceil(blocks / 64). */
 void colo_dirty_since(const struct colo_dirty *d, uint64_t since, uint64_t *bitmap, size_t words);
 uint64_t colo_dirty_nblocks(const struct colo_dirty *d);
+
+/*
+ * Re-protect (docs/colo-protocol.md, "Re-protect"): the sets one by one.  maps() writes the
+ * epochs of the open bitmaps, ascending, to @epochs (room for COLO_DIRTY_MAPS_MAX) and
+ * returns how many.  extents() ORs into @ext (bit e of word e / 64) every extent of
+ * @extent_size bytes with a block in bitmap @i (0 <= i < maps()), or, with @i -1, in the
+ * carried blocks.
+ */
+#define COLO_DIRTY_MAPS_MAX 4
+int colo_dirty_maps(const struct colo_dirty *d, uint64_t *epochs);
+void colo_dirty_extents(const struct colo_dirty *d, int i, uint32_t extent_size, uint64_t *ext);
+/* Every open bitmap's blocks become carried (dirty until a sync copies them, whatever epoch). */
+int colo_dirty_carry_all(struct colo_dirty *d);
 /* The bytes of the disk in the blocks colo_dirty_count() counts (the last block may be short). */
 uint64_t colo_dirty_bytes(const struct colo_dirty *d, uint64_t since);
 

@@ -13,6 +13,7 @@
  *   colo-start.c      the start steps (below) in their order, run by either side
  *   colo-verify.c     the verify start step: checksums of the whole disk compared
  *   colo-sync.c       the sync start step: copying extents under guest writes
+ *   colo-reprotect.c  the re-protect start step: the exact set after a failover, copied
  *
  * Everything runs in tapdisk's one event loop: there are no locks.
  */
@@ -200,6 +201,16 @@ struct colo {
 		struct list_head logwait; /* struct colo_logwait: writes held for a log flush */
 		struct td_deferred log_flush;
 		event_id_t log_event; /* the log's flush thread finished a flush */
+		/*
+		 * Re-protect (colo-reprotect.c): a failed-over Secondary starting as Primary;
+		 * the last checkpoint it completed as Secondary; status "reprotect": "" (none),
+		 * "waiting" (for the old Primary's set), "exact" (the union of both sets is
+		 * copied) or "diff" (the old Primary knew none); the step's state meanwhile.
+		 */
+		bool reprotect;
+		const char *reprotect_kind;
+		uint64_t reprotect_since;
+		struct colo_reprotect *rp;
 		struct colo_sync *sync; /* the copy running, if any (colo-sync.c) */
 		/* The last sync's progress, kept after it ended for status. */
 		uint64_t sync_done, sync_total, sync_sent, sync_rate;
@@ -424,6 +435,24 @@ void colo_sync_hashes_rx(struct colo *c, struct colo_frame *f, void *payload);
 void colo_sync_rx(struct colo *c, struct colo_frame *f, void *payload);
 /* The sync= the start runs: the default resolved (diff; none with verify=1). */
 enum colo_sync_mode colo_sync_mode(const struct colo *c);
+
+/* ---- colo-reprotect.c ---- */
+
+extern const struct colo_start_step colo_reprotect_step;
+
+/* Primary: DIRTY and DIRTY_END from the old Primary (checked by the codec). */
+void colo_reprotect_dirty_rx(struct colo *c, struct colo_frame *f, void *payload);
+void colo_reprotect_dirty_end_rx(struct colo *c, struct colo_frame *f, void *payload);
+/*
+ * Secondary, a failover begins: a new dirty map records the @n buffered blocks the write-back
+ * writes (@blocks), and from then on every write (block-colo.c sends them through the
+ * Primary's plain path), for a later re-protect.  0 or -ENOMEM.
+ */
+int colo_reprotect_failover(struct colo *c, const uint64_t *blocks, size_t n);
+/* Secondary start with dirty_log= and no map: the log's extents are what we wrote. */
+int colo_reprotect_open_log(struct colo *c);
+/* Secondary, a checkpoint completed: the disks are equal, our old set (and log) is cleared. */
+void colo_reprotect_checkpoint(struct colo *c);
 
 /* ---- colo-verify.c ---- */
 

@@ -123,8 +123,8 @@ static int options_parse_ms(const char *s, uint64_t *out)
 int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen)
 {
 	static const char *const secondary_only[] = {"ram_limit", "spill", "spill_limit", "peer"};
-	static const char *const primary_only[] = {"connect_timeout", "dirty_log", "sync",
-						   "sync_rate", "tls_user", "tls_name"};
+	static const char *const primary_only[] = {"connect_timeout", "sync", "sync_rate",
+						   "tls_user", "tls_name"};
 	size_t klen = strcspn(kv, "=");
 	const char *const *other = role == COLO_ROLE_PRIMARY ? secondary_only : primary_only;
 	size_t n = role == COLO_ROLE_PRIMARY ? sizeof(secondary_only) / sizeof(secondary_only[0])
@@ -445,6 +445,8 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 		    ",\"sync_done_bytes\":%" PRIu64 ",\"sync_total_bytes\":%" PRIu64
 		    ",\"sync_sent_bytes\":%" PRIu64 ",\"sync_rate\":%" PRIu64,
 		    st->sync_done_bytes, st->sync_total_bytes, st->sync_sent_bytes, st->sync_rate);
+	json_printf(&o, ",\"reprotect\":");
+	json_string(&o, st->reprotect ? st->reprotect : "");
 	json_printf(&o, ",\"link\":\"%s\",\"last_error\":", colo_link_name(st->link));
 	json_string(&o, st->last_error ? st->last_error : "");
 	colo_format_time(st->last_error ? st->last_error_at : 0, when, sizeof(when));

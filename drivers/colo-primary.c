@@ -483,6 +483,8 @@ static void colo_primary_ack(struct colo *c, struct colo_frame *f, void *payload
 const struct colo_frame_handler colo_primary_frames[] = {
 	{ COLO_FRAME_ACK, colo_primary_ack },
 	{ COLO_FRAME_HASHES, colo_sync_hashes_rx },
+	{ COLO_FRAME_DIRTY, colo_reprotect_dirty_rx },
+	{ COLO_FRAME_DIRTY_END, colo_reprotect_dirty_end_rx },
 	{ 0, NULL },
 };
 

@@ -25,7 +25,8 @@ _Static_assert(offsetof(struct colo_wire_frame, hdr_crc) == 40, "hdr_crc covers 
 #define COLO_BLOCK_MAX (1U << 20)
 #define COLO_ERRNO_MAX 4095U
 #define COLO_PAYLOAD_ALIGN 4096U
-#define COLO_HELLO_KNOWN_FLAGS (COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF)
+#define COLO_HELLO_KNOWN_FLAGS                                                                  \
+	(COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_REPROTECT)
 
 __attribute__((format(printf, 4, 5))) static int colo_fail(char *err, size_t errlen, int rc,
 							   const char *fmt, ...)
@@ -187,6 +188,10 @@ const char *colo_frame_type_name(uint16_t type)
 		return "SYNC_END";
 	case COLO_FRAME_HASHES:
 		return "HASHES";
+	case COLO_FRAME_DIRTY:
+		return "DIRTY";
+	case COLO_FRAME_DIRTY_END:
+		return "DIRTY_END";
 	}
 	return "UNKNOWN";
 }
@@ -279,6 +284,42 @@ static int colo_check_hashes(const struct colo_frame *f, const struct colo_frame
 	return 0;
 }
 
+/*
+ * DIRTY: a bitmap of 1 to COLO_DIRTY_MAX bytes for extents @offset, @offset + 1, ...: @offset
+ * a multiple of 8, the bytes within the disk's extents rounded up to a byte.
+ */
+static int colo_check_dirty(const struct colo_frame *f, const struct colo_frame_limits *lim,
+			    char *err, size_t errlen)
+{
+	uint64_t extents = lim->disk_size / COLO_SYNC_EXTENT + !!(lim->disk_size % COLO_SYNC_EXTENT);
+	uint64_t bytes = (extents + 7) / 8;
+
+	if (f->seq)
+		return colo_fail(err, errlen, -EPROTO, "DIRTY with seq %" PRIu64, f->seq);
+	if (!f->length || f->length > COLO_DIRTY_MAX)
+		return colo_fail(err, errlen, -E2BIG, "DIRTY of %" PRIu32 " bytes: not 1 to %u",
+				 f->length, COLO_DIRTY_MAX);
+	if (f->offset % 8 || f->offset / 8 > bytes || f->length > bytes - f->offset / 8)
+		return colo_fail(err, errlen, -ERANGE,
+				 "DIRTY of %" PRIu32 " bytes from extent %" PRIu64
+				 ": not a byte's start or past the %" PRIu64 " extents of the disk",
+				 f->length, f->offset, extents);
+	return 0;
+}
+
+static int colo_check_dirty_end(const struct colo_frame *f, char *err, size_t errlen)
+{
+	if (f->seq || f->offset > 1)
+		return colo_fail(err, errlen, -EPROTO,
+				 "DIRTY_END with seq %" PRIu64 " and offset %" PRIu64
+				 " (expected 0 and 0 or 1)",
+				 f->seq, f->offset);
+	if (f->length)
+		return colo_fail(err, errlen, -EPROTO, "DIRTY_END with a payload of %" PRIu32 " bytes",
+				 f->length);
+	return 0;
+}
+
 static int colo_check_error(const struct colo_frame *f, char *err, size_t errlen)
 {
 	if (f->length > COLO_ERROR_MAX)
@@ -363,6 +404,12 @@ int colo_frame_decode(const struct colo_wire_frame *w, const struct colo_frame_l
 		break;
 	case COLO_FRAME_HASHES:
 		rc = colo_check_hashes(f, lim, err, errlen);
+		break;
+	case COLO_FRAME_DIRTY:
+		rc = colo_check_dirty(f, lim, err, errlen);
+		break;
+	case COLO_FRAME_DIRTY_END:
+		rc = colo_check_dirty_end(f, err, errlen);
 		break;
 	default:
 		rc = colo_fail(err, errlen, -EPROTO, "unknown frame type %" PRIu16, f->type);

@@ -494,6 +494,7 @@ int colo_secondary_checkpoint(struct colo *c)
 	colo_secondary_cancel_ckpt_timer(c);
 	n = colo_buffer_blocks(c->s.buf);
 	colo_secondary_drop_buffer(c);
+	colo_reprotect_checkpoint(c);
 	c->epoch++;
 	if (c->s.inconsistent)
 		DPRINTF("colo %s:%s: the first checkpoint after the Primary's copy: the disk is "
@@ -674,6 +675,8 @@ static void colo_secondary_finish_stop(struct colo *c)
 	c->s.wb_next = 0;
 	c->s.wb_inflight = 0;
 	err = colo_buffer_sorted(c->s.buf, &c->s.wb_blocks, &c->s.wb_n);
+	if (!err)
+		err = colo_reprotect_failover(c, c->s.wb_blocks, c->s.wb_n);
 	if (err) {
 		colo_fail(c, err, "failover: out of memory");
 		colo_secondary_failover_done(c, err);

@@ -8,6 +8,7 @@
 
 const struct colo_start_step *const colo_start_steps[] = {
 	&colo_verify_step,
+	&colo_reprotect_step,
 	&colo_sync_step,
 	NULL,
 };

@@ -456,9 +456,10 @@ void colo_sync_hashes_rx(struct colo *c, struct colo_frame *f, void *payload)
 
 /* ---- the sync step ---- */
 
+/* A re-protect copies its own set (colo-reprotect.c) instead. */
 static bool colo_sync_wanted(const struct colo *c)
 {
-	return colo_sync_mode(c) != COLO_SYNC_NONE;
+	return colo_sync_mode(c) != COLO_SYNC_NONE && !c->p.reprotect;
 }
 
 static uint32_t colo_sync_flags(const struct colo *c)

@@ -9,8 +9,9 @@
 #include <stdint.h>
 
 #define COLO_PROTO_MAGIC 0x424c4b434f4c4f31ULL /* "BLKCOLO1" */
-#define COLO_PROTO_VERSION 3 /* 2: the sync start step (SYNC, SYNC_END, HASHES); 3: auth_type
-			      * carries the TLS mode */
+/* 2: the sync start step (SYNC, SYNC_END, HASHES); 3: auth_type carries the TLS mode;
+ * 4: re-protect (REPROTECT, DIRTY, DIRTY_END) */
+#define COLO_PROTO_VERSION 4
 #define COLO_FRAME_MAGIC 0x434f4c46U /* "COLF" */
 
 #define COLO_AUTH_NONE 0 /* plain text (tls=none) */
@@ -33,6 +34,10 @@ struct colo_wire_hello {
 #define COLO_HELLO_VERIFY 0x1	 /* the Primary sends a VERIFY frame first */
 #define COLO_HELLO_SYNC 0x2	 /* the Primary copies its disk: SYNC frames, then SYNC_END */
 #define COLO_HELLO_SYNC_DIFF 0x4 /* with SYNC: the Secondary first sends HASHES of its disk */
+/* A failed-over Secondary re-protects: the Secondary (its old Primary) first sends DIRTY
+ * frames and DIRTY_END, the extents it wrote that the new Primary may lack; then SYNC frames
+ * and SYNC_END follow as for a sync. */
+#define COLO_HELLO_REPROTECT 0x10
 
 struct colo_wire_hello_reply {
 	uint64_t magic;
@@ -53,6 +58,8 @@ enum colo_frame_type {
 	COLO_FRAME_SYNC = 8,	  /* Primary → Secondary: a copied extent, applied as a WRITE */
 	COLO_FRAME_SYNC_END = 9,  /* Primary → Secondary: the copy is complete */
 	COLO_FRAME_HASHES = 10,	  /* Secondary → Primary: XXH3-128 of extents offset, offset+1... */
+	COLO_FRAME_DIRTY = 11,	  /* Secondary → Primary: bitmap of extents it wrote in epoch */
+	COLO_FRAME_DIRTY_END = 12, /* Secondary → Primary: offset 1: DIRTY complete, 0: unknown */
 };
 
 struct colo_wire_frame {
@@ -76,5 +83,6 @@ struct colo_wire_frame {
 #define COLO_SYNC_EXTENT (1U << 20)  /* the sync's unit: SYNC frames and HASHES entries */
 #define COLO_HASH_SIZE 16	     /* one XXH3-128 in HASHES, big-endian high then low */
 #define COLO_HASHES_MAX (64U << 10)  /* payload of one HASHES frame: 4096 extents */
+#define COLO_DIRTY_MAX (64U << 10)   /* payload of one DIRTY frame: 512 Ki extents */
 
 #endif

@@ -105,6 +105,9 @@ struct colo_status {
 	/* Primary, once a sync started: bytes of extents examined (read) out of the total, bytes
 	 * sent (diff sends only extents that differ), and the measured copy rate, bytes/s. */
 	uint64_t sync_done_bytes, sync_total_bytes, sync_sent_bytes, sync_rate;
+	/* Primary: "" (no re-protect), "waiting" (for the old Primary's set), "exact" (the
+	 * sync copies both sides' sets), "diff" (the old Primary knew none: whole-disk diff). */
+	const char *reprotect;
 	const char *last_error;	  /* "" when none */
 	uint64_t last_error_at;	  /* when it happened: wall clock, ms since 1970 (0: none) */
 	const char *pending;	/* the accepted operations not yet done, e.g. "checkpoint"; "" */

@@ -45,4 +45,157 @@ ckpt A B 2
 colo_destroy A
 colo_destroy B
 
+# wait_applied_on NAME: every write the Primary NAME forwarded is acknowledged.
+wait_applied_on() {
+	for _ in $(seq 200); do
+		[ "$(colo_field "$1" inflight_bytes)" = 0 ] && return 0
+		sleep 0.05
+	done
+	fail "the Secondary did not acknowledge $1's writes within 10 s: $(colo "$1" status)"
+}
+
+# wr NAME PATTERN EXTENT...: the VBD's guest writes 64 KiB (PATTERN) into each 1 MiB EXTENT.
+wr() {
+	local name=$1 pat=$2 uri e cmds=()
+	uri=${name}_URI
+	shift 2
+	for e in "$@"; do cmds+=("write -P $pat $((e * MiB + 8192)) 64k"); done
+	qio_cmds "${!uri}" -- "${cmds[@]}" || fail "writes to $name: $QIO_OUT"
+}
+
+# reprotect NEW_PRIMARY NEW_SECONDARY PORT KIND BYTES [secondary options...]: the Secondary
+# listens on PORT, the Primary (a failed-over Secondary) starts toward it; while it copies,
+# status says KIND (exact|diff) and sync_total_bytes BYTES before the copy ends (a slow
+# sync_rate keeps it going); then the first checkpoint, and the disks are compared.
+reprotect() {
+	local np=$1 ns=$2 port=$3 kind=$4 bytes=$5 spid rc=0
+	shift 5
+	colo "$ns" start secondary "address=127.0.0.1:$port" "$@" ||
+		fail "start secondary on $ns: $(colo "$ns" status)"
+	"$TAPCTL" colo -p "$(eval echo \$${np}_PID)" -m "$(eval echo \$${np}_MINOR)" start primary \
+		"address=127.0.0.1:$port" sync_rate=8M $(colo_tls_words start primary) \
+		>"$TEST_DIR/start.out" 2>&1 &
+	spid=$!
+	wait_status "$np" reprotect "$kind" 30
+	expect_status "$np" sync_total_bytes "$bytes"
+	wait "$spid" || rc=$?
+	[ "$rc" = 0 ] || fail "start primary on $np (re-protect): $(cat "$TEST_DIR/start.out")"
+	expect_status "$np" state running
+	expect_status "$np" sync_total_bytes "$bytes"
+	expect_status "$np" reprotect "$kind"
+	[ "$kind" = diff ] || expect_status "$np" sync_sent_bytes "$bytes"
+	echo "re-protect $np -> $ns: $kind, $bytes bytes to send, $(colo_field "$np" sync_sent_bytes) sent"
+}
+
+step "protect A -> B, checkpoints, A writes after the last one, B's VM writes, B fails over"
+# 32 MiB: 32 extents of 1 MiB, the sync's and the exact set's unit.
+make_image "$TEST_DIR/a.img" 32M 2
+cp "$TEST_DIR/a.img" "$TEST_DIR/b.img"
+colo_vbd A "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/a.img"
+colo_vbd B "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/b.img"
+A_PORT=$(free_port)
+B_PORT=$(free_port)
+colo B start secondary address=127.0.0.1:$B_PORT || fail "start secondary B"
+colo A start primary address=127.0.0.1:$B_PORT || fail "start primary A"
+ckpt A B 2
+wr A 0x11 1 2 # epoch 2
+ckpt A B 3
+wr A 0x12 3 4 # epoch 3: B has it (its checkpoint 3)
+ckpt A B 4
+wr A 0x13 5 # epoch 4: after the last checkpoint, only in A's map (B saved the originals)
+wait_applied_on A
+wr B 0x14 10 # B's VM, in B's buffer
+colo B failover || fail "failover B"
+expect_status B state failed-over
+wait_status A state broken 10
+wr A 0x15 6  # A, cut off, writes on (after the last checkpoint too)
+wr B 0x16 12 # B serves the guest
+# B's own set: its buffer written back (5: the originals, 10) and 12; A's after checkpoint 3
+# (B's last): 5 and 6.  Not 1-4: both have them.
+reprotect B A "$A_PORT" exact $((4 * MiB))
+ckpt B A 2
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "re-protect B -> A: the disks after the first checkpoint"
+expect_status A dirty_bytes 0
+expect_status B dirty_bytes 0
+
+step "failback: B -> A the same way (A fails over, B re-protected from A)"
+wr B 0x21 7
+ckpt B A 3
+wr B 0x22 8 # after the last checkpoint
+wait_applied_on B
+wr A 0x23 20 # A's VM
+colo A failover || fail "failover A"
+wait_status B state broken 10
+wr A 0x24 21
+wr B 0x25 22
+# A: 8 (originals written back), 20, 21; B after checkpoint 2 (A's last): 8 and 22.
+reprotect A B "$B_PORT" exact $((4 * MiB))
+ckpt A B 2
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "failback A -> B: the disks after the first checkpoint"
+
+step "kill -9 of the Primary A, restarted with its dirty_log: the log's extents are sent"
+colo A failover || fail "failover A (Primary)"
+colo B stop || fail "stop B"
+make_image "$TEST_DIR/a.img" 32M 3
+cp "$TEST_DIR/a.img" "$TEST_DIR/b.img"
+colo_destroy A
+colo_destroy B
+colo_vbd A "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/a.img"
+colo_vbd B "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/b.img"
+colo B start secondary address=127.0.0.1:$B_PORT || fail "start secondary B"
+colo A start primary address=127.0.0.1:$B_PORT dirty_log="$TEST_DIR/a.dlog" || fail "start primary A"
+ckpt A B 2
+wr A 0x41 1 # epoch 2
+ckpt A B 3  # A knows checkpoint 1 complete on both: its log keeps 1
+wr A 0x42 3 # epoch 3, after the last checkpoint
+wait_applied_on A
+wr B 0x43 10
+kill -9 "$A_PID"
+wait_gone "$A_PID"
+wait_status B state broken 10
+colo B failover || fail "failover B after kill -9 of A"
+wr B 0x44 12
+colo_vbd A "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/a.img"
+expect_error A 2 "tap-ctl: colo start: dirty_log=$TEST_DIR/none.dlog: No such file or directory (a Secondary only reads an existing log)" \
+	start secondary address=127.0.0.1:$A_PORT dirty_log="$TEST_DIR/none.dlog"
+# The log: 1 and 3 (it cannot tell that B has 1); B: 3 (originals), 10, 12.
+reprotect B A "$A_PORT" exact $((4 * MiB)) dirty_log="$TEST_DIR/a.dlog"
+expect_status A dirty_log "$TEST_DIR/a.dlog"
+ckpt B A 2
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "re-protect from A's dirty log: the disks after the first checkpoint"
+expect_status A dirty_log ""
+
+step "kill -9 of the Primary B, restarted without a log: the re-protect falls back to diff"
+wr B 0x51 13 # after the last checkpoint
+wait_applied_on B
+wr A 0x52 25
+kill -9 "$B_PID"
+wait_gone "$B_PID"
+wait_status A state broken 10
+colo A failover || fail "failover A after kill -9 of B"
+wr A 0x53 26
+colo_vbd B "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/b.img"
+# Every extent examined; those that differ sent: 13 (B's write, undone), 25, 26.
+reprotect A B "$B_PORT" diff $((32 * MiB))
+expect_status A sync_sent_bytes $((3 * MiB))
+grep -q "re-protect: the old Primary does not know what it wrote after checkpoint 1 (no dirty map, no dirty_log=): diff of the whole disk" "$TAPLOG" ||
+	fail "the fallback to diff is not logged"
+ckpt A B 2
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "re-protect by diff: the disks after the first checkpoint"
+
+step "a stopped pair starts again, in the same roles"
+colo A stop || fail "stop A"
+colo B stop || fail "stop B"
+expect_status A state stopped
+expect_status B state stopped
+wr A 0x31 15
+colo B start secondary address=127.0.0.1:$B_PORT || fail "start secondary B again"
+colo A start primary address=127.0.0.1:$B_PORT || fail "start primary A again"
+expect_status A reprotect ""
+expect_status A sync_sent_bytes $((1 * MiB))
+ckpt A B 2
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "stopped and started again: the disks"
+colo_destroy A
+colo_destroy B
+
 echo PASS

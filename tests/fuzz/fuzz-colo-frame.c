@@ -123,6 +123,14 @@ static void fuzz_check_header(const struct colo_frame *f, const uint8_t *hdr,
 		fuzz_assert(!(f->length % COLO_HASH_SIZE));
 		fuzz_assert(f->offset <= chunks && f->length / COLO_HASH_SIZE <= chunks - f->offset);
 		break;
+	case COLO_FRAME_DIRTY:
+		fuzz_assert(!f->seq && f->length && f->length <= COLO_DIRTY_MAX);
+		fuzz_assert(!(f->offset % 8) && f->offset / 8 <= (chunks + 7) / 8);
+		fuzz_assert(f->length <= (chunks + 7) / 8 - f->offset / 8);
+		break;
+	case COLO_FRAME_DIRTY_END:
+		fuzz_assert(!f->seq && !f->length && f->offset <= 1);
+		break;
 	default:
 		abort();
 	}

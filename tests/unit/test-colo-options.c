@@ -259,10 +259,10 @@ START_TEST(test_dirty_log)
 	snprintf(kv, sizeof(kv), "dirty_log=%s", path);
 	expect_error(kv, "dirty_log=...: path must be shorter than 256 bytes");
 	ck_assert_str_eq(opts.dirty_log, "/var/lib/colo/vm1.dlog");
+	/* A Secondary reads the log it kept as Primary (re-protect). */
 	ck_assert_int_eq(colo_options_check_role("dirty_log=/x", COLO_ROLE_SECONDARY, err,
 						 sizeof(err)),
-			 -EINVAL);
-	ck_assert_str_eq(err, "dirty_log is an option of the Primary, not of the Secondary");
+			 0);
 	ck_assert_int_eq(colo_options_check_role("dirty_log=/x", COLO_ROLE_PRIMARY, err,
 						 sizeof(err)),
 			 0);
@@ -314,7 +314,7 @@ static const char running_json[] =
 	"\"block_size\":4096,"
 	"\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,"
 	"\"sync_done_bytes\":0,\"sync_total_bytes\":0,\"sync_sent_bytes\":0,\"sync_rate\":0,"
-	"\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
+	"\"reprotect\":\"\",\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
 
 /* What follows last_error. */
 static const char json_tail[] = ",\"last_error_at\":\"\",\"pending\":\"\"}";
@@ -364,7 +364,7 @@ START_TEST(test_json)
 			      "\"block_size\":1048576,\"dirty_bytes\":6,\"dirty_log\":\"/l\\\"og\","
 			      "\"dirty_log_extents\":7,\"dirty_log_flushes\":8,\"sync_done_bytes\":6,"
 			      "\"sync_total_bytes\":7,\"sync_sent_bytes\":8,\"sync_rate\":9,"
-			      "\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
+			      "\"reprotect\":\"\",\"link\":\"lost\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}");
 }
 END_TEST
 
@@ -396,7 +396,7 @@ START_TEST(test_json_escaping)
 			      "\"dirty_blocks\":0,\"block_size\":0,"
 			      "\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,"
 			      "\"sync_done_bytes\":0,\"sync_total_bytes\":0,\"sync_sent_bytes\":0,\"sync_rate\":0,"
-			      "\"link\":\"none\","
+			      "\"reprotect\":\"\",\"link\":\"none\","
 			      "\"last_error\":\"a\\\"b\\\\c\\u000a\",\"last_error_at\":\"\",\"pending\":\"\"}");
 
 	/* Every control character as \u00XX; bytes from 0x7f up pass as they are. */
@@ -466,7 +466,7 @@ START_TEST(test_table)
 		{ "sync_rate", "1M", COLO_OPTION_PRIMARY },
 		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
 		{ "address", "192.0.2.9:9000", COLO_OPTION_BOTH },
-		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_PRIMARY },
+		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_BOTH },
 		{ "tls", "x509", COLO_OPTION_BOTH },
 		{ "tls_dir", "/etc/pki/blktap-colo", COLO_OPTION_BOTH },
 		{ "tls_psk", "/etc/pki/blktap-colo/keys.psk", COLO_OPTION_BOTH },

@@ -165,7 +165,7 @@ START_TEST(test_hello_round_trip)
 	colo_hello_encode(&in, &w);
 	/* The layout of docs/colo-protocol.md, big-endian. */
 	ck_assert_int_eq(memcmp(b, "BLKCOLO1", 8), 0);
-	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\3", 4), 0);
+	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\4", 4), 0);
 	ck_assert_int_eq(memcmp(b + 12, "\0\0\0\1", 4), 0);
 	ck_assert_int_eq(memcmp(b + 16, "\0\0\0\0\x40\0\0\0", 8), 0);
 	ck_assert_int_eq(memcmp(b + 24, "\0\0\x10\0", 4), 0);
@@ -209,12 +209,16 @@ START_TEST(test_hello_rejects)
 	}
 
 	h = good_hello();
+	h.version = 5;
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 5, expected 4");
+	h.version = 3; /* before re-protect: no DIRTY frames */
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 3, expected 4");
 	h.version = 2; /* before TLS: auth_type did not say the mode */
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 2, expected 3");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 2, expected 4");
 	h.version = 1;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 3");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 4");
 	h.version = 0;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 3");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 4");
 
 	h = good_hello();
 	h.flags = 0x8;
@@ -287,7 +291,7 @@ START_TEST(test_hello_reply_round_trip)
 		in.session_id[i] = (uint8_t)i;
 	strcpy(in.message, "welcome");
 	colo_hello_reply_encode(&in, &w);
-	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\3\0\0\0\0", 16), 0);
+	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\4\0\0\0\0", 16), 0);
 	ck_assert_int_eq(memcmp(b + 16, in.session_id, 16), 0);
 	ck_assert_str_eq((const char *)b + 32, "welcome");
 	/* No stack garbage after the message. */
@@ -328,10 +332,10 @@ START_TEST(test_hello_reply_rejects)
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
 	ck_assert_str_eq(err, "bad hello reply magic 0x1122334455667788");
 
-	in.version = 4;
+	in.version = 5;
 	colo_hello_reply_encode(&in, &w);
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTONOSUPPORT);
-	ck_assert_str_eq(err, "protocol version 4, expected 3");
+	ck_assert_str_eq(err, "protocol version 5, expected 4");
 
 	in.version = COLO_PROTO_VERSION;
 	colo_hello_reply_encode(&in, &w);
@@ -521,7 +525,7 @@ START_TEST(test_frame_header_rejects)
 	ck_assert_str_eq(err, "frame reserved field 0x00000080 not zero");
 
 	ck_frame_rejects(frame(0, 1, 0, 0), &lim, -EPROTO, "unknown frame type 0");
-	ck_frame_rejects(frame(11, 1, 0, 0), &lim, -EPROTO, "unknown frame type 11");
+	ck_frame_rejects(frame(13, 1, 0, 0), &lim, -EPROTO, "unknown frame type 13");
 	ck_frame_rejects(frame(0xffff, 1, 0, 0), &lim, -EPROTO, "unknown frame type 65535");
 
 	/* A NULL or empty err buffer is allowed. */
@@ -699,6 +703,37 @@ START_TEST(test_frame_sync_rejects)
 }
 END_TEST
 
+/* DIRTY: a bitmap within the disk's extents (rounded up to a byte); DIRTY_END: offset 0 or 1. */
+START_TEST(test_frame_dirty_rejects)
+{
+	const struct colo_frame_limits odd = {.disk_size = DISK_SIZE + 512}; /* 1025 extents */
+
+	ck_frame_accepts(frame(COLO_FRAME_DIRTY, 0, 0, 128), &lim);
+	ck_frame_accepts(frame(COLO_FRAME_DIRTY, 0, 1016, 1), &lim);
+	ck_frame_accepts(frame(COLO_FRAME_DIRTY, 0, 1024, 1), &odd);
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY, 0, 0, 129), &lim, -ERANGE,
+			 "DIRTY of 129 bytes from extent 0: not a byte's start or past the 1024 "
+			 "extents of the disk");
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY, 0, 4, 1), &lim, -ERANGE,
+			 "DIRTY of 1 bytes from extent 4: not a byte's start or past the 1024 "
+			 "extents of the disk");
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY, 0, 0xfffffffffffffff8ull, 1), &lim, -ERANGE,
+			 "DIRTY of 1 bytes from extent 18446744073709551608: not a byte's start or "
+			 "past the 1024 extents of the disk");
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY, 0, 0, 0), &lim, -E2BIG,
+			 "DIRTY of 0 bytes: not 1 to 65536");
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY, 0, 0, COLO_DIRTY_MAX + 1), &lim, -E2BIG,
+			 "DIRTY of 65537 bytes: not 1 to 65536");
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY, 2, 0, 1), &lim, -EPROTO, "DIRTY with seq 2");
+	ck_frame_accepts(frame(COLO_FRAME_DIRTY_END, 0, 0, 0), &lim);
+	ck_frame_accepts(frame(COLO_FRAME_DIRTY_END, 0, 1, 0), &lim);
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY_END, 0, 2, 0), &lim, -EPROTO,
+			 "DIRTY_END with seq 0 and offset 2 (expected 0 and 0 or 1)");
+	ck_frame_rejects(frame(COLO_FRAME_DIRTY_END, 0, 1, 8), &lim, -EPROTO,
+			 "DIRTY_END with a payload of 8 bytes");
+}
+END_TEST
+
 START_TEST(test_frame_payload_crc)
 {
 	struct colo_frame f = frame(COLO_FRAME_WRITE, 1, 0, 512);
@@ -734,7 +769,9 @@ START_TEST(test_frame_type_names)
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_SYNC), "SYNC");
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_SYNC_END), "SYNC_END");
 	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_HASHES), "HASHES");
-	ck_assert_str_eq(colo_frame_type_name(11), "UNKNOWN");
+	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_DIRTY), "DIRTY");
+	ck_assert_str_eq(colo_frame_type_name(COLO_FRAME_DIRTY_END), "DIRTY_END");
+	ck_assert_str_eq(colo_frame_type_name(13), "UNKNOWN");
 }
 END_TEST
 
@@ -1109,6 +1146,7 @@ static Suite *colo_proto_suite(void)
 	tcase_add_test(tc, test_frame_small_rejects);
 	tcase_add_test(tc, test_frame_verify_rejects);
 	tcase_add_test(tc, test_frame_sync_rejects);
+	tcase_add_test(tc, test_frame_dirty_rejects);
 	tcase_add_test(tc, test_frame_payload_crc);
 	tcase_add_test(tc, test_frame_type_names);
 	suite_add_tcase(s, tc);
