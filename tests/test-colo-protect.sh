@@ -43,4 +43,32 @@ expect_eq "$(xenstore-read "$(disk_dir 1)/state")" running "the Primary's state"
 expect_eq "$(xenstore-read "$(disk_dir 1)/epoch")" 2 "the Primary's epoch"
 expect_status S epoch 2
 same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the Secondary's disk after protect"
+
+step "reprotect after a failover: domain 2 (failed over) Primary, domain 1 Secondary"
+qio_cmds "$P_URI" -- "write -P 0x71 $((3 * MiB)) 64k" || fail "write to P: $QIO_OUT"
+wait_status P inflight_bytes 0 10
+qio_cmds "$S_URI" -- "write -P 0x72 $((9 * MiB)) 64k" || fail "write to S: $QIO_OUT"
+"$CTL" --secondary 2 failover || fail "failover"
+wait_status P state broken 10
+qio_cmds "$S_URI" -- "write -P 0x73 $((12 * MiB)) 64k" || fail "write to S: $QIO_OUT"
+NEW_PORT=$(free_port)
+rc=0
+"$CTL" --primary 2 --secondary 1 --primary-args 'tls=none' --secondary-args 'tls=none' \
+	reprotect >"$TEST_DIR/ctl.out" 2>"$TEST_DIR/ctl.err" || rc=$?
+expect_eq "$rc" 1 "reprotect without address=: exit status"
+expect_eq "$(cat "$TEST_DIR/ctl.err")" "colo-controller: reprotect: --primary-args and --secondary-args must both name address=HOST:PORT, where the new Secondary listens: the roles swapped, the disks' names did not" \
+	"reprotect without address="
+rc=0
+"$CTL" --primary 2 --secondary 1 --timeout 5000 --primary-args "address=127.0.0.1:$NEW_PORT tls=none" \
+	--secondary-args "address=127.0.0.1:$NEW_PORT tls=none" -v reprotect \
+	>"$TEST_DIR/ctl.out" 2>"$TEST_DIR/ctl.err" || rc=$?
+cat "$TEST_DIR/ctl.err"
+expect_eq "$rc" 0 "reprotect: exit status ($(cat "$TEST_DIR/ctl.out"))"
+[[ "$(tail -n 1 "$TEST_DIR/ctl.out")" =~ ^"re-protected: checkpoint "[0-9]+" epoch=2"$ ]] ||
+	fail "reprotect's output: $(cat "$TEST_DIR/ctl.out")"
+# S: 9 (its VM's write, written back) and 12; P: 3, written after the last checkpoint.
+expect_status S reprotect exact
+expect_status S sync_total_bytes $((3 * MiB))
+expect_eq "$(xenstore-read "$(disk_dir 2)/state")" running "the new Primary's state"
+same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the disks after reprotect"
 echo PASS

@@ -3,7 +3,8 @@
 # pair on two simulated nodes (a and b: their own image, role files and loopback address):
 # first start and promotion, a checkpoint, kill -9 of the Primary's tapdisk (a failed
 # promoted instance, 9), promotion of the Secondary (a failover: its disk is exactly the last
-# checkpoint), re-protect (refused until the lifecycle's resync exists), demote and stop.
+# checkpoint), re-protect once a's instance is back (the disks equal after the first
+# checkpoint), demote and stop.
 source "$(dirname "$0")/functions.sh"
 requires ocf-tester
 requires qemu-io
@@ -112,15 +113,26 @@ expect_rc b monitor 8 "b promoted"
 expect_eq "$(field b state)" failed-over "b after promotion"
 same "$TEST_DIR/b.img" "$TEST_DIR/checkpoint.model" "b's disk after the failover"
 
-step "a comes back: b cannot re-protect yet"
+step "a comes back: b re-protects toward it on the same VBD"
+vbd_of b
+qio_cmds "nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$N_PID.$N_MINOR" -- "write -P 0x3c 3M 64k" ||
+	fail "write to b after the failover: $QIO_OUT"
 expect_rc a stop 0 "stop of the failed a"
 expect_rc a monitor 7 "a stopped"
 expect_rc a start 0 "start a again"
 expect_rc b notify 0 "b told of a's start" OCF_RESKEY_CRM_meta_notify_type=post \
 	OCF_RESKEY_CRM_meta_notify_operation=start OCF_RESKEY_CRM_meta_notify_start_uname=a
-grep -qF "re-protecting after a failover or a lost link needs a resync of the changed blocks (the lifecycle issue 12), which does not exist yet: the disk stays unprotected" <<<"$ERR" ||
-	fail "b's notify did not say why it cannot re-protect: $ERR"
-expect_eq "$(field b state)" failed-over "b after the notify"
+grep -qF "re-protected after the failover" <<<"$ERR" || fail "b's notify did not re-protect: $ERR"
+expect_eq "$(field b role)/$(field b state)/$(field b reprotect)" "primary/running/diff" "b after the notify"
+expect_rc b monitor 8 "b, re-protected, promoted"
+expect_rc a monitor 0 "a, its Secondary"
+vbd_of b
+out=$("$TAPCTL" colo -p "$N_PID" -m "$N_MINOR" checkpoint) || fail "b's checkpoint"
+epoch=${out#epoch=}
+vbd_of a
+out=$("$TAPCTL" colo -p "$N_PID" -m "$N_MINOR" checkpoint) || fail "a's checkpoint"
+expect_eq "$out" "epoch=$epoch" "a's checkpoint"
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "the disks after the re-protect and its first checkpoint"
 
 step "demote b, stop both"
 expect_rc b demote 0 "demote b"

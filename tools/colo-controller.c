@@ -24,11 +24,14 @@
 static void usage(FILE *out)
 {
 	fputs("usage: colo-controller [OPTIONS] "
-	      "start|protect|checkpoint|run|failover|stop|status|metrics\n"
+	      "start|protect|reprotect|checkpoint|run|failover|stop|status|metrics\n"
 	      "The disk part of a COLO toolstack, through each side's xenstore.\n"
 	      "\ncommands:\n"
 	      "  start       start secondary on the Secondary, then start primary on the Primary\n"
 	      "  protect     start (with the Primary's sync), wait until in sync, checkpoint\n"
+	      "  reprotect   after a failover, protect in the other direction on the same disks:\n"
+	      "              --primary the failed-over domain, --secondary the old Primary's;\n"
+	      "              both --*-args name address=HOST:PORT (where the Secondary listens)\n"
 	      "  checkpoint  one checkpoint: the Primary's disks, then the Secondary's\n"
 	      "  run         checkpoints in a loop (--interval, --threshold, --count, --duration)\n"
 	      "  failover    fail over the Secondary (--secondary only)\n"
@@ -279,6 +282,52 @@ static int cmd_protect(struct ctl *c)
 	return CTL_OK;
 }
 
+/* Whether the start options ARGS name address=. */
+static bool args_have_address(const char *args)
+{
+	const char *p = args;
+
+	while (p && (p = strstr(p, "address=")))
+		if (p == args || p[-1] == ' ')
+			return true;
+		else
+			p++;
+	return false;
+}
+
+/*
+ * reprotect: after a failover the roles swap but the VBDs and their names stay, so both
+ * sides must say where the new Secondary listens (address=).  The failed-over Secondary's
+ * start primary copies exactly what both sides wrote since their last common checkpoint
+ * (docs/colo.md, "Re-protect and failback"); then the first checkpoint.
+ */
+static int cmd_reprotect(struct ctl *c)
+{
+	uint64_t id, epoch;
+	bool consistent;
+	int rc;
+
+	if (!args_have_address(c->p_args) || !args_have_address(c->s_args)) {
+		ctl_err("reprotect: --primary-args and --secondary-args must both name "
+			"address=HOST:PORT, where the new Secondary listens: the roles swapped, the "
+			"disks' names did not");
+		return CTL_ESETUP;
+	}
+	rc = cmd_start(c);
+	if (rc) {
+		ctl_err("reprotect: the start failed: no checkpoint taken");
+		return rc;
+	}
+	rc = ctl_checkpoint(c, &id, &epoch, &consistent);
+	if (rc) {
+		ctl_err("reprotect: the first checkpoint failed: the Secondary's disks are not "
+			"consistent yet");
+		return rc;
+	}
+	printf("re-protected: checkpoint %" PRIu64 " epoch=%" PRIu64 "\n", id, epoch);
+	return CTL_OK;
+}
+
 static int cmd_checkpoint(struct ctl *c)
 {
 	uint64_t id, epoch;
@@ -450,6 +499,7 @@ static const struct command commands[] = {
 	{"start", cmd_start, true, true, O_XS | O_ARGS | O_THRESHOLD | O_TIMEOUT},
 	{"checkpoint", cmd_checkpoint, true, true, O_XS | O_TIMEOUT},
 	{"protect", cmd_protect, true, true, O_XS | O_ARGS | O_THRESHOLD | O_TIMEOUT},
+	{"reprotect", cmd_reprotect, true, true, O_XS | O_ARGS | O_THRESHOLD | O_TIMEOUT},
 	{"run", ctl_run, true, true, O_XS | O_THRESHOLD | O_TIMEOUT | O_RUN},
 	{"failover", ctl_failover, false, true, O_XS | O_TIMEOUT},
 	{"stop", cmd_stop, false, false, O_XS | O_TIMEOUT},
