@@ -161,6 +161,45 @@ START_TEST(test_map_epochs)
 }
 END_TEST
 
+/* Re-protect: each open epoch's set and the carried one as extents; carry_all keeps every block. */
+START_TEST(test_sets)
+{
+	struct colo_dirty *d;
+	uint64_t epochs[COLO_DIRTY_MAPS_MAX], ext[2], mib = 1 << 20;
+
+	ck_assert_int_eq(colo_dirty_create(70 * mib, BS, &d), 0);
+	ck_assert_int_eq(colo_dirty_maps(d, epochs), 0);
+	colo_dirty_mark(d, 3 * mib + 4096, 4096, 4);	  /* extent 3, epoch 4 */
+	colo_dirty_mark(d, 65 * mib - 4096, 8192, 5);	  /* extents 64 and 65, epoch 5 */
+	colo_dirty_mark(d, 70 * mib - 512, 512, 5);	  /* the last extent, 69 */
+	ck_assert_int_eq(colo_dirty_maps(d, epochs), 2);
+	ck_assert_uint_eq(epochs[0], 4);
+	ck_assert_uint_eq(epochs[1], 5);
+	memset(ext, 0, sizeof(ext));
+	colo_dirty_extents(d, 0, mib, ext);
+	ck_assert_uint_eq(ext[0], 1ULL << 3);
+	ck_assert_uint_eq(ext[1], 0);
+	memset(ext, 0, sizeof(ext));
+	colo_dirty_extents(d, 1, mib, ext);
+	ck_assert_uint_eq(ext[0], 0);
+	ck_assert_uint_eq(ext[1], 1ULL | 1ULL << 1 | 1ULL << 5);
+	memset(ext, 0, sizeof(ext));
+	colo_dirty_extents(d, -1, mib, ext); /* nothing carried yet */
+	ck_assert_uint_eq(ext[0] | ext[1], 0);
+	ck_assert_int_eq(colo_dirty_carry_all(d), 0);
+	ck_assert_int_eq(colo_dirty_maps(d, epochs), 0);
+	ck_assert_uint_eq(colo_dirty_count(d, UINT64_MAX), 1 + 2 + 1);
+	colo_dirty_extents(d, -1, mib, ext);
+	ck_assert_uint_eq(ext[0], 1ULL << 3);
+	ck_assert_uint_eq(ext[1], 1ULL | 1ULL << 1 | 1ULL << 5);
+	colo_dirty_commit(d, UINT64_MAX); /* a commit leaves carried blocks */
+	ck_assert_uint_eq(colo_dirty_count(d, 0), 4);
+	colo_dirty_forget_carried(d);
+	ck_assert_uint_eq(colo_dirty_count(d, 0), 0);
+	colo_dirty_destroy(d);
+}
+END_TEST
+
 START_TEST(test_round_trip)
 {
 	struct colo_dirty_log *log;
@@ -433,6 +472,7 @@ static Suite *colo_dirty_suite(void)
 	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_checked_fixture(tc, per_test_setup, NULL);
 	tcase_add_test(tc, test_map_epochs);
+	tcase_add_test(tc, test_sets);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_clear_rules);
 	tcase_add_test(tc, test_async_flush);
