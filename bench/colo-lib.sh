@@ -150,6 +150,45 @@ print(*(get[k]() for k in sys.argv[1:]))
 ' "$@"
 }
 
+# proc_counts PID...: "ticks faults" of each (utime + stime, and minflt, of /proc/PID/stat)
+proc_counts() {
+	local p a out=()
+	for p in "$@"; do
+		read -r -a a <"/proc/$p/stat"
+		# minflt is the 10th field, utime and stime the 14th and 15th.
+		out+=($((a[13] + a[14])) "${a[9]}")
+	done
+	echo "${out[*]}"
+}
+
+# fio_nbd URI ARGS... -> "IOPS MiB/s io_bytes runtime_ms" of RUNTIME seconds of fio's NBD
+# engine on URI.
+fio_nbd() {
+	local u=$1 out
+	shift
+	out=$(fio --name=b --ioengine=nbd --uri="$u" --runtime="$RUNTIME" --time_based \
+		--output-format=json "$@" 2>/dev/null)
+	fio_write iops mib io_bytes runtime <<<"$out"
+}
+
+# workload_args W: sets args, fio's for randwrite4k (4 KiB random writes at QD32) or
+# seqwrite1m (1 MiB sequential writes at QD8).
+workload_args() {
+	case $1 in
+	randwrite4k) args=(--rw=randwrite --bs=4k --iodepth=32) ;;
+	seqwrite1m) args=(--rw=write --bs=1M --iodepth=8) ;;
+	esac
+}
+
+# drain_rate BYTES RUN_MS CKPT_MS W: the run's bytes over its time plus the Primary's
+# checkpoint (which waits for the backlog), in W's unit (MiB/s, or 4 KiB IOPS).
+drain_rate() {
+	awk -v b="$1" -v r="$2" -v c="$3" -v k="$4" 'BEGIN {
+		s = (r + c) / 1000
+		if (k == "seqwrite1m") printf "%.1f", b / 1048576 / s
+		else printf "%d", b / 4096 / s }'
+}
+
 # median X...: the middle value (of an even count, the lower of the two in the middle).
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

@@ -66,17 +66,6 @@ bench_images
 [ "$SHM" = 0 ] || bench_fill "$shm/secondary.img"
 [ "$PIN" = 0 ] || bench_fill "$shm/secondary-pin.img"
 
-# proc_counts PID...: "ticks faults" of each (utime + stime, and minflt, of /proc/PID/stat)
-proc_counts() {
-	local p a out=()
-	for p in "$@"; do
-		read -r -a a <"/proc/$p/stat"
-		# minflt is the 10th field, utime and stime the 14th and 15th.
-		out+=($((a[13] + a[14])) "${a[9]}")
-	done
-	echo "${out[*]}"
-}
-
 # pin CPU PID...: every thread of each process on that CPU.
 pin() {
 	local cpu=$1 p
@@ -141,10 +130,7 @@ workloads=(randwrite4k seqwrite1m)
 declare -A vals ckp cks drain backlog bufblk cpu_p cpu_s flt_p flt_s floor
 for rep in $(seq "$REPS"); do
 	for w in "${workloads[@]}"; do
-		case $w in
-		randwrite4k) args=(--rw=randwrite --bs=4k --iodepth=32) ;;
-		seqwrite1m) args=(--rw=write --bs=1M --iodepth=8) ;;
-		esac
+		workload_args "$w"
 		for t in "${targets[@]}"; do
 			read -r -a c0 < <(proc_counts ${pids[$t]})
 			read -r iops mib bytes ms < <(run_fio "$t" "${args[@]}")
@@ -158,10 +144,7 @@ for rep in $(seq "$REPS"); do
 				backlog[$t,$w]+=" $(field "$1" "$2" inflight_bytes)"
 				timed "$1" "$2" checkpoint
 				ckp[$t,$w]+=" $MS"
-				d=$(awk -v b="$bytes" -v r="$ms" -v c="$MS" -v k="$w" 'BEGIN {
-					s = (r + c) / 1000
-					if (k == "seqwrite1m") printf "%.1f", b / 1048576 / s
-					else printf "%d", b / 4096 / s }')
+				d=$(drain_rate "$bytes" "$ms" "$MS" "$w")
 				drain[$t,$w]+=" $d"
 				bufblk[$t,$w]+=" $(field "$3" "$4" buffer_blocks)"
 				timed "$3" "$4" checkpoint

@@ -22,7 +22,7 @@ make -C "$src/build-asan" -s -j2 check || { cat "$src"/build-asan/tests/*.log "$
 
 echo "== libFuzzer targets, ${FUZZ_SECONDS}s each"
 BUILD_DIR=$src/build-fuzz "$src/scripts/build.sh" --enable-fuzzers CC=clang
-for f in fuzz-nbd-request fuzz-control-message fuzz-colo-frame fuzz-colo-request; do
+for f in fuzz-nbd-request fuzz-control-message fuzz-colo-frame fuzz-colo-request fuzz-colo-handshake; do
 	corpus=$src/build-fuzz/corpus-$f
 	mkdir -p "$corpus"
 	"$src/build-fuzz/tests/fuzz/$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus" \
