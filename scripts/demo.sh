@@ -71,8 +71,12 @@ puri=$(uri "$XS_A" 5 51712)
 suri=$(uri "$XS_B" 7 51712)
 puri2=$(uri "$XS_A" 5 51728)
 
+say "A pre-shared key for the replication links: TLS 1.3 (docs/colo.md, \"Securing the link\")"
+run psktool -u hosta -p "$work/keys.psk"
+
 say "The controller starts the pair through xenstore (Secondary first; both disks verified equal)"
-ctl --primary-args verify=1 -v start
+ctl --primary-args "verify=1 tls=psk tls_psk=$work/keys.psk tls_user=hosta" \
+	--secondary-args "tls=psk tls_psk=$work/keys.psk" -v start
 run on_a xenstore-ls /local/domain/0/colo/5/disks/51712
 
 say "The guest writes 8 MiB on each Primary disk; each write is forwarded to the Secondary"
