@@ -200,6 +200,23 @@ expect_status A reprotect ""
 expect_status A sync_sent_bytes $((1 * MiB))
 ckpt A B 2
 same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "stopped and started again: the disks"
+
+step "a broken Secondary starts as Primary (its buffer dropped), the stopped Primary as Secondary"
+wr A 0x61 16
+wait_applied_on A
+wr B 0x62 17 # B's VM: in B's buffer, dropped below
+colo A stop || fail "stop A"
+wait_status B state broken 10
+expect_status B buffer_blocks 32
+colo A start secondary address=127.0.0.1:$A_PORT || fail "start secondary on the stopped A"
+colo B start primary address=127.0.0.1:$A_PORT || fail "start primary on the broken Secondary B"
+expect_status B reprotect ""
+expect_status B buffer_blocks 0
+# B's disk has A's write to 16 (applied), not its VM's to 17 (in the dropped buffer): it
+# equals A's, and the diff sends nothing.
+expect_status B sync_sent_bytes 0
+ckpt B A 2
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "broken Secondary started as Primary: the disks"
 colo_destroy A
 colo_destroy B
 
