@@ -36,7 +36,8 @@ ra() {
 	shift 2
 	RC=0
 	ERR=$(env HA_RSCTMP="$TEST_DIR/$node.rsc" OCF_RESKEY_CRM_meta_on_node="$node" \
-		OCF_RESKEY_image="$TEST_DIR/$node.img" "$@" "$AGENT" "$action" 2>&1 >/dev/null) ||
+		OCF_RESKEY_image="$TEST_DIR/$node.img" OCF_RESKEY_dirty_log="$TEST_DIR/$node.dlog" \
+		"$@" "$AGENT" "$action" 2>&1 >/dev/null) ||
 		RC=$?
 }
 
@@ -66,6 +67,8 @@ step "validate-all"
 expect_rc a validate-all 0 "a valid configuration"
 expect_rc a validate-all 6 "a bad port" OCF_RESKEY_port=70000
 expect_eq "$ERR" "ocf-exit-reason:port 70000 is not in 1..65535" "a bad port"
+expect_rc a validate-all 6 "a relative dirty_log" OCF_RESKEY_dirty_log=a.dlog
+expect_eq "$ERR" "ocf-exit-reason:dirty_log 'a.dlog' is not an absolute path" "a relative dirty_log"
 expect_rc c validate-all 6 "a node without an address"
 expect_eq "$ERR" "ocf-exit-reason:addresses 'a=127.0.0.1 b=127.0.0.2' has no address for this node, c" \
 	"a node without an address"
@@ -123,7 +126,10 @@ expect_rc a start 0 "start a again"
 expect_rc b notify 0 "b told of a's start" OCF_RESKEY_CRM_meta_notify_type=post \
 	OCF_RESKEY_CRM_meta_notify_operation=start OCF_RESKEY_CRM_meta_notify_start_uname=a
 grep -qF "re-protected after the failover" <<<"$ERR" || fail "b's notify did not re-protect: $ERR"
-expect_eq "$(field b role)/$(field b state)/$(field b reprotect)" "primary/running/diff" "b after the notify"
+# a's instance read its dirty log (1M and 2M, written since its start); b wrote back 2M (the
+# originals) and wrote 3M: exactly those three extents are copied.
+expect_eq "$(field b role)/$(field b state)/$(field b reprotect)" "primary/running/exact" "b after the notify"
+expect_eq "$(field b sync_total_bytes)" $((3 << 20)) "the bytes b's re-protect copied"
 expect_rc b monitor 8 "b, re-protected, promoted"
 expect_rc a monitor 0 "a, its Secondary"
 vbd_of b
