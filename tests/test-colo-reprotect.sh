@@ -42,6 +42,17 @@ colo A start primary address=127.0.0.1:$B_PORT sync=diff connect_timeout=10000 |
 expect_status A state running
 expect_status B state running
 ckpt A B 2
+colo A stop || fail "stop A"
+colo B stop || fail "stop B"
+if ip -6 addr show lo 2>/dev/null | grep -q "inet6 ::1/"; then
+	step "address=[::1]:PORT: the same stopped VBDs started again over IPv6"
+	colo B start secondary "address=[::1]:$B_PORT" || fail "start secondary address=[::1]"
+	colo A start primary "address=[::1]:$B_PORT" || fail "start primary address=[::1]"
+	expect_status A state running
+	grep -q "colo ::1:$B_PORT: replicating to the Secondary" "$TAPLOG" ||
+		fail "the Primary did not replicate to [::1]:$B_PORT"
+	ckpt A B 2
+fi
 colo_destroy A
 colo_destroy B
 
