@@ -152,6 +152,23 @@ refused "$PSK" "tls=psk tls_psk=$PKI/wrong.psk tls_user=primary" \
 	"TLS handshake: A TLS fatal alert has been received. (Illegal parameter) (is the PSK the same on both sides?)" \
 	"TLS handshake: An illegal parameter has been received. (is the PSK the same on both sides?)"
 
+step "keys are read again for every connection: a renewed PSK file applies without a restart"
+make_image "$pimg" 16M 3
+cp "$pimg" "$simg"
+colo_pair_create "$pimg" "$simg"
+install -m 0600 "$PKI/keys.psk" "$PKI/renewed.psk"
+colo S start secondary tls=psk "tls_psk=$PKI/renewed.psk" || fail "start secondary"
+rc=0
+out=$(colo P start primary tls=psk "tls_psk=$PKI/wrong.psk" tls_user=primary 2>&1) || rc=$?
+[ "$rc" != 0 ] || fail "a Primary with another key was accepted"
+install -m 0600 "$PKI/wrong.psk" "$PKI/renewed.psk" # the Secondary's key renewed in place
+colo P start primary tls=psk "tls_psk=$PKI/wrong.psk" tls_user=primary ||
+	fail "the Primary with the renewed key, without restarting the Secondary"
+qio_cmds "$P_URI" -- 'write -P 0x66 1M 1M' || fail "write: $QIO_OUT"
+checkpoint_both 2
+same "$simg" "$pimg" "the Secondary's image after the checkpoint"
+colo_pair_destroy
+
 step "refused: a plain-text Primary against a TLS Secondary, and the reverse"
 refused "$X509" "tls=none" "the Secondary refused: the Primary uses tls=none, this Secondary tls=x509" \
 	"the Primary uses tls=none, this Secondary tls=x509"

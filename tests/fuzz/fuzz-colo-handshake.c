@@ -35,7 +35,8 @@
 #define FUZZ_MAX_ITERATIONS 1000
 
 static struct colo *c;
-static char fuzz_psk[64];
+static char fuzz_dir[64];
+static char fuzz_psk[96];
 
 static void fuzz_assert(int cond, const char *what)
 {
@@ -45,9 +46,14 @@ static void fuzz_assert(int cond, const char *what)
 	}
 }
 
+static void fuzz_cleanup(void)
+{
+	unlink(fuzz_psk);
+	rmdir(fuzz_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char dir[] = "/tmp/fuzz-colo-handshake.XXXXXX";
 	static const char key[] = "primary:0123456789abcdef0123456789abcdef\n";
 	int fd;
 
@@ -55,8 +61,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	tlog_set_stderr(getenv("FUZZ_VERBOSE") != NULL);
 	fuzz_assert(tapdisk_server_init() == 0, "tapdisk_server_init");
-	fuzz_assert(mkdtemp(dir) != NULL, "mkdtemp");
-	snprintf(fuzz_psk, sizeof(fuzz_psk), "%s/keys.psk", dir);
+	snprintf(fuzz_dir, sizeof(fuzz_dir), "/tmp/fuzz-colo-handshake.XXXXXX");
+	fuzz_assert(mkdtemp(fuzz_dir) != NULL, "mkdtemp");
+	snprintf(fuzz_psk, sizeof(fuzz_psk), "%s/keys.psk", fuzz_dir);
+	atexit(fuzz_cleanup);
 	fd = open(fuzz_psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	fuzz_assert(fd >= 0 && write(fd, key, sizeof(key) - 1) == sizeof(key) - 1, "the PSK file");
 	close(fd);
