@@ -244,9 +244,15 @@ void colo_sync_kick(struct colo *c)
 
 	if (!s || s->end_seq || c->link_state != COLO_LINK_UP)
 		return;
+	/*
+	 * Bounded by the window, the rate, and queue_limit like the guest's writes; but one
+	 * extent may always be under way, so that a small queue_limit that guest writes keep
+	 * busy does not stop the copy (it then overshoots by that one extent).
+	 */
 	while (s->reads < COLO_SYNC_READS && s->reads + s->w_n < COLO_SYNC_WINDOW &&
 	       (!c->opts.sync_rate || s->tokens > 0) &&
-	       c->p.reserved + COLO_SYNC_EXTENT <= c->opts.queue_limit) {
+	       ((!s->reads && !s->w_n) ||
+		c->p.reserved + COLO_SYNC_EXTENT <= c->opts.queue_limit)) {
 		uint64_t e = colo_sync_next(c);
 
 		if (e == s->n)

@@ -10,12 +10,14 @@ requires_python_nbd
 
 MiB=$((1 << 20))
 
-# sync_with_writers MODE RATE: a pair on differing random disks, started with sync=MODE and
-# sync_rate=RATE while two writers (one following the copy, one anywhere) write to the
-# Primary; then the first checkpoint, and the disks compared.
+# sync_with_writers MODE RATE [OPTION...]: a pair on differing random disks, started (both
+# sides with the OPTIONs) with sync=MODE and sync_rate=RATE while two writers (one following
+# the copy, one anywhere) write to the Primary; then the first checkpoint, and the disks
+# compared.
 sync_with_writers() {
 	local mode=$1 rate=$2 spid n1 n2 rc=0
-	step "sync=$mode sync_rate=$rate with two writers racing the copy"
+	shift 2
+	step "sync=$mode sync_rate=$rate${*:+ $*} with two writers racing the copy"
 	make_image "$TEST_DIR/p.img" 24M 11
 	if [ "$mode" = diff ]; then
 		# Most extents equal, every fourth differs in one sector.
@@ -32,9 +34,10 @@ sync_with_writers() {
 	export TAPDISK_COLO_SYNC_TEST_DELAY_MS=50
 	colo_pair_create "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 	unset TAPDISK_COLO_SYNC_TEST_DELAY_MS
-	colo S start secondary || fail "start secondary"
+	colo S start secondary "$@" || fail "start secondary"
 	rm -f "$TEST_DIR/stop"
-	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync="$mode" sync_rate="$rate" tls=none \
+	"$TAPCTL" colo -p "$P_PID" -m "$P_MINOR" start primary sync="$mode" sync_rate="$rate" "$@" \
+		tls=none \
 		>"$TEST_DIR/start.out" 2>&1 &
 	spid=$!
 	wait_status P state syncing 30
@@ -64,7 +67,8 @@ sync_with_writers() {
 }
 
 sync_with_writers full 4M
-sync_with_writers diff 4M
+# The smallest queue_limit, which the writers keep busy: the copy still goes on.
+sync_with_writers diff 4M queue_limit=1M
 
 step "sync=diff sends exactly the extents that differ (the last one short)"
 # 16.5 MiB: 17 extents, the last 512 KiB.  Extents 0, 5 and 16 differ by one sector each.
