@@ -347,7 +347,7 @@ static const char *colo_pending(struct colo *c);
 
 /*
  * A VBD whose replication ended (failed-over, stopped) starts again in either role, a broken
- * one in the other role (a broken side started again in its own role is the resync's): the
+ * one in either role (in its own role it resyncs: colo-protocol.md, "Resync"): the
  * last run's state goes (timers, sockets, queues; a broken Secondary's buffer is dropped
  * unwritten: the new Primary's sync makes the other disk right).  The dirty map stays: a failed-over Secondary's is what it wrote
  * since the failover (its re-protect sends it), an old Primary's what the new Primary lacks.
@@ -358,7 +358,7 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 	bool failed_over_secondary =
 		c->role == COLO_ROLE_SECONDARY && c->state == COLO_STATE_FAILED_OVER;
 
-	if (!colo_ended(c) && !(broken && role != c->role))
+	if (!colo_ended(c) && !broken)
 		return colo_fail(c, -EBUSY, "start: already started as %s (%s)",
 				 colo_role_name(c->role), colo_state_name(c->state));
 	if (c->start_call.done || c->ckpt_call.done || c->stop_call.done)
@@ -386,6 +386,12 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 		(unsigned long long)c->epoch);
 	c->link_state = COLO_LINK_NONE;
 	c->stop_failover = false;
+	if (!broken || role != c->role) {
+		/* The pair's history (the resync's) does not survive a change of role or an end. */
+		c->p.history = false;
+		c->p.committed = 0;
+		c->s.pair_known = c->s.resumable = false;
+	}
 	c->p.reprotect = role == COLO_ROLE_PRIMARY && failed_over_secondary && c->p.dirty;
 	c->role = COLO_ROLE_NONE;
 	colo_set_state(c, COLO_STATE_IDLE);

@@ -261,6 +261,8 @@ void colo_dirty_commit(struct colo_dirty *d, uint64_t epoch)
 
 void colo_dirty_forget_carried(struct colo_dirty *d)
 {
+	if (!d)
+		return;
 	free(d->carried);
 	d->carried = NULL;
 	dirty_clear_log(d);

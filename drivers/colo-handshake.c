@@ -217,6 +217,7 @@ static void colo_hs_send_hello(struct colo *c)
 	};
 
 	memcpy(h.session_id, c->session_id, sizeof(h.session_id));
+	colo_primary_hello(c, &h);
 	colo_hello_encode(&h, &c->hs.hello);
 	colo_hs_start_send(c, &c->hs.hello, sizeof(c->hs.hello));
 }
@@ -229,6 +230,10 @@ static void colo_hs_send_reply(struct colo *c, int status, const uint8_t *sessio
 
 	if (session_id)
 		memcpy(r.session_id, session_id, sizeof(r.session_id));
+	if (!status && c->s.resume_ok) {
+		r.flags = COLO_REPLY_RESUMED;
+		r.epoch = c->s.resume_at;
+	}
 	snprintf(r.message, sizeof(r.message), "%s", msg);
 	colo_hello_reply_encode(&r, &c->hs.reply);
 	c->hs.refused = status != 0;
@@ -266,6 +271,7 @@ static int colo_hs_check_hello(struct colo *c, struct colo_hello *h, char *msg, 
 			 h->block_size, c->opts.block_size);
 		return EINVAL;
 	}
+	colo_secondary_check_resume(c, h);
 	return 0;
 }
 
@@ -287,6 +293,9 @@ static int colo_hs_got_reply(struct colo *c)
 		return colo_fail(c, -EPROTO, "start: the Secondary answered TLS in plain text");
 	if (memcmp(r.session_id, c->session_id, sizeof(r.session_id)))
 		return colo_fail(c, -EPROTO, "start: the Secondary answered another session");
+	rc = colo_primary_resume_reply(c, &r);
+	if (rc)
+		return rc;
 	ts = c->hs.ts;
 	fd = c->hs.fd;
 	c->hs.ts = NULL;

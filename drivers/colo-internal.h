@@ -211,6 +211,16 @@ struct colo {
 		const char *reprotect_kind;
 		uint64_t reprotect_since;
 		struct colo_reprotect *rp;
+		/*
+		 * The pair (docs/colo-protocol.md, "Resync"): its identity, the last checkpoint
+		 * known complete on both sides, whether the map holds all that changed since it
+		 * (a run replicated, or a log was read), and this start's resync.
+		 */
+		uint8_t pair_id[16];
+		bool pair_set, history;
+		uint64_t committed;
+		bool resuming, resumed;
+		uint64_t resume_at;
 		struct colo_sync *sync; /* the copy running, if any (colo-sync.c) */
 		/* The last sync's progress, kept after it ended for status. */
 		uint64_t sync_done, sync_total, sync_sent, sync_rate;
@@ -236,6 +246,14 @@ struct colo {
 		uint32_t *verify_crcs; /* our checksums, once made; NULL before */
 		int verify_err;	       /* why they could not be made */
 		bool verifying; /* the Primary's start waits for our verify: not replicating yet */
+		/*
+		 * The pair this Secondary serves, the last checkpoint it completed, and whether its
+		 * disk is that checkpoint plus only writes its Primary knows (a resync may start
+		 * from it); @resume_ok and @resume_at: the hello being answered asks for one.
+		 */
+		uint8_t pair_id[16];
+		bool pair_known, resumable, resume_ok;
+		uint64_t ckpt_done, resume_at;
 		bool syncing;	  /* the Primary copies its disk: frames go straight to the disk */
 		bool inconsistent; /* from a sync until the first checkpoint: no failover */
 		uint64_t sync_rx;  /* bytes of SYNC frames applied */
@@ -318,6 +336,10 @@ void colo_primary_link_lost(struct colo *c, int err);
 void colo_primary_close(struct colo *c);
 /* The handshake succeeded and the link is up: forwarding starts. */
 int colo_primary_link_ready(struct colo *c);
+/* The pair's part of the hello: its identity, and RESUME with the checkpoint to resync from. */
+void colo_primary_hello(struct colo *c, struct colo_hello *h);
+/* The Secondary's answer to RESUME: 0, or -errno (the start fails) with the reason. */
+int colo_primary_resume_reply(struct colo *c, const struct colo_hello_reply *r);
 /* The start fails with @err (its reason recorded already). */
 void colo_primary_start_failed(struct colo *c, int err);
 uint64_t colo_primary_dirty_blocks(const struct colo *c);
@@ -345,6 +367,8 @@ void colo_secondary_link_lost(struct colo *c);
 void colo_secondary_close(struct colo *c);
 /* The Primary's hello @h was accepted and the link is up: replication runs. */
 void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h);
+/* Decides whether the hello's RESUME can be granted (s.resume_ok, s.resume_at). */
+void colo_secondary_check_resume(struct colo *c, const struct colo_hello *h);
 void colo_secondary_writeback_sync(struct colo *c);
 /* Starts what may start, retires what finished, and moves a pending stop or failover on. */
 void colo_secondary_pump(struct colo *c);

@@ -234,9 +234,9 @@ static int colo_primary_open_log(struct colo *c)
 	err = colo_dirty_attach_log(c->p.dirty, log);
 	if (!err) {
 		err = colo_dirty_log_flush(log);
-		c->p.log_event = tapdisk_server_register_event(
-			SCHEDULER_POLL_READ_FD, colo_dirty_log_fd(log), TV_ZERO, colo_primary_log_event,
-			c);
+		c->p.log_event = tapdisk_server_register_event(SCHEDULER_POLL_READ_FD,
+							       colo_dirty_log_fd(log), TV_ZERO,
+							       colo_primary_log_event, c);
 		if (!err && c->p.log_event < 0)
 			err = c->p.log_event;
 		if (err)
@@ -244,6 +244,12 @@ static int colo_primary_open_log(struct colo *c)
 	}
 	if (err)
 		return colo_fail(c, err, "dirty_log=%s: %s", c->opts.dirty_log, strerror(-err));
+	if (colo_dirty_log_epoch(log) || colo_dirty_log_count(log)) {
+		/* A log of an earlier run: it knows what changed since its checkpoint. */
+		c->p.history = true;
+		if (colo_dirty_log_epoch(log) > c->p.committed)
+			c->p.committed = colo_dirty_log_epoch(log);
+	}
 	DPRINTF("colo %s:%s: dirty log %s: %llu extents dirty from before, checkpoint %llu",
 		c->host, c->port, c->opts.dirty_log, (unsigned long long)colo_dirty_log_count(log),
 		(unsigned long long)colo_dirty_log_epoch(log));
@@ -458,6 +464,8 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 		 */
 		if (c->p.ckpt_epoch > 1) {
 			colo_dirty_commit(c->p.dirty, c->p.ckpt_epoch - 1);
+			if (c->p.ckpt_epoch - 1 > c->p.committed)
+				c->p.committed = c->p.ckpt_epoch - 1;
 			/* The clears go to disk in the background, so that a crash resyncs less. */
 			if (colo_dirty_log(c->p.dirty))
 				tapdisk_server_defer(&c->p.log_flush);
@@ -597,6 +605,7 @@ int colo_primary_link_ready(struct colo *c)
 
 	colo_clear_error(c); /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
+	c->p.history = true; /* from now on the map knows what the Secondary lacks */
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
 	/* The steps' first frames go ahead of the writes queued while connecting. */
 	c->p.step = -1;
@@ -606,6 +615,54 @@ int colo_primary_link_ready(struct colo *c)
 	list_for_each_entry(fwd, &c->p.unacked, list)
 		if (!fwd->f.seq)
 			colo_primary_send(c, fwd);
+	return 0;
+}
+
+/* ---- the pair: its identity, and the resync after a lost link or a restart ---- */
+
+void colo_primary_hello(struct colo *c, struct colo_hello *h)
+{
+	struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+
+	if (!c->p.pair_set) {
+		if (log)
+			memcpy(c->p.pair_id, colo_dirty_log_pair(log), sizeof(c->p.pair_id));
+		else if (getrandom(c->p.pair_id, sizeof(c->p.pair_id), 0) != sizeof(c->p.pair_id))
+			memcpy(c->p.pair_id, c->session_id, sizeof(c->p.pair_id));
+		c->p.pair_set = true;
+	}
+	memcpy(h->pair_id, c->p.pair_id, sizeof(h->pair_id));
+	if (c->p.resuming) {
+		h->flags |= COLO_HELLO_RESUME;
+		h->resume_epoch = c->p.committed;
+	}
+}
+
+int colo_primary_resume_reply(struct colo *c, const struct colo_hello_reply *r)
+{
+	c->p.resumed = false;
+	if (!(r->flags & COLO_REPLY_RESUMED)) {
+		if (c->p.resuming)
+			DPRINTF("colo %s:%s: resync: the Secondary has no checkpoint in common with "
+				"us (pair, or a checkpoint since %llu): diff of the whole disk",
+				c->host, c->port, (unsigned long long)c->p.committed);
+		return 0;
+	}
+	if (!c->p.resuming || r->epoch < c->p.committed)
+		return colo_fail(c, -EPROTO,
+				 "start: the Secondary offered a resync since checkpoint %llu, but "
+				 "we %s",
+				 (unsigned long long)r->epoch,
+				 c->p.resuming ? "know the changes only since a later one"
+					       : "asked for none");
+	c->p.resumed = true;
+	c->p.resume_at = r->epoch;
+	/* The Secondary's epochs go on from its checkpoint: so do ours. */
+	c->epoch = r->epoch + 1;
+	DPRINTF("colo %s:%s: resync since checkpoint %llu, both sides' last in common: %llu "
+		"bytes dirty",
+		c->host, c->port, (unsigned long long)r->epoch,
+		(unsigned long long)colo_dirty_bytes(c->p.dirty, r->epoch));
 	return 0;
 }
 
@@ -640,6 +697,9 @@ int colo_primary_start(struct colo *c)
 		if (err)
 			return err;
 	}
+	/* With what changed since a checkpoint known, a start resyncs if the Secondary can. */
+	c->p.resuming = c->p.history && !c->p.reprotect;
+	c->p.resumed = false;
 	if (getrandom(c->session_id, sizeof(c->session_id), 0) != sizeof(c->session_id))
 		return colo_fail(c, -errno, "start: no random session id: %s", strerror(errno));
 	c->p.next_seq = 1;

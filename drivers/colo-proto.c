@@ -25,8 +25,9 @@ _Static_assert(offsetof(struct colo_wire_frame, hdr_crc) == 40, "hdr_crc covers 
 #define COLO_BLOCK_MAX (1U << 20)
 #define COLO_ERRNO_MAX 4095U
 #define COLO_PAYLOAD_ALIGN 4096U
-#define COLO_HELLO_KNOWN_FLAGS                                                                  \
-	(COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_REPROTECT)
+#define COLO_HELLO_KNOWN_FLAGS                                                                     \
+	(COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_RESUME |           \
+	 COLO_HELLO_REPROTECT)
 
 __attribute__((format(printf, 4, 5))) static int colo_fail(char *err, size_t errlen, int rc,
 							   const char *fmt, ...)
@@ -39,16 +40,6 @@ __attribute__((format(printf, 4, 5))) static int colo_fail(char *err, size_t err
 		va_end(ap);
 	}
 	return rc;
-}
-
-static bool colo_all_zero(const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len--)
-		if (*p++)
-			return false;
-	return true;
 }
 
 /* VERIFY carries one CRC32C per COLO_VERIFY_CHUNK of the disk, the last chunk short. */
@@ -70,6 +61,8 @@ void colo_hello_encode(const struct colo_hello *h, struct colo_wire_hello *w)
 	w->auth_type = htobe32(h->auth_type);
 	memcpy(w->session_id, h->session_id, sizeof(w->session_id));
 	w->auth_len = htobe32(h->auth_len);
+	memcpy(w->pair_id, h->pair_id, sizeof(w->pair_id));
+	w->resume_epoch = htobe64(h->resume_epoch);
 }
 
 int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, char *err,
@@ -87,19 +80,25 @@ int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, cha
 	h->auth_type = be32toh(w->auth_type);
 	h->auth_len = be32toh(w->auth_len);
 	memcpy(h->session_id, w->session_id, sizeof(h->session_id));
+	memcpy(h->pair_id, w->pair_id, sizeof(h->pair_id));
+	h->resume_epoch = be64toh(w->resume_epoch);
 
 	/* Version first: a later version may give the reserved bytes a meaning. */
 	if (h->version != COLO_PROTO_VERSION)
 		return colo_fail(err, errlen, -EPROTONOSUPPORT,
 				 "protocol version %" PRIu32 ", expected %d", h->version,
 				 COLO_PROTO_VERSION);
-	if (!colo_all_zero(w->reserved, sizeof(w->reserved)))
+	if (w->reserved)
 		return colo_fail(err, errlen, -EPROTO, "hello reserved bytes not zero");
 	if (h->flags & ~(uint32_t)COLO_HELLO_KNOWN_FLAGS)
 		return colo_fail(err, errlen, -EPROTO, "unknown hello flags 0x%" PRIx32,
 				 h->flags & ~(uint32_t)COLO_HELLO_KNOWN_FLAGS);
 	if ((h->flags & COLO_HELLO_SYNC_DIFF) && !(h->flags & COLO_HELLO_SYNC))
 		return colo_fail(err, errlen, -EPROTO, "hello flag SYNC_DIFF without SYNC");
+	if ((h->flags & COLO_HELLO_RESUME) && !(h->flags & COLO_HELLO_SYNC))
+		return colo_fail(err, errlen, -EPROTO, "hello flag RESUME without SYNC");
+	if (!(h->flags & COLO_HELLO_RESUME) && h->resume_epoch)
+		return colo_fail(err, errlen, -EPROTO, "hello resume_epoch without RESUME");
 	if (h->auth_type > COLO_AUTH_PSK)
 		return colo_fail(err, errlen, -EOPNOTSUPP,
 				 "authentication type %" PRIu32 " not supported", h->auth_type);
@@ -135,6 +134,8 @@ void colo_hello_reply_encode(const struct colo_hello_reply *r, struct colo_wire_
 	w->version = htobe32(r->version);
 	w->status = (int32_t)htobe32((uint32_t)r->status);
 	memcpy(w->session_id, r->session_id, sizeof(w->session_id));
+	w->flags = htobe32(r->flags);
+	w->epoch = htobe64(r->epoch);
 	memcpy(w->message, r->message, strnlen(r->message, sizeof(w->message) - 1));
 }
 
@@ -150,10 +151,19 @@ int colo_hello_reply_decode(const struct colo_wire_hello_reply *w, struct colo_h
 	r->version = be32toh(w->version);
 	r->status = (int32_t)be32toh((uint32_t)w->status);
 	memcpy(r->session_id, w->session_id, sizeof(r->session_id));
+	r->flags = be32toh(w->flags);
+	r->epoch = be64toh(w->epoch);
 	if (r->version != COLO_PROTO_VERSION)
 		return colo_fail(err, errlen, -EPROTONOSUPPORT,
 				 "protocol version %" PRIu32 ", expected %d", r->version,
 				 COLO_PROTO_VERSION);
+	if (w->reserved)
+		return colo_fail(err, errlen, -EPROTO, "hello reply reserved bytes not zero");
+	if (r->flags & ~(uint32_t)COLO_REPLY_RESUMED)
+		return colo_fail(err, errlen, -EPROTO, "unknown hello reply flags 0x%" PRIx32,
+				 r->flags & ~(uint32_t)COLO_REPLY_RESUMED);
+	if (!(r->flags & COLO_REPLY_RESUMED) && r->epoch)
+		return colo_fail(err, errlen, -EPROTO, "hello reply epoch without RESUMED");
 	if (!memchr(w->message, 0, sizeof(w->message)))
 		return colo_fail(err, errlen, -EPROTO, "hello reply message not NUL-terminated");
 	memcpy(r->message, w->message, sizeof(r->message));

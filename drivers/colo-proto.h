@@ -25,13 +25,17 @@ struct colo_hello {
 	uint32_t auth_type;
 	uint32_t auth_len;
 	uint8_t session_id[16];
+	uint8_t pair_id[16];
+	uint64_t resume_epoch;
 };
 
 struct colo_hello_reply {
 	uint32_t version;
 	int32_t status; /* 0, or a positive errno */
 	uint8_t session_id[16];
-	char message[128]; /* NUL-terminated */
+	uint32_t flags;	   /* COLO_REPLY_* */
+	uint64_t epoch;	   /* RESUMED: the Secondary's last completed checkpoint */
+	char message[112]; /* NUL-terminated */
 };
 
 struct colo_frame {

@@ -495,6 +495,8 @@ int colo_secondary_checkpoint(struct colo *c)
 	n = colo_buffer_blocks(c->s.buf);
 	colo_secondary_drop_buffer(c);
 	colo_reprotect_checkpoint(c);
+	c->s.ckpt_done = c->epoch;
+	c->s.resumable = true;
 	c->epoch++;
 	if (c->s.inconsistent)
 		DPRINTF("colo %s:%s: the first checkpoint after the Primary's copy: the disk is "
@@ -862,13 +864,43 @@ int colo_secondary_start(struct colo *c)
 	return 0;
 }
 
+void colo_secondary_check_resume(struct colo *c, const struct colo_hello *h)
+{
+	c->s.resume_ok = (h->flags & COLO_HELLO_RESUME) && c->s.pair_known &&
+			 !memcmp(c->s.pair_id, h->pair_id, sizeof(h->pair_id)) && c->s.resumable &&
+			 c->s.ckpt_done >= h->resume_epoch;
+	c->s.resume_at = c->s.resume_ok ? c->s.ckpt_done : 0;
+}
+
 void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h)
 {
+	uint32_t flags = h->flags;
+
 	memcpy(c->session_id, h->session_id, sizeof(c->session_id));
 	colo_clear_error(c); /* refused Primaries before this one are history */
+	/*
+	 * A resync goes on from our last checkpoint: the Primary sends every extent changed
+	 * since, so the blocks the buffer saved are sent again, and the Secondary VM's writes
+	 * would be replaced by the next checkpoint anyway.  Otherwise the run starts afresh at
+	 * epoch 1 (a sync's first checkpoint drops what an earlier run left in the buffer).
+	 */
+	if (c->s.resume_ok) {
+		colo_secondary_drop_buffer(c);
+		c->epoch = c->s.resume_at + 1;
+		c->s.marker_epoch = c->s.last_rx_marker = c->s.resume_at;
+		flags &= ~(uint32_t)COLO_HELLO_SYNC_DIFF;
+		DPRINTF("colo %s:%s: resync since our checkpoint %llu", c->host, c->port,
+			(unsigned long long)c->s.resume_at);
+	} else {
+		c->s.ckpt_done = 0;
+		/* Without a copy the disks are identical by the toolstack's word. */
+		c->s.resumable = !(flags & COLO_HELLO_SYNC);
+	}
+	memcpy(c->s.pair_id, h->pair_id, sizeof(c->s.pair_id));
+	c->s.pair_known = true;
 	colo_set_state(c, COLO_STATE_RUNNING);
 	for (size_t i = 0; colo_start_steps[i]; i++)
-		if (h->flags & colo_start_steps[i]->hello_flag)
-			colo_start_steps[i]->begin(c, h->flags);
+		if (flags & colo_start_steps[i]->hello_flag)
+			colo_start_steps[i]->begin(c, flags);
 	DPRINTF("colo %s:%s: replicating from the Primary at %s", c->host, c->port, c->link.peer);
 }

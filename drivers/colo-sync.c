@@ -368,6 +368,8 @@ static void colo_sync_acked(struct colo *c, uint64_t seq)
 			c->host, c->port, (unsigned long long)c->p.sync_sent,
 			colo_now_ms() - s->start_ms);
 		colo_sync_free(c);
+		/* What a restarted Primary carried over is on the Secondary now. */
+		colo_dirty_forget_carried(c->p.dirty);
 		colo_primary_step_done(c, 0);
 		return;
 	}
@@ -462,28 +464,60 @@ void colo_sync_hashes_rx(struct colo *c, struct colo_frame *f, void *payload)
 
 /* ---- the sync step ---- */
 
-/* A re-protect copies its own set (colo-reprotect.c) instead. */
+/*
+ * A re-protect copies its own set (colo-reprotect.c) instead; a Primary that knows what
+ * changed since a checkpoint always resyncs (p.resuming).
+ */
 static bool colo_sync_wanted(const struct colo *c)
 {
-	return colo_sync_mode(c) != COLO_SYNC_NONE && !c->p.reprotect;
+	return (colo_sync_mode(c) != COLO_SYNC_NONE || c->p.resuming) && !c->p.reprotect;
 }
 
 static uint32_t colo_sync_flags(const struct colo *c)
 {
+	/* A resync asks for the hashes too: they decide if there is no common checkpoint. */
+	if (c->p.resuming)
+		return COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_RESUME;
 	return COLO_HELLO_SYNC | (colo_sync_mode(c) == COLO_SYNC_DIFF ? COLO_HELLO_SYNC_DIFF : 0);
+}
+
+/* A resync's extents: every one with a block dirty since the common checkpoint. */
+static void colo_sync_resync_extents(struct colo *c, uint64_t *ext)
+{
+	uint64_t nb = colo_dirty_nblocks(c->p.dirty), words = (nb + 63) / 64;
+	uint64_t per = COLO_SYNC_EXTENT / c->opts.block_size;
+	uint64_t *blocks = calloc(words + 1, sizeof(uint64_t));
+
+	if (!blocks || !per) {
+		/* No memory for the exact set: every extent (a superset is safe). */
+		memset(ext, 0xff, ((colo_sync_extents(c) + 63) / 64 + 1) * sizeof(uint64_t));
+		free(blocks);
+		return;
+	}
+	colo_dirty_since(c->p.dirty, c->p.resume_at, blocks, words);
+	for (uint64_t b = 0; b < nb; b++)
+		if (blocks[b / 64] >> (b % 64) & 1)
+			ext[b / per / 64] |= 1ULL << (b / per % 64);
+	free(blocks);
 }
 
 static int colo_sync_run(struct colo *c)
 {
 	uint64_t words = (colo_sync_extents(c) + 63) / 64;
-	uint64_t *all = malloc((words + 1) * sizeof(uint64_t));
+	uint64_t *ext = calloc(words + 1, sizeof(uint64_t));
+	bool diff = colo_sync_mode(c) == COLO_SYNC_DIFF || c->p.resuming;
 	int err;
 
-	if (!all)
+	if (!ext)
 		return colo_fail(c, -ENOMEM, "sync: out of memory");
-	memset(all, 0xff, (words + 1) * sizeof(uint64_t));
-	err = colo_sync_start(c, all, colo_sync_mode(c) == COLO_SYNC_DIFF);
-	free(all);
+	if (c->p.resumed) {
+		colo_sync_resync_extents(c, ext);
+		diff = false;
+	} else {
+		memset(ext, 0xff, (words + 1) * sizeof(uint64_t));
+	}
+	err = colo_sync_start(c, ext, diff);
+	free(ext);
 	return err;
 }
 

@@ -10,8 +10,8 @@
 
 #define COLO_PROTO_MAGIC 0x424c4b434f4c4f31ULL /* "BLKCOLO1" */
 /* 2: the sync start step (SYNC, SYNC_END, HASHES); 3: auth_type carries the TLS mode;
- * 4: re-protect (REPROTECT, DIRTY, DIRTY_END) */
-#define COLO_PROTO_VERSION 4
+ * 4: re-protect (REPROTECT, DIRTY, DIRTY_END); 5: the pair identity and the resync */
+#define COLO_PROTO_VERSION 5
 #define COLO_FRAME_MAGIC 0x434f4c46U /* "COLF" */
 
 #define COLO_AUTH_NONE 0 /* plain text (tls=none) */
@@ -28,12 +28,15 @@ struct colo_wire_hello {
 	uint32_t auth_type;   /* COLO_AUTH_*: the mode of the TLS session around the hello */
 	uint8_t session_id[16];
 	uint32_t auth_len;    /* 0: no authentication data after the hello (TLS authenticates) */
-	uint32_t reserved[7]; /* zero */
+	uint8_t pair_id[16];  /* the replication pair's identity, chosen by its first Primary */
+	uint64_t resume_epoch; /* RESUME: the Primary knows what changed since this checkpoint */
+	uint32_t reserved;    /* zero */
 } __attribute__((packed));
 
 #define COLO_HELLO_VERIFY 0x1	 /* the Primary sends a VERIFY frame first */
 #define COLO_HELLO_SYNC 0x2	 /* the Primary copies its disk: SYNC frames, then SYNC_END */
 #define COLO_HELLO_SYNC_DIFF 0x4 /* with SYNC: the Secondary first sends HASHES of its disk */
+#define COLO_HELLO_RESUME 0x8	 /* with SYNC: resync since a common checkpoint if there is one */
 /* A failed-over Secondary re-protects: the Secondary (its old Primary) first sends DIRTY
  * frames and DIRTY_END, the extents it wrote that the new Primary may lack; then SYNC frames
  * and SYNC_END follow as for a sync. */
@@ -44,8 +47,13 @@ struct colo_wire_hello_reply {
 	uint32_t version;
 	int32_t status;       /* 0, or a positive errno: the Secondary refused */
 	uint8_t session_id[16];
-	char message[128];    /* why it refused, NUL-terminated */
+	uint32_t flags;       /* COLO_REPLY_* */
+	uint32_t reserved;    /* zero */
+	uint64_t epoch;       /* RESUMED: the last checkpoint the Secondary completed */
+	char message[112];    /* why it refused, NUL-terminated */
 } __attribute__((packed));
+
+#define COLO_REPLY_RESUMED 0x1 /* the Primary sends what changed since epoch (SYNC frames) */
 
 enum colo_frame_type {
 	COLO_FRAME_WRITE = 1,     /* Primary → Secondary: data to apply */

@@ -201,3 +201,17 @@ class ColoControl:
 
     def close(self):
         self.s.close()
+
+
+def identical_pair(tapctl, test_dir, size, rng, tag=""):
+    """Two image files of @size with the same random contents, a Secondary VBD on one and a
+    Primary VBD on the other, for a free port, not started.  Returns (pimg, simg, port, S, P)."""
+    initial = rng.randbytes(size)
+    pimg, simg = "%s/p%s.img" % (test_dir, tag), "%s/s%s.img" % (test_dir, tag)
+    for path in (pimg, simg):
+        with open(path, "wb") as f:
+            f.write(initial)
+    port = free_port()
+    S = Vbd(tapctl, "colo:127.0.0.1:%d:%s" % (port, simg))
+    P = Vbd(tapctl, "colo:127.0.0.1:%d:%s" % (port, pimg))
+    return pimg, simg, port, S, P

@@ -12,7 +12,9 @@
 # (a C write that was issued but not acknowledged may or may not have set its extent), and
 # every block of the Primary's image that differs from the first checkpoint's contents must
 # lie in a logged extent.  A Primary tapdisk restarted on the same image and log then
-# reports that set as dirty_log_extents, and its blocks as dirty_blocks / dirty_bytes.
+# reports that set as dirty_log_extents, and its blocks as dirty_blocks / dirty_bytes; started
+# again toward the (broken) Secondary, it resyncs exactly those extents, and the images are
+# equal after the next checkpoint.
 # The log refuses another disk size and a mode 0644 file (exact errors, nothing written).
 # SEED=n replays the random choices.
 source "$(dirname "$0")/functions.sh"
@@ -27,7 +29,7 @@ if ! TESTS_SRCDIR="$top_srcdir/tests" "$PY" - "$TAPCTL" "$TEST_DIR" "$seed" <<'P
 import os, random, stat, struct, sys, time
 sys.path.insert(0, os.environ["TESTS_SRCDIR"])
 import nbd
-from colo_harness import TestFailure, Vbd as HVbd, connect, free_port
+from colo_harness import TestFailure, Vbd as HVbd, connect, identical_pair
 
 TAPCTL, TEST_DIR, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3])
 MiB = 1 << 20
@@ -111,15 +113,8 @@ def fmt(s):
 ext = list(range(64))
 rng.shuffle(ext)
 A, B, C = set(ext[:10]), set(ext[10:20]), set(ext[20:32])
-initial = rng.randbytes(SIZE)
-pimg, simg, s2img = ["%s/%s.img" % (TEST_DIR, n) for n in ("p", "s", "s2")]
-for p in (pimg, simg, s2img):
-    with open(p, "wb") as f:
-        f.write(initial)
+pimg, simg, port, S, P = identical_pair(TAPCTL, TEST_DIR, SIZE, rng)
 dlog = "%s/p.dlog" % TEST_DIR
-port = free_port()
-S = Vbd("colo:127.0.0.1:%d:%s" % (port, simg))
-P = Vbd("colo:127.0.0.1:%d:%s" % (port, pimg))
 S.colo("start", "secondary")
 P.colo("start", "primary", "dirty_log=" + dlog)
 st = os.stat(dlog)
@@ -209,25 +204,38 @@ if not differ <= logged:
 if differ & A:
     fail("A's extents %s differ from the first checkpoint" % fmt(differ & A))
 
-# Restarted on the same image and log: it knows what the Secondary lacks.
-port2 = free_port()
-S2 = Vbd("colo:127.0.0.1:%d:%s" % (port2, s2img))
-P2 = Vbd("colo:127.0.0.1:%d:%s" % (port2, pimg))
-S2.colo("start", "secondary")
-P2.colo("start", "primary", "dirty_log=" + dlog)
+# Restarted on the same image and log: it knows what the Secondary lacks.  With nobody to
+# connect to, its start fails, and status shows the logged extents.
+P2 = Vbd("colo:127.0.0.1:%d:%s" % (port, pimg))
+r = P2.colo("start", "primary", "dirty_log=" + dlog, "connect_timeout=0", check=False)
+if r.returncode != 110:
+    fail("start without a listening Secondary: exit %d, %s" % (r.returncode, r.stderr))
 s = P2.status()
-want = {"dirty_log": dlog, "dirty_log_extents": len(logged),
+want = {"role": "none", "dirty_log": dlog, "dirty_log_extents": len(logged),
         "dirty_blocks": len(logged) * MiB // BS, "dirty_bytes": len(logged) * MiB}
 got = {k: s[k] for k in want}
 if got != want:
     fail("the restarted Primary's status %r, expected %r" % (got, want))
 print("restarted Primary: %d extents, %d dirty bytes" % (len(logged), s["dirty_bytes"]))
-# A checkpoint does not clear what it carried over (only a resync copies it).
+# The Secondary (broken since the kill, its checkpoint 2 done) listens again: the handshake
+# agrees on checkpoint 2, at or after the log's 1, and the resync sends the logged extents
+# (all the restarted Primary knows): the Secondary's disk is then the Primary's.
+S.colo("start", "secondary")
+P2.colo("start", "primary", "dirty_log=" + dlog)
+s, ss = P2.status(), S.status()
+got = (s["sync_total_bytes"], s["sync_sent_bytes"], s["dirty_bytes"], s["epoch"], ss["epoch"])
+want = (len(logged) * MiB, len(logged) * MiB, 0, 3, 3)
+if got != want:
+    fail("the resync from the log (total, sent, dirty, epochs) = %r, expected %r" % (got, want))
 P2.colo("checkpoint")
-S2.colo("checkpoint")
-P2.colo("checkpoint")
-if P2.status()["dirty_bytes"] != len(logged) * MiB:
-    fail("checkpoints cleared the carried-over extents: %r" % P2.status())
+S.colo("checkpoint")
+with open(pimg, "rb") as f:
+    now = f.read()
+with open(simg, "rb") as f:
+    if f.read() != now:
+        fail("after the resync from the log and a checkpoint the images differ")
+print("resync from the log: %d bytes sent, the images equal after a checkpoint" %
+      (len(logged) * MiB))
 PYEOF
 	echo "tapdisk log ($TEST_DIR/tapdisk.log), last lines:" >&2
 	tail -n 30 "$TEST_DIR/tapdisk.log" >&2 || true

@@ -381,9 +381,10 @@ assert crc32c(b"123456789") == 0xE3069283
 MAGIC, FRAME_MAGIC = 0x424c4b434f4c4f31, 0x434f4c46
 WRITE, EPOCH, ACK, HEARTBEAT, ERROR = 1, 2, 3, 4, 5
 
-def hello(size, version=4, block_size=4096):
+def hello(size, version=5, block_size=4096):
     sid = os.urandom(16)
-    h = struct.pack(">QIIQII16sI28s", MAGIC, version, 0, size, block_size, 0, sid, 0, bytes(28))
+    h = struct.pack(">QIIQII16sI16sQI", MAGIC, version, 0, size, block_size, 0, sid, 0,
+                    bytes(16), 0, 0)
     assert len(h) == 80
     return h, sid
 
@@ -402,12 +403,12 @@ def recv_exact(s, n):
         out += b
     return out
 
-def connect(port, size, version=4):
+def connect(port, size, version=5):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     h, sid = hello(size, version)
     s.sendall(h)
     r = recv_exact(s, 160)
-    magic, ver, status, rsid, msg = struct.unpack(">QIi16s128s", r)
+    magic, ver, status, rsid, rflags, _, repoch, msg = struct.unpack(">QIi16sIIQ112s", r)
     assert magic == MAGIC, hex(magic)
     assert rsid == sid, "the reply names another session"
     return s, status, msg.split(b"\0")[0].decode()
@@ -426,9 +427,9 @@ def read_error_frame(s):
         assert ftype == HEARTBEAT, "unexpected frame type %d" % ftype
 
 port, size, case = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-if case == "version3":
-    s, status, msg = connect(port, size, version=3)
-    assert status != 0, "a version 3 hello was accepted"
+if case == "version4":
+    s, status, msg = connect(port, size, version=4)
+    assert status != 0, "a version 4 hello was accepted"
     print("status=%d message=%s" % (status, msg))
     s.close()
     sys.exit(0)
@@ -470,10 +471,10 @@ malformed() {
 	out=$("$PY" "$TEST_DIR/fakeprimary.py" "$COLO_PORT" "$SIZE" "$case" 2>&1) ||
 		fail "$case: the scripted Primary failed: $out"
 	echo "    $out"
-	if [ "$case" = version3 ]; then
-		expect_match "$out" "^status=93 message=protocol version 3, expected 4" "$case: the hello reply"
+	if [ "$case" = version4 ]; then
+		expect_match "$out" "^status=93 message=protocol version 4, expected 5" "$case: the hello reply"
 		expect_match "$(colo_field S last_error)" \
-			"^refused the Primary at 127\.0\.0\.1:[0-9]+: protocol version 3, expected 4\$" \
+			"^refused the Primary at 127\.0\.0\.1:[0-9]+: protocol version 4, expected 5\$" \
 			"$case: the Secondary's last_error"
 		expect_status S state connecting
 		expect_status S link listening
@@ -500,7 +501,7 @@ malformed badmagic 71 "bad frame: bad frame magic 0x12345678"
 malformed badcrc 74 "bad frame: WRITE of 4096 bytes at 1048576: payload checksum mismatch"
 malformed pastend 34 "bad frame: WRITE of 4096 bytes at 67106816: past the end of the 67108864-byte disk"
 malformed truncated "" "the Primary closed the connection"
-malformed version3
+malformed version4
 
 ##############################################################################################
 step "spill: a buffer larger than ram_limit goes on in the spill file"

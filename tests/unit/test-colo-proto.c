@@ -134,8 +134,10 @@ static struct colo_hello good_hello(void)
 	};
 	int i;
 
-	for (i = 0; i < 16; i++)
+	for (i = 0; i < 16; i++) {
 		h.session_id[i] = (uint8_t)(0xa0 + i);
+		h.pair_id[i] = (uint8_t)(0x10 + i);
+	}
 	return h;
 }
 
@@ -165,19 +167,31 @@ START_TEST(test_hello_round_trip)
 	colo_hello_encode(&in, &w);
 	/* The layout of docs/colo-protocol.md, big-endian. */
 	ck_assert_int_eq(memcmp(b, "BLKCOLO1", 8), 0);
-	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\4", 4), 0);
+	ck_assert_int_eq(memcmp(b + 8, "\0\0\0\5", 4), 0);
 	ck_assert_int_eq(memcmp(b + 12, "\0\0\0\1", 4), 0);
 	ck_assert_int_eq(memcmp(b + 16, "\0\0\0\0\x40\0\0\0", 8), 0);
 	ck_assert_int_eq(memcmp(b + 24, "\0\0\x10\0", 4), 0);
 	ck_assert_int_eq(memcmp(b + 32, in.session_id, 16), 0);
 	ck_assert_int_eq(memcmp(b + 48, "\0\0\0\0", 4), 0);
+	ck_assert_int_eq(memcmp(b + 52, in.pair_id, 16), 0);
+	ck_assert_int_eq(memcmp(b + 68, "\0\0\0\0\0\0\0\0\0\0\0\0", 12), 0);
 
 	memset(&out, 0x55, sizeof(out));
 	ck_assert_int_eq(colo_hello_decode(&w, &out, err, sizeof(err)), 0);
 	ck_assert_str_eq(err, "");
 	ck_assert_int_eq(memcmp(&in, &out, sizeof(in)), 0);
 
+	/* RESUME (with SYNC) and its checkpoint, at offset 68. */
+	in.flags = COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_RESUME;
+	in.resume_epoch = 0x0102030405060708ull;
+	colo_hello_encode(&in, &w);
+	ck_assert_int_eq(memcmp(b + 12, "\0\0\0\x0e", 4), 0);
+	ck_assert_int_eq(memcmp(b + 68, "\1\2\3\4\5\6\7\x08", 8), 0);
+	ck_assert_int_eq(colo_hello_decode(&w, &out, err, sizeof(err)), 0);
+	ck_assert_int_eq(memcmp(&in, &out, sizeof(in)), 0);
+
 	/* The edges of the accepted ranges. */
+	in.resume_epoch = 0;
 	in.flags = 0;
 	in.block_size = 512;
 	in.disk_size = 512;
@@ -201,30 +215,38 @@ START_TEST(test_hello_rejects)
 	ck_assert_int_eq(colo_hello_decode(&w, &out, err, sizeof(err)), -EPROTO);
 	ck_assert_str_eq(err, "bad hello magic 0x424c4b434f4c4f32");
 
-	for (i = 0; i < 7; i++) {
+	for (i = 0; i < 4; i++) {
 		colo_hello_encode(&h, &w);
-		w.reserved[i] = htobe32(1u << (i * 4));
+		w.reserved = htobe32(1u << (i * 8));
 		ck_assert_int_eq(colo_hello_decode(&w, &out, err, sizeof(err)), -EPROTO);
 		ck_assert_str_eq(err, "hello reserved bytes not zero");
 	}
 
 	h = good_hello();
-	h.version = 5;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 5, expected 4");
+	h.version = 6;
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 6, expected 5");
+	h.version = 4; /* before the pair and the resync */
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 4, expected 5");
 	h.version = 3; /* before re-protect: no DIRTY frames */
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 3, expected 4");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 3, expected 5");
 	h.version = 2; /* before TLS: auth_type did not say the mode */
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 2, expected 4");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 2, expected 5");
 	h.version = 1;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 4");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 1, expected 5");
 	h.version = 0;
-	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 4");
+	ck_hello_rejects(h, -EPROTONOSUPPORT, "protocol version 0, expected 5");
 
 	h = good_hello();
-	h.flags = 0x8;
-	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x8");
+	h.flags = 0x20;
+	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x20");
 	h.flags = COLO_HELLO_SYNC_DIFF;
 	ck_hello_rejects(h, -EPROTO, "hello flag SYNC_DIFF without SYNC");
+	h.flags = COLO_HELLO_RESUME;
+	ck_hello_rejects(h, -EPROTO, "hello flag RESUME without SYNC");
+	h.flags = COLO_HELLO_SYNC;
+	h.resume_epoch = 7;
+	ck_hello_rejects(h, -EPROTO, "hello resume_epoch without RESUME");
+	h.resume_epoch = 0;
 	h.flags = COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF;
 	{
 		char err[128] = "";
@@ -291,11 +313,13 @@ START_TEST(test_hello_reply_round_trip)
 		in.session_id[i] = (uint8_t)i;
 	strcpy(in.message, "welcome");
 	colo_hello_reply_encode(&in, &w);
-	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\4\0\0\0\0", 16), 0);
+	ck_assert_int_eq(memcmp(b, "BLKCOLO1\0\0\0\5\0\0\0\0", 16), 0);
 	ck_assert_int_eq(memcmp(b + 16, in.session_id, 16), 0);
-	ck_assert_str_eq((const char *)b + 32, "welcome");
-	/* No stack garbage after the message. */
-	for (i = 32 + 7; i < 160; i++)
+	ck_assert_str_eq((const char *)b + 48, "welcome");
+	/* No stack garbage after the message; flags, reserved and epoch 0. */
+	for (i = 32; i < 48; i++)
+		ck_assert_uint_eq(b[i], 0);
+	for (i = 48 + 7; i < 160; i++)
 		ck_assert_uint_eq(b[i], 0);
 	memset(&out, 0x55, sizeof(out));
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), 0);
@@ -303,6 +327,19 @@ START_TEST(test_hello_reply_round_trip)
 	ck_assert_uint_eq(out.version, COLO_PROTO_VERSION);
 	ck_assert_int_eq(memcmp(out.session_id, in.session_id, 16), 0);
 	ck_assert_str_eq(out.message, "welcome");
+	ck_assert_uint_eq(out.flags, 0);
+	ck_assert_uint_eq(out.epoch, 0);
+
+	/* RESUMED: the Secondary's checkpoint, at offset 40. */
+	in.flags = COLO_REPLY_RESUMED;
+	in.epoch = 0x1112131415161718ull;
+	colo_hello_reply_encode(&in, &w);
+	ck_assert_int_eq(memcmp(b + 32, "\0\0\0\1\0\0\0\0\x11\x12\x13\x14\x15\x16\x17\x18", 16), 0);
+	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), 0);
+	ck_assert_uint_eq(out.flags, COLO_REPLY_RESUMED);
+	ck_assert_uint_eq(out.epoch, 0x1112131415161718ull);
+	in.flags = 0;
+	in.epoch = 0;
 
 	/* A refusal carries a positive errno. */
 	in.status = EINVAL;
@@ -313,11 +350,11 @@ START_TEST(test_hello_reply_round_trip)
 	ck_assert_int_eq(out.status, EINVAL);
 	ck_assert_str_eq(out.message, "disk size 1073741824, mine is 2147483648");
 
-	/* A message that fills the field is cut to 127 bytes and stays terminated. */
+	/* A message that fills the field is cut to 111 bytes and stays terminated. */
 	memset(in.message, 'x', sizeof(in.message));
 	colo_hello_reply_encode(&in, &w);
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), 0);
-	ck_assert_uint_eq(strlen(out.message), 127);
+	ck_assert_uint_eq(strlen(out.message), 111);
 }
 END_TEST
 
@@ -332,10 +369,26 @@ START_TEST(test_hello_reply_rejects)
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
 	ck_assert_str_eq(err, "bad hello reply magic 0x1122334455667788");
 
-	in.version = 5;
+	in.version = 6;
 	colo_hello_reply_encode(&in, &w);
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTONOSUPPORT);
-	ck_assert_str_eq(err, "protocol version 5, expected 4");
+	ck_assert_str_eq(err, "protocol version 6, expected 5");
+
+	in.version = COLO_PROTO_VERSION;
+	colo_hello_reply_encode(&in, &w);
+	w.reserved = htobe32(1);
+	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
+	ck_assert_str_eq(err, "hello reply reserved bytes not zero");
+	in.flags = 2;
+	colo_hello_reply_encode(&in, &w);
+	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
+	ck_assert_str_eq(err, "unknown hello reply flags 0x2");
+	in.flags = 0;
+	in.epoch = 3;
+	colo_hello_reply_encode(&in, &w);
+	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
+	ck_assert_str_eq(err, "hello reply epoch without RESUMED");
+	in.epoch = 0;
 
 	in.version = COLO_PROTO_VERSION;
 	colo_hello_reply_encode(&in, &w);
@@ -343,7 +396,7 @@ START_TEST(test_hello_reply_rejects)
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), -EPROTO);
 	ck_assert_str_eq(err, "hello reply message not NUL-terminated");
 	/* The last byte may be the NUL. */
-	w.message[127] = 0;
+	w.message[111] = 0;
 	ck_assert_int_eq(colo_hello_reply_decode(&w, &out, err, sizeof(err)), 0);
 
 	in.status = -1;
