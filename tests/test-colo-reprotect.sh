@@ -149,6 +149,47 @@ reprotect A B "$B_PORT" exact $((4 * MiB))
 ckpt A B 2
 same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "failback A -> B: the disks after the first checkpoint"
 
+# rand_extents N: N random extents of the 32 (with repeats), on one line.
+rand_extents() {
+	local i out=()
+	for ((i = 0; i < $1; i++)); do out+=($((RANDOM % 32))); done
+	echo "${out[@]}"
+}
+
+# count_extents EXTENT...: how many distinct extents.
+count_extents() {
+	printf '%s\n' "$@" | sort -un | wc -l
+}
+
+SEED=${COLO_REPROTECT_SEED:-$(date +%s%N | cut -c10-18)}
+RANDOM=$SEED
+step "6 random cycles of failover and re-protect, each copying exactly its set (seed=$SEED)"
+np=A ns=B
+for cycle in 1 2 3 4 5 6; do
+	x1=$(rand_extents 3) x2=$(rand_extents 2) y=$(rand_extents 2) z=$(rand_extents 2)
+	w=$(rand_extents 1)
+	# shellcheck disable=SC2086
+	{
+		wr "$np" $((0x80 + cycle)) $x1
+		ckpt "$np" "$ns" 3
+		wr "$np" $((0x90 + cycle)) $x2 # after the last checkpoint
+		wait_applied_on "$np"
+		wr "$ns" $((0xa0 + cycle)) $y # the Secondary's VM
+		colo "$ns" failover || fail "cycle $cycle: failover $ns"
+		wait_status "$np" state broken 10
+		wr "$ns" $((0xb0 + cycle)) $z # the new Primary serves the guest
+		wr "$np" $((0xc0 + cycle)) $w # the old one, cut off, writes on
+		n=$(count_extents $x2 $y $z $w)
+	}
+	echo "cycle $cycle: $np -> $ns; after the checkpoint [$x2], VM [$y], after the failover [$z] and [$w]: $n MiB"
+	port=A_PORT
+	[ "$np" = A ] || port=B_PORT
+	reprotect "$ns" "$np" "${!port}" exact $((n * MiB))
+	ckpt "$ns" "$np" 2
+	same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "cycle $cycle (seed=$SEED): the disks after the first checkpoint"
+	t=$np np=$ns ns=$t
+done
+
 step "kill -9 of the Primary A, restarted with its dirty_log: the log's extents are sent"
 colo A failover || fail "failover A (Primary)"
 colo B stop || fail "stop B"
