@@ -56,6 +56,19 @@ class Vbd:
     def status(self):
         return json.loads(self.colo("status").stdout)
 
+    def start_again(self, *args, seconds=30):
+        """`start` on a broken side: it answers EBUSY (16) while writes of the last run are
+        still in flight, so retry that for @seconds."""
+        deadline = time.monotonic() + seconds
+        while True:
+            r = self.colo("start", *args, check=False)
+            if r.returncode != 16 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if r.returncode:
+            raise TestFailure("start %s again exited %d: %s" % (args[0], r.returncode,
+                                                               r.stderr.strip()))
+
     def destroy(self):
         run([self.tapctl, "destroy", "-p", self.pid, "-m", self.minor])
 

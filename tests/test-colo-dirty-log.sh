@@ -220,7 +220,7 @@ print("restarted Primary: %d extents, %d dirty bytes" % (len(logged), s["dirty_b
 # The Secondary (broken since the kill, its checkpoint 2 done) listens again: the handshake
 # agrees on checkpoint 2, at or after the log's 1, and the resync sends the logged extents
 # (all the restarted Primary knows): the Secondary's disk is then the Primary's.
-S.colo("start", "secondary")
+S.start_again("secondary")
 P2.colo("start", "primary", "dirty_log=" + dlog)
 s, ss = P2.status(), S.status()
 got = (s["sync_total_bytes"], s["sync_sent_bytes"], s["dirty_bytes"], s["epoch"], ss["epoch"])

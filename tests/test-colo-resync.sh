@@ -97,8 +97,8 @@ wait_for("broken Secondary", lambda: S.status()["state"] == "broken")
 want = len(extents(written[mark:])) * MiB
 print("writes since checkpoint 1 touch %d extents" % (want // MiB))
 since0 = len(extents(written)) * MiB
-S.colo("start", "secondary", *OPTS)
-P.colo("start", "primary", *OPTS)
+S.start_again("secondary", *OPTS)
+P.start_again("primary", *OPTS)
 st, ss = P.status(), S.status()
 got = (st["state"], st["sync_total_bytes"], st["sync_sent_bytes"], st["epoch"], ss["epoch"])
 if got != ("running", want, want, 2, 2):
@@ -120,7 +120,7 @@ wait_for("broken Primary", lambda: P.status()["state"] == "broken")
 write(10, list(range(64)))
 S2 = Vbd("colo:127.0.0.1:%d:%s" % (port, simg))
 S2.colo("start", "secondary", *OPTS)
-P.colo("start", "primary", *OPTS)
+P.start_again("primary", *OPTS)
 st = P.status()
 if (st["state"], st["sync_total_bytes"]) != ("running", SIZE):
     fail("the fallback diff: state %s, %d bytes examined, expected %d" %
