@@ -4,10 +4,15 @@
  *
  * The first input byte picks our side and mode: bit 0 the role (0: the Secondary, which
  * reads a ClientHello or a plain hello; 1: the Primary, which reads a ServerHello or a plain
- * hello_reply), bit 1 the mode (0: tls=none, 1: tls=psk with a key file made at start).  The
- * rest is what the peer sends, over one end of a socket pair whose other end is handed to
+ * hello_reply), bit 1 the mode (0: tls=none, 1: tls=psk with a key file made at start), bit 2
+ * a start from a right message: a hello of our disk (or a hello_reply of our session) that
+ * the next input bytes are XORed into, the rest following it, so that mutations near a right
+ * message are common and the paths after an accepted one are fuzzed too.  The rest is what
+ * the peer sends, over one end of a socket pair whose other end is handed to
  * colo_handshake_begin, as the accept or the connect would; then the peer shuts its side
- * down and tapdisk's event loop runs until the handshake ends.
+ * down and tapdisk's event loop runs until the handshake ends.  A hello's flags are cleared
+ * and this Primary wants no start step: the steps read a disk this colo does not have (their
+ * decoding is fuzz-colo-frame's).
  *
  * Checked: the handshake always ends (accepted or dropped) once the peer has closed, without
  * waiting for a timeout; the link comes up only for a hello (or hello_reply) that is right:
@@ -18,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,15 +119,52 @@ static void fuzz_check_accepted(const uint8_t *peer, size_t len)
 	}
 }
 
+/* Bit 2 of the first byte: @data XORed into a right hello or hello_reply, then the rest. */
+static size_t fuzz_from_right_message(const uint8_t *data, size_t size, uint8_t *out)
+{
+	union {
+		struct colo_wire_hello hello;
+		struct colo_wire_hello_reply reply;
+	} m;
+	size_t len, i;
+
+	if (c->role == COLO_ROLE_SECONDARY) {
+		struct colo_hello h = {
+			.version = COLO_PROTO_VERSION,
+			.disk_size = c->disk_size,
+			.block_size = c->opts.block_size,
+			.auth_type = COLO_AUTH_NONE,
+		};
+
+		colo_hello_encode(&h, &m.hello);
+		len = sizeof(m.hello);
+	} else {
+		struct colo_hello_reply r = {.version = COLO_PROTO_VERSION};
+
+		memcpy(r.session_id, c->session_id, sizeof(r.session_id));
+		colo_hello_reply_encode(&r, &m.reply);
+		len = sizeof(m.reply);
+	}
+	memcpy(out, &m, len);
+	for (i = 0; i < len && i < size; i++)
+		out[i] ^= data[i];
+	if (size > len)
+		memcpy(out + len, data + len, size - len);
+	return size > len ? size : len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int sv[2], i, err;
+	static uint8_t buf[FUZZ_MAX_INPUT + sizeof(struct colo_wire_hello_reply)];
+	int sv[2], i, err, right;
 	ssize_t n;
 
 	if (!size)
 		return 0;
 	colo_options_init(&c->opts);
 	c->opts.timeout_ms = 100;
+	/* The start steps read the disk, which this colo has not: none is wanted or announced. */
+	c->opts.sync = COLO_SYNC_NONE;
 	c->role = data[0] & 1 ? COLO_ROLE_PRIMARY : COLO_ROLE_SECONDARY;
 	if (data[0] & 2) {
 		c->opts.tls = COLO_TLS_PSK;
@@ -131,10 +174,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		c->opts.tls = COLO_TLS_NONE;
 	}
+	right = data[0] & 4;
 	data++;
 	size--;
 	if (size > FUZZ_MAX_INPUT)
 		size = FUZZ_MAX_INPUT;
+	if (right) {
+		size = fuzz_from_right_message(data, size, buf);
+	} else {
+		memcpy(buf, data, size);
+	}
+	if (c->role == COLO_ROLE_SECONDARY && size >= offsetof(struct colo_wire_hello, disk_size))
+		memset(buf + offsetof(struct colo_wire_hello, flags), 0, 4);
+	data = buf;
 	c->state = COLO_STATE_CONNECTING;
 	c->link_state = c->role == COLO_ROLE_PRIMARY ? COLO_LINK_CONNECTING : COLO_LINK_LISTENING;
 	c->p.step = -1;
