@@ -1,0 +1,421 @@
+"""
+The whole HA cycle, randomized against a byte-array model, on the same two VBDs throughout:
+
+    protect (sync=full|diff while the guest writes) -> epochs of writes and checkpoints
+    [-> link cut -> resync] -> failover (the Primary alive, cut off, or killed with kill -9)
+    -> re-protect in the other direction on the same VBDs (a killed Primary's VBD made again
+    on the same image, with its dirty log) -> ... -> failback, CYCLES times.
+
+    colo_lifecycle.py TAPCTL TEST_DIR SEED
+
+Host A and host B each have one VBD and one listening address; the guest runs on the
+Primary.  After every completed sync and every checkpoint the Secondary's image file equals
+the guest's disk byte for byte; after every failover it equals the last checkpoint plus the
+Secondary VM's writes.  A resync after a cut must announce exactly the model's dirty extents.
+Environment: CYCLES (20), BS (random), MODE colo|ft (random), CUTS (1: link cuts happen),
+TLS psk|none (random when TLS_PSK names a psktool file with the identity "primary").
+"""
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import nbd
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from colo_harness import TestFailure, Vbd, free_port, pump, run  # noqa: E402
+
+TAPCTL, TEST_DIR, SEED = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = random.Random(SEED)
+SECTOR = 512
+MiB = 1 << 20
+CYCLES = int(os.environ.get("CYCLES", "20"))
+BS = int(os.environ.get("BS") or rng.choice([512, 4096, 65536, MiB]))
+SIZE = rng.choice([8 * MiB, 6 * MiB + 512 * 1024 + 3 * SECTOR])
+MODE = os.environ.get("MODE") or rng.choice(["colo", "ft"])
+CUTS = os.environ.get("CUTS", "1") == "1"
+# The link: TLS with a pre-shared key when the test made one (TLS_PSK), or plain text.
+TLS = os.environ.get("TLS") or (rng.choice(["psk", "none"]) if os.environ.get("TLS_PSK")
+                                else "none")
+LOG = open(os.path.join(TEST_DIR, "lifecycle.log"), "a")
+stats = collections.Counter()
+
+
+def note(msg):
+    LOG.write(msg + "\n")
+    LOG.flush()
+
+
+def fail(msg):
+    raise TestFailure(msg)
+
+
+def first_diff(got, want):
+    for i in range(min(len(got), len(want))):
+        if got[i] != want[i]:
+            return i
+    return min(len(got), len(want))
+
+
+def expect_bytes(got, want, what):
+    if got == want:
+        return
+    if len(got) != len(want):
+        fail("%s: %d bytes, expected %d" % (what, len(got), len(want)))
+    diffs = sum(1 for a, b in zip(got, want) if a != b)
+    i = first_diff(got, want)
+    fail("%s: %d bytes differ, first at %d (block %d of %d): got %s, expected %s" %
+         (what, diffs, i, i // BS, BS, got[i:i + 8].hex(), want[i:i + 8].hex()))
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def extent(max_n=512 * SECTOR):
+    """A sector-aligned extent: inside one block, across a boundary, or large."""
+    r = rng.random()
+    if r < 0.1:
+        n = rng.randint(MiB // SECTOR + 1, 3 * MiB // SECTOR) * SECTOR  # over 1 MiB
+    elif r < 0.4:
+        n = rng.randint(1, 8) * SECTOR
+    else:
+        n = rng.randint(1, max_n // SECTOR) * SECTOR
+    n = min(n, SIZE)
+    if rng.random() < 0.3:  # around a block boundary
+        b = rng.randrange(0, SIZE // BS + 1) * BS
+        off = b - rng.randrange(0, min(n, b) + 1, SECTOR) if b else 0
+    else:
+        off = rng.randrange(0, SIZE - n + 1, SECTOR)
+    return max(0, min(off, SIZE - n)), n
+
+
+def overlaps(a, b):
+    return a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
+
+
+class Host:
+    """One host: its image, its VBD (made again if its tapdisk is killed), its address."""
+
+    def __init__(self, name, port, peer_port):
+        self.name = name
+        self.img = os.path.join(TEST_DIR, "%s.img" % name)
+        self.addr = "127.0.0.1:%d" % port
+        self.log = os.path.join(TEST_DIR, "%s.dirty" % name)
+        # Each VBD is named after the host it replicates to first; address= says the rest.
+        self.spec = "colo:127.0.0.1:%d:%s" % (peer_port, self.img)
+        self.vbd = None
+        self.h = None
+
+    def create(self):
+        self.vbd = Vbd(TAPCTL, self.spec)
+        self.h = nbd.NBD()
+        self.h.connect_unix(self.vbd.sock)
+        if self.h.get_size() != SIZE:
+            fail("%s: export size %d, expected %d" % (self.name, self.h.get_size(), SIZE))
+        note("%s: VBD pid %d minor %d" % (self.name, self.vbd.pid, self.vbd.minor))
+
+    def kill9(self):
+        note("%s: kill -9 of tapdisk %d" % (self.name, self.vbd.pid))
+        os.kill(self.vbd.pid, signal.SIGKILL)
+        for _ in range(6000):
+            try:
+                os.kill(self.vbd.pid, 0)
+            except ProcessLookupError:
+                break
+            if open("/proc/%d/stat" % self.vbd.pid).read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        # tap-ctl forgets the minor of a dead tapdisk
+        run([TAPCTL, "destroy", "-p", self.vbd.pid, "-m", self.vbd.minor], check=False)
+        run([TAPCTL, "free", "-m", self.vbd.minor], check=False)
+        self.h = None
+        self.vbd = None
+
+    def status(self):
+        return self.vbd.status()
+
+    def colo(self, *args, check=True):
+        return self.vbd.colo(*args, check=check)
+
+    def destroy(self):
+        if self.vbd:
+            if self.h:
+                self.h.shutdown()
+            self.h = None
+            self.vbd.destroy()
+            self.vbd = None
+
+
+class Writes:
+    """Asynchronous guest writes on one handle, never overlapping while in flight."""
+
+    def __init__(self, h):
+        self.h, self.ops = h, []
+
+    def issue(self, data_for):
+        off, n = extent()
+        if any(overlaps((off, n), (o, len(d))) for o, d, _, _ in self.ops):
+            return
+        data = data_for(n)
+        buf = nbd.Buffer.from_bytearray(bytearray(data))
+        self.ops.append((off, data, buf, self.h.aio_pwrite(buf, off)))
+
+    def reap(self, apply):
+        left = []
+        for off, data, buf, cookie in self.ops:
+            if self.h.aio_command_completed(cookie):
+                apply(off, data)
+            else:
+                left.append((off, data, buf, cookie))
+        self.ops = left
+
+    def drain(self, apply, seconds=120):
+        deadline = time.monotonic() + seconds
+        while self.ops:
+            if time.monotonic() > deadline:
+                fail("%d guest writes did not complete within %d s" % (len(self.ops), seconds))
+            pump([self.h], 0.05)
+            self.reap(apply)
+
+
+class Pair:
+    def __init__(self):
+        pa, pb = free_port(), free_port()
+        self.A, self.B = Host("A", pa, pb), Host("B", pb, pa)
+        for h, seed in ((self.A, 1), (self.B, 2)):
+            with open(h.img, "wb") as f:
+                f.write(random.Random(SEED * 10 + seed).randbytes(SIZE))
+        self.A.create()
+        self.B.create()
+        self.P, self.S = self.A, self.B
+        self.guest = bytearray(read_file(self.A.img))  # what the guest wrote, on P
+        self.ckpt = None    # the Secondary's disk at the last checkpoint
+        self.view = None    # what the Secondary VM sees: ckpt + its own writes
+        # Blocks the Primary wrote in the epoch before the last checkpoint and since: its
+        # dirty map keeps both, not knowing whether the Secondary's half of the last
+        # checkpoint was done.  Known once two checkpoints passed since a start, which may
+        # mark blocks of its own (a failed-over Secondary's write-back).
+        self.dirty_prev, self.dirty = set(), set()
+        self.ckpts_since_start = 0
+        self.opts = ["block_size=%d" % BS, "timeout=30000"]
+        self.popts = []  # the Primary's only
+        if TLS == "psk":
+            self.opts += ["tls=psk", "tls_psk=" + os.environ["TLS_PSK"]]
+            self.popts = ["tls_user=primary"]
+        else:
+            self.opts.append("tls=none")
+        self.logs = rng.random() < 0.7  # the Primary keeps a dirty log
+        self.epoch = None
+
+    # -- guest I/O --
+
+    def pwrite_done(self, off, data):
+        self.guest[off:off + len(data)] = data
+        self.dirty |= set(range(off // BS, (off + len(data) - 1) // BS + 1))
+
+    def dirty_bytes(self, blocks):
+        return sum(min(BS, SIZE - b * BS) for b in blocks)
+
+    def pwrite(self):
+        off, n = extent()
+        data = rng.randbytes(n)
+        self.P.h.pwrite(data, off)
+        self.pwrite_done(off, data)
+
+    def swrite(self):
+        off, n = extent()
+        data = rng.randbytes(n)
+        self.S.h.pwrite(data, off)
+        self.view[off:off + n] = data
+
+    def check_reads(self):
+        off, n = extent()
+        expect_bytes(self.P.h.pread(n, off), bytes(self.guest[off:off + n]),
+                     "the Primary's read of %d at %d" % (n, off))
+        if self.view is not None and self.S.h:
+            expect_bytes(self.S.h.pread(n, off), bytes(self.view[off:off + n]),
+                         "the Secondary VM's read of %d at %d" % (n, off))
+
+    # -- commands --
+
+    def start(self, how):
+        """Protect or re-protect: S listens, P starts with a sync while the guest writes."""
+        sync = rng.choice(["full", "diff", "diff"])
+        popts = self.opts + self.popts + ["address=" + self.S.addr, "sync=" + sync]
+        if rng.random() < 0.3:
+            popts.append("sync_rate=%d" % rng.choice([4 * MiB, 16 * MiB]))
+        if self.logs:
+            popts.append("dirty_log=" + self.P.log)
+        self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
+        note("%s: %s -> %s, start primary %s" % (how, self.P.name, self.S.name, " ".join(popts)))
+        proc = self.P.vbd.colo_async("start", "primary", *popts)
+        w = Writes(self.P.h)
+        n = 0
+        while proc.poll() is None:
+            if len(w.ops) < 8:
+                w.issue(rng.randbytes)
+                n += 1
+            pump([self.P.h], 0.002)
+            w.reap(self.pwrite_done)
+        out, err = proc.communicate()
+        w.drain(self.pwrite_done)
+        if proc.returncode:
+            fail("%s: start primary on %s exited %d: %s" % (how, self.P.name, proc.returncode,
+                                                           err.strip()))
+        st = self.P.status()
+        if st["state"] != "running":
+            fail("%s: after start the Primary is %s" % (how, st))
+        stats["%s with sync=%s" % (how, sync)] += 1
+        stats["guest writes during a sync"] += n
+        self.ckpts_since_start = 0
+        self.view = None
+        self.epoch = None
+        self.checkpoint("the first checkpoint after %s" % how)
+
+    def checkpoint(self, what):
+        outp = self.P.colo("checkpoint").stdout.strip()
+        outs = self.S.colo("checkpoint").stdout.strip()
+        if outp != outs or not outp.startswith("epoch="):
+            fail("%s: the Primary's checkpoint printed %r, the Secondary's %r" %
+                 (what, outp, outs))
+        ep = int(outp[6:])
+        if self.epoch is not None and ep != self.epoch + 1:
+            fail("%s: epoch %d after epoch %d" % (what, ep, self.epoch))
+        self.epoch = ep
+        expect_bytes(read_file(self.S.img), bytes(self.guest),
+                     "%s: the Secondary's image (%s) against the guest's disk" %
+                     (what, self.S.name))
+        self.ckpt = bytearray(self.guest)
+        self.view = bytearray(self.guest)
+        self.dirty_prev, self.dirty = self.dirty, set()
+        self.ckpts_since_start += 1
+        stats["checkpoints"] += 1
+
+    def epochs(self):
+        for _ in range(rng.randint(1, 3)):
+            for _ in range(rng.randint(0, 12)):
+                r = rng.random()
+                if r < 0.55:
+                    self.pwrite()
+                elif r < 0.8 and MODE == "colo":
+                    self.swrite()
+                else:
+                    self.check_reads()
+            self.checkpoint("checkpoint")
+
+    def cut_and_resync(self):
+        """The link cut (both ends' sockets killed), the Primary goes on alone, then a
+        resync of exactly the blocks dirty since the last checkpoint."""
+        port = self.S.addr.rsplit(":", 1)[1]
+        note("cut: link %s -> %s" % (self.P.name, self.S.addr))
+        for f in (["dport", "=", port], ["sport", "=", port]):
+            run(["ss", "-K", "-t", *f], check=False)
+        deadline = time.monotonic() + 60
+        while self.P.status()["state"] != "broken":
+            if time.monotonic() > deadline:
+                fail("the Primary did not notice the cut within 60 s: %s" % self.P.status())
+            time.sleep(0.01)
+        for _ in range(rng.randint(0, 8)):
+            self.pwrite()
+        st = self.P.status()
+        note("cut: the Primary is broken with %d blocks dirty since the last checkpoint, %d "
+             "in the epoch before; status %s" % (len(self.dirty), len(self.dirty_prev), st))
+        if self.ckpts_since_start >= 2:
+            want = self.dirty_bytes(self.dirty | self.dirty_prev)
+            if st["dirty_bytes"] != want:
+                fail("after the cut the Primary reports dirty_bytes %d, the model %d (%d "
+                     "blocks of %d)" % (st["dirty_bytes"], want,
+                                        len(self.dirty | self.dirty_prev), BS))
+            stats["dirty bytes checked after a cut"] += 1
+        self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
+        self.P.colo("start", "primary", "address=" + self.S.addr, *self.opts, *self.popts)
+        st = self.P.status()
+        if st["state"] != "running":
+            fail("resync: after start the Primary is %s" % st)
+        stats["link cuts and resyncs"] += 1
+        self.epoch = None
+        self.checkpoint("the first checkpoint after a resync")
+
+    def failover(self):
+        how = rng.choice(["alive", "killed", "killed", "cut"])
+        # Writes the Primary made after the last checkpoint: lost with it.
+        for _ in range(rng.randint(0, 5)):
+            self.pwrite()
+        sw = []
+        if how == "killed":
+            self.P.kill9()
+        elif how == "cut":
+            port = self.S.addr.rsplit(":", 1)[1]
+            for f in (["dport", "=", port], ["sport", "=", port]):
+                run(["ss", "-K", "-t", *f], check=False)
+        if MODE == "colo" and rng.random() < 0.6:
+            w = Writes(self.S.h)
+            for _ in range(rng.randint(1, 6)):
+                w.issue(rng.randbytes)
+            pump([self.S.h], 0.0005)
+            sw = [w]
+        note("failover of %s (the Primary %s) with %d Secondary VM writes in flight" %
+             (self.S.name, how, sum(len(w.ops) for w in sw)))
+        self.S.colo("failover")
+        for w in sw:
+            w.drain(lambda off, data: self.view.__setitem__(slice(off, off + len(data)), data))
+        st = self.S.status()
+        if st["state"] != "failed-over" or st["buffer_blocks"] != 0:
+            fail("after failover the Secondary's status is %s" % st)
+        expect_bytes(read_file(self.S.img), bytes(self.view),
+                     "after failover (the Primary %s): %s's image against the last checkpoint "
+                     "plus the Secondary VM's writes" % (how, self.S.name))
+        stats["failovers, the Primary %s" % how] += 1
+        # The guest now runs on the old Secondary.
+        old = self.P
+        if how != "killed":
+            deadline = time.monotonic() + 60
+            while old.status()["state"] != "broken":
+                if time.monotonic() > deadline:
+                    fail("the old Primary did not see the end: %s" % old.status())
+                time.sleep(0.01)
+        else:
+            old.create()  # its host comes back: the VBD again, on the same image
+        self.P, self.S = self.S, old
+        self.guest = bytearray(self.view)
+        self.view = None
+        for _ in range(rng.randint(0, 6)):
+            self.pwrite()
+
+    def close(self):
+        self.A.destroy()
+        self.B.destroy()
+
+
+def main():
+    print("seed=%d cycles=%d block_size=%d size=%d mode=%s tls=%s cuts=%d" %
+          (SEED, CYCLES, BS, SIZE, MODE, TLS, CUTS), flush=True)
+    t0 = time.monotonic()
+    pair = Pair()
+    try:
+        pair.start("protect")
+        for cycle in range(CYCLES):
+            pair.epochs()
+            if CUTS and rng.random() < 0.4:
+                pair.cut_and_resync()
+                pair.epochs()
+            pair.failover()
+            pair.start("re-protect")
+            print("cycle %d: %s is the Primary, epoch %d, disks equal" %
+                  (cycle + 1, pair.P.name, pair.epoch), flush=True)
+        pair.epochs()
+        pair.close()
+    except TestFailure as e:
+        print("FAIL (seed %d): %s" % (SEED, e), flush=True)
+        sys.exit(1)
+    print("%d cycles in %.1f s: %s" % (CYCLES, time.monotonic() - t0,
+                                      ", ".join("%s %d" % kv for kv in sorted(stats.items()))),
+          flush=True)
+
+
+main()
