@@ -156,40 +156,6 @@ static void colo_primary_forward(struct colo *c, td_request_t req)
 	tapdisk_server_defer(&c->p.log_flush);
 }
 
-/* A write while not forwarding (broken, failed over, stopped): only its dirty blocks count. */
-struct colo_plain {
-	struct colo *c;
-	td_request_t treq;
-};
-
-static void colo_primary_plain_done(td_request_t clone, int err)
-{
-	struct colo_plain *pw = clone.cb_data;
-	struct colo *c = pw->c;
-	td_request_t treq = pw->treq;
-
-	free(pw);
-	colo_dirty_end(c->p.dirty, treq.sec << SECTOR_SHIFT, (uint64_t)treq.secs << SECTOR_SHIFT,
-		       c->epoch);
-	td_complete_request(treq, err);
-}
-
-static void colo_primary_issue_plain(struct colo *c, td_request_t treq)
-{
-	struct colo_plain *pw = malloc(sizeof(*pw));
-	td_request_t clone = treq;
-
-	if (!pw) {
-		td_complete_request(treq, -EBUSY); /* retried by the VBD */
-		return;
-	}
-	pw->c = c;
-	pw->treq = treq;
-	clone.cb = colo_primary_plain_done;
-	clone.cb_data = pw;
-	colo_primary_forward(c, clone);
-}
-
 /* Closes the log (waiting for its flush in flight); held writes go once it is durable. */
 static void colo_primary_close_log(struct colo *c)
 {
@@ -377,8 +343,13 @@ static void colo_primary_local_done(td_request_t clone, int err)
 	list_del_init(&fwd->local);
 	/* A failed write is dirty too: it may have changed part of the disk. */
 	colo_dirty_end(c->p.dirty, fwd->f.offset, len, c->epoch);
+	/*
+	 * Forwarded if replication runs now, even if it did not when the write was issued: a
+	 * start (a resync, a re-protect) may have come meanwhile, and its set of blocks to copy
+	 * was taken without this write.  A failed local write is not forwarded: the Secondary
+	 * must not get ahead.
+	 */
 	if (err || !colo_primary_forwarding(c)) {
-		/* A failed local write is not forwarded: the Secondary must not get ahead. */
 		c->p.reserved -= len;
 		free(fwd);
 	} else {
@@ -399,10 +370,11 @@ static void colo_primary_issue(struct colo *c, td_request_t treq)
 	struct colo_fwd *fwd;
 	td_request_t clone;
 
-	if (!colo_primary_forwarding(c)) {
-		colo_primary_issue_plain(c, treq);
-		return;
-	}
+	/*
+	 * Tracked in p.local even while not forwarding (broken, failed over, stopped): a start
+	 * may come before it completes, and then it is forwarded like any other (see
+	 * colo_primary_local_done), and the sync's copy of its extents waits for it.
+	 */
 	fwd = malloc(sizeof(*fwd) + len);
 	if (!fwd) {
 		td_complete_request(treq, -EBUSY); /* retried by the VBD */
