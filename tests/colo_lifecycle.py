@@ -76,7 +76,7 @@ def read_file(path):
         return f.read()
 
 
-def extent(max_n=512 * SECTOR):
+def extent(max_n=512 * SECTOR, rng=rng):
     """A sector-aligned extent: inside one block, across a boundary, or large."""
     r = rng.random()
     if r < 0.1:
@@ -92,6 +92,18 @@ def extent(max_n=512 * SECTOR):
     else:
         off = rng.randrange(0, SIZE - n + 1, SECTOR)
     return max(0, min(off, SIZE - n)), n
+
+
+def blocks(off, n):
+    return set(range(off // BS, (off + n - 1) // BS + 1))
+
+
+def extent_bytes(blks):
+    """Bytes of the sync's 1 MiB extents that hold @blks (the last extent may be short)."""
+    ext = set()
+    for b in blks:
+        ext |= set(range(b * BS // MiB, (min((b + 1) * BS, SIZE) - 1) // MiB + 1))
+    return sum(min(MiB, SIZE - e * MiB) for e in ext)
 
 
 def overlaps(a, b):
@@ -154,14 +166,15 @@ class Host:
 class Writes:
     """Asynchronous guest writes on one handle, never overlapping while in flight."""
 
-    def __init__(self, h):
-        self.h, self.ops = h, []
+    def __init__(self, h, rng=rng):
+        self.h, self.ops, self.rng = h, [], rng
 
-    def issue(self, data_for):
-        off, n = extent()
+    def issue(self):
+        off, n = extent(rng=self.rng)
         if any(overlaps((off, n), (o, len(d))) for o, d, _, _ in self.ops):
             return
-        data = data_for(n)
+        data = self.rng.randbytes(n)
+        note("  write %d at %d in flight" % (n, off))
         buf = nbd.Buffer.from_bytearray(bytearray(data))
         self.ops.append((off, data, buf, self.h.aio_pwrite(buf, off)))
 
@@ -202,6 +215,11 @@ class Pair:
         # mark blocks of its own (a failed-over Secondary's write-back).
         self.dirty_prev, self.dirty = set(), set()
         self.ckpts_since_start = 0
+        self.svm = set()  # blocks the Secondary VM wrote since the last checkpoint
+        # A re-protect's set: blocks the old Primary wrote after the last checkpoint, those
+        # the Secondary VM wrote (both written back at the failover), or None: unknown.
+        self.rp_base = None
+        self.old_killed = False
         self.opts = ["block_size=%d" % BS, "timeout=30000"]
         self.popts = []  # the Primary's only
         if TLS == "psk":
@@ -216,7 +234,7 @@ class Pair:
 
     def pwrite_done(self, off, data):
         self.guest[off:off + len(data)] = data
-        self.dirty |= set(range(off // BS, (off + len(data) - 1) // BS + 1))
+        self.dirty |= blocks(off, len(data))
 
     def dirty_bytes(self, blocks):
         return sum(min(BS, SIZE - b * BS) for b in blocks)
@@ -225,13 +243,16 @@ class Pair:
         off, n = extent()
         data = rng.randbytes(n)
         self.P.h.pwrite(data, off)
+        note("  %s: guest write %d at %d" % (self.P.name, n, off))
         self.pwrite_done(off, data)
 
     def swrite(self):
         off, n = extent()
         data = rng.randbytes(n)
         self.S.h.pwrite(data, off)
+        note("  %s: Secondary VM write %d at %d" % (self.S.name, n, off))
         self.view[off:off + n] = data
+        self.svm |= blocks(off, n)
 
     def check_reads(self):
         off, n = extent()
@@ -251,15 +272,24 @@ class Pair:
             popts.append("sync_rate=%d" % rng.choice([4 * MiB, 16 * MiB]))
         if self.logs:
             popts.append("dirty_log=" + self.P.log)
-        self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
+        sopts = ["address=" + self.S.addr] + self.opts
+        # An old Primary whose tapdisk was restarted knows its writes only from its log.
+        if self.logs and self.old_killed and os.path.exists(self.S.log):
+            sopts.append("dirty_log=" + self.S.log)
+        self.S.colo("start", "secondary", *sopts)
         note("%s: %s -> %s, start primary %s" % (how, self.P.name, self.S.name, " ".join(popts)))
+        self.dirty_since_failover = set(self.dirty)
         proc = self.P.vbd.colo_async("start", "primary", *popts)
-        w = Writes(self.P.h)
-        n = 0
+        # How many writes go in while the sync runs depends on the machine's speed: they
+        # draw from a generator of their own, so that the run stays replayable.
+        w = Writes(self.P.h, random.Random(rng.getrandbits(64)))
+        n, during = 0, set()
         while proc.poll() is None:
             if len(w.ops) < 8:
-                w.issue(rng.randbytes)
+                w.issue()
                 n += 1
+                if w.ops:
+                    during |= blocks(w.ops[-1][0], len(w.ops[-1][1]))
             pump([self.P.h], 0.002)
             w.reap(self.pwrite_done)
         out, err = proc.communicate()
@@ -270,14 +300,45 @@ class Pair:
         st = self.P.status()
         if st["state"] != "running":
             fail("%s: after start the Primary is %s" % (how, st))
-        stats["%s with sync=%s" % (how, sync)] += 1
+        if how == "re-protect":
+            self.check_reprotect(st, during)
+        else:
+            stats["%s with sync=%s" % (how, sync)] += 1
         stats["guest writes during a sync"] += n
         self.ckpts_since_start = 0
+        self.old_killed = False
         self.view = None
         self.epoch = None
         self.checkpoint("the first checkpoint after %s" % how)
 
+    def check_reprotect(self, st, during):
+        """A re-protect copies exactly both sides' sets (docs/colo.md): the blocks the old
+        Primary wrote after the last checkpoint, those written back at the failover, the
+        guest's writes since; and, as they raced the start, maybe those issued meanwhile.
+        An old Primary restarted without a log knows nothing: a diff of the whole disk."""
+        kind = st["reprotect"]
+        want = "diff" if self.rp_base is None else "exact"
+        if kind != want:
+            fail("re-protect: status reprotect is %r, expected %r (the old Primary %s, "
+                 "dirty log %s)" % (kind, want, "killed" if self.old_killed else "alive",
+                                    "kept" if self.logs else "none"))
+        stats["re-protect, %s" % kind] += 1
+        if kind != "exact":
+            return
+        lo = extent_bytes(self.rp_base | self.dirty_since_failover)
+        hi = extent_bytes(self.rp_base | self.dirty_since_failover | during)
+        got = st["sync_total_bytes"]
+        # A restarted old Primary's log is coarse and cleared lazily: a superset.
+        if got < lo or (got > hi and not self.old_killed):
+            fail("re-protect: sync_total_bytes %d, expected %d%s (the sets in 1 MiB extents: "
+                 "%d blocks of the old Primary and the Secondary VM, %d written since the "
+                 "failover, %d during the start)" %
+                 (got, lo, "" if lo == hi else " to %d" % hi, len(self.rp_base),
+                  len(self.dirty_since_failover), len(during)))
+        stats["re-protect sets checked"] += 1
+
     def checkpoint(self, what):
+        note("%s" % what)
         outp = self.P.colo("checkpoint").stdout.strip()
         outs = self.S.colo("checkpoint").stdout.strip()
         if outp != outs or not outp.startswith("epoch="):
@@ -293,6 +354,7 @@ class Pair:
         self.ckpt = bytearray(self.guest)
         self.view = bytearray(self.guest)
         self.dirty_prev, self.dirty = self.dirty, set()
+        self.svm = set()
         self.ckpts_since_start += 1
         stats["checkpoints"] += 1
 
@@ -333,12 +395,21 @@ class Pair:
                                         len(self.dirty | self.dirty_prev), BS))
             stats["dirty bytes checked after a cut"] += 1
         self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
-        self.P.colo("start", "primary", "address=" + self.S.addr, *self.opts, *self.popts)
+        popts = ["address=" + self.S.addr] + self.opts + self.popts
+        if self.logs:
+            popts.append("dirty_log=" + self.P.log)
+        self.P.colo("start", "primary", *popts)
         st = self.P.status()
         if st["state"] != "running":
             fail("resync: after start the Primary is %s" % st)
+        # Both completed the last checkpoint: exactly the extents written since are copied.
+        want = extent_bytes(self.dirty)
+        if st["sync_total_bytes"] != want or st["sync_sent_bytes"] != want:
+            fail("resync: sync_total_bytes %d, sync_sent_bytes %d, expected %d (%d blocks "
+                 "written since the last checkpoint, in 1 MiB extents)" %
+                 (st["sync_total_bytes"], st["sync_sent_bytes"], want, len(self.dirty)))
         stats["link cuts and resyncs"] += 1
-        self.epoch = None
+        # The pair goes on from the next epoch.
         self.checkpoint("the first checkpoint after a resync")
 
     def failover(self):
@@ -356,13 +427,15 @@ class Pair:
         if MODE == "colo" and rng.random() < 0.6:
             w = Writes(self.S.h)
             for _ in range(rng.randint(1, 6)):
-                w.issue(rng.randbytes)
+                w.issue()
             pump([self.S.h], 0.0005)
             sw = [w]
         note("failover of %s (the Primary %s) with %d Secondary VM writes in flight" %
              (self.S.name, how, sum(len(w.ops) for w in sw)))
         self.S.colo("failover")
         for w in sw:
+            for off, data, _, _ in w.ops:
+                self.svm |= blocks(off, len(data))
             w.drain(lambda off, data: self.view.__setitem__(slice(off, off + len(data)), data))
         st = self.S.status()
         if st["state"] != "failed-over" or st["buffer_blocks"] != 0:
@@ -384,6 +457,10 @@ class Pair:
         self.P, self.S = self.S, old
         self.guest = bytearray(self.view)
         self.view = None
+        # What the re-protect must copy, as far as both sides know it.
+        self.old_killed = how == "killed"
+        self.rp_base = None if self.old_killed and not self.logs else self.dirty | self.svm
+        self.dirty, self.svm = set(), set()
         for _ in range(rng.randint(0, 6)):
             self.pwrite()
 
