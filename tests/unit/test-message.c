@@ -892,7 +892,7 @@ START_TEST(test_colo_bad_commands)
 		{ "start secondary timeout=100 foo=1", "unknown option 'foo'" },
 		{ "start secondary spill=relative", "spill=relative: must be an absolute path" },
 		{ "checkpoint now", "checkpoint takes no arguments (got 'now')" },
-		{ "failover -f", "failover takes no arguments (got '-f')" },
+		{ "failover -f", "failover takes no argument but 'force' (got '-f')" },
 		{ "stop primary", "stop takes no arguments (got 'primary')" },
 		{ "status json", "status takes no arguments (got 'json')" },
 	};
