@@ -3,7 +3,11 @@
 # with the page cache, tap-ctl -D) and against nbdkit (default and cache=none) and qemu-nbd,
 # on the same image file, in one run, next to fio with O_DIRECT on the file itself (no NBD:
 # the disk's ceiling).  Prints medians and ratios to nbdkit's default and to that ceiling.
-# A benchmark, not a test: it asserts nothing.
+# All the servers run side by side on the one image and the runs are interleaved (round,
+# workload, target), so drift on a noisy machine hits every target alike; each ratio is the
+# median of the ratios within each round.  The runs of raw-o_direct, tapdisk and nbdkit
+# cache=none start with the image written back and out of the page cache, the others with all
+# of it cached.  A benchmark, not a test: it asserts nothing.
 #
 #   bench/nbd-export.sh [BUILD_DIR]     env: RUNTIME=seconds per run (5), REPS=runs (3),
 #                                            SIZE=image size (1G), DIR=where the image lives
@@ -35,60 +39,75 @@ fallocate -l "$SIZE" "$img"
 fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio --iodepth=8 \
 	--size="$SIZE" --output=/dev/null
 
-start_target() { # name -> sets URI (FIO_TARGET for the no-NBD baseline)
-	FIO_TARGET=(--ioengine=nbd)
+declare -A uri
+# start_target NAME: starts that server on the image; sets uri[NAME] (none for the baseline).
+start_target() {
+	local u dev minor pid flags=()
 	case $1 in
 	raw-o_direct)
 		# No NBD at all: fio's libaio with O_DIRECT on the file, the disk's own ceiling.
-		FIO_TARGET=(--ioengine=libaio --direct=1 --filename="$img")
-		URI=
-		STOP=true
+		uri[$1]=
 		return 0
 		;;
 	tapdisk | tapdisk-buffered)
-		flags=()
 		[ "$1" = tapdisk-buffered ] && flags=(-D)
 		dev=$("$build/tap-ctl" create -a "aio:$img" "${flags[@]}")
 		minor=${dev##*-}
 		pid=$("$build/tap-ctl" list -m "$minor" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-		URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
-		STOP="$build/tap-ctl destroy -p $pid -m $minor"
+		u="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
 		;;
 	nbdkit)
 		nbdkit -f -U "$work/nbdkit.sock" file "$img" &
 		pids+=($!)
-		STOP="kill $!"
-		URI="nbd+unix:///?socket=$work/nbdkit.sock"
+		u="nbd+unix:///?socket=$work/nbdkit.sock"
 		;;
 	nbdkit-cache-none)
 		nbdkit -f -U "$work/nbdkit-nc.sock" file "$img" cache=none &
 		pids+=($!)
-		STOP="kill $!"
-		URI="nbd+unix:///?socket=$work/nbdkit-nc.sock"
+		u="nbd+unix:///?socket=$work/nbdkit-nc.sock"
 		;;
 	qemu-nbd)
 		qemu-nbd -t -k "$work/qemu.sock" -f raw -e 4 "$img" &
 		pids+=($!)
-		STOP="kill $!"
-		URI="nbd+unix:///?socket=$work/qemu.sock"
+		u="nbd+unix:///?socket=$work/qemu.sock"
 		;;
 	esac
+	uri[$1]=$u
 	for _ in $(seq 50); do
-		sock=${URI#*socket=}
-		[ -S "$sock" ] && return 0
+		[ -S "${u#*socket=}" ] && return 0
 		sleep 0.1
 	done
 	echo "bench: $1 did not start" >&2
 	exit 1
 }
 
-# run_fio NAME ARGS... -> prints IOPS (or MiB/s for bandwidth jobs)
+# cold: the image written back and out of the page cache, before each run of a server that
+# bypasses the cache, so that it does not pay for the pages another one left (an O_DIRECT write
+# first writes back and drops the cached pages it covers).
+cold() {
+	"${PY:-/usr/bin/python3}" -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)' "$img"
+}
+
+# warm: the whole image read into the page cache, before each run of a server that uses it, as
+# when that server ran alone and its earlier runs had filled the cache.
+warm() {
+	cat "$img" >/dev/null
+}
+
+# run_fio TARGET KIND ARGS... -> prints IOPS (or MiB/s for KIND bw)
 run_fio() {
-	local kind=$1
-	shift
-	local out
-	local target=("${FIO_TARGET[@]}")
-	[ -n "$URI" ] && target+=(--uri="$URI")
+	local target=(--ioengine=nbd --uri="${uri[$1]}") kind=$2 out
+	[ -n "${uri[$1]}" ] || target=(--ioengine=libaio --direct=1 --filename="$img")
+	case $1 in
+	raw-o_direct | tapdisk | nbdkit-cache-none) cold ;;
+	*) warm ;;
+	esac
+	shift 2
 	out=$(fio --name=b "${target[@]}" --runtime="$RUNTIME" --time_based \
 		--output-format=json "$@" 2>/dev/null)
 	"${PY:-/usr/bin/python3}" -c '
@@ -100,29 +119,43 @@ print(round(side["bw_bytes"] / 1048576, 1) if sys.argv[1] == "bw" else round(sid
 ' "$kind" <<<"$out"
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A result
+declare -A result vals
 workloads=(randwrite4k randread4k seqwrite1m flush4k)
 targets=(raw-o_direct nbdkit nbdkit-cache-none qemu-nbd tapdisk tapdisk-buffered)
 for target in "${targets[@]}"; do
 	start_target "$target"
-	for w in "${workloads[@]}"; do
-		vals=()
-		for _ in $(seq "$REPS"); do
-			case $w in
-			randwrite4k) vals+=("$(run_fio iops --rw=randwrite --bs=4k --iodepth=32)") ;;
-			randread4k) vals+=("$(run_fio iops --rw=randread --bs=4k --iodepth=32)") ;;
-			seqwrite1m) vals+=("$(run_fio bw --rw=write --bs=1M --iodepth=8)") ;;
-			flush4k) vals+=("$(run_fio iops --rw=randwrite --bs=4k --iodepth=1 --fsync=1)") ;;
-			esac
-		done
-		result[$target,$w]=$(median "${vals[@]}")
-		echo "  $target $w: ${vals[*]} -> median ${result[$target,$w]}" >&2
-	done
-	$STOP
-	sleep 0.5
 done
+for rep in $(seq "$REPS"); do
+	for w in "${workloads[@]}"; do
+		line=
+		for target in "${targets[@]}"; do
+			case $w in
+			randwrite4k) v=$(run_fio "$target" iops --rw=randwrite --bs=4k --iodepth=32) ;;
+			randread4k) v=$(run_fio "$target" iops --rw=randread --bs=4k --iodepth=32) ;;
+			seqwrite1m) v=$(run_fio "$target" bw --rw=write --bs=1M --iodepth=8) ;;
+			flush4k) v=$(run_fio "$target" iops --rw=randwrite --bs=4k --iodepth=1 --fsync=1) ;;
+			esac
+			vals[$target,$w]+=" $v"
+			line+=" $target $v"
+		done
+		echo "  rep $rep $w:$line" >&2
+	done
+done
+for target in "${targets[@]}"; do
+	for w in "${workloads[@]}"; do
+		# shellcheck disable=SC2086
+		result[$target,$w]=$(median ${vals[$target,$w]})
+	done
+done
+
+# ratio A B W: the median over the rounds of A's result / B's, workload W.
+ratio() {
+	# shellcheck disable=SC2046
+	median $(paste -d' ' <(tr ' ' '\n' <<<"${vals[$1,$3]# }") <(tr ' ' '\n' <<<"${vals[$2,$3]# }") |
+		awk '$2 > 0 {printf "%.2f\n", $1 / $2}')
+}
 
 printf '\n%-28s' "workload (median of $REPS)"
 for t in "${targets[@]}"; do printf '%18s' "$t"; done
@@ -136,7 +169,7 @@ for w in "${workloads[@]}"; do
 	esac
 	printf '%-28s' "$label"
 	for t in "${targets[@]}"; do printf '%18s' "${result[$t,$w]}"; done
-	awk -v a="${result[tapdisk,$w]}" -v c="${result[tapdisk-buffered,$w]}" -v b="${result[nbdkit,$w]}" \
-		-v r="${result[raw-o_direct,$w]}" \
-		'BEGIN {printf "%18.2f%18.2f%18.2f\n", b ? a / b : 0, b ? c / b : 0, r ? a / r : 0}'
+	printf '%18s%18s%18s\n' "$(ratio tapdisk nbdkit "$w")" "$(ratio tapdisk-buffered nbdkit "$w")" \
+		"$(ratio tapdisk raw-o_direct "$w")"
 done
+echo "(results: medians of $REPS; ratios: medians of each round's ratio)"
