@@ -8,8 +8,8 @@
 # sees the link gone.  `start secondary` and `start primary` again: the handshake agrees on
 # checkpoint 1, the Secondary goes on from it, and the Primary sends exactly the extents
 # written since: extents(B | C), 1 MiB each.  status: sync_total_bytes = sync_sent_bytes =
-# that count, both sides at epoch 2; after the first checkpoint the Secondary's image equals
-# the Primary's byte for byte.
+# that count (already while the copy runs, bounded by sync_rate), both sides at epoch 2;
+# after the first checkpoint the Secondary's image equals the Primary's byte for byte.
 # Then the Secondary's tapdisk is replaced by a new one (no pair, no checkpoint): the next
 # start finds no common checkpoint and falls back to diff of the whole disk (64 MiB
 # examined, only the extents that differ sent), and after a checkpoint the images are equal.
@@ -98,7 +98,23 @@ want = len(extents(written[mark:])) * MiB
 print("writes since checkpoint 1 touch %d extents" % (want // MiB))
 since0 = len(extents(written)) * MiB
 S.start_again("secondary", *OPTS)
-P.start_again("primary", *OPTS)
+# Bounded to 4 MiB/s, so that status is seen while the copy runs: the bytes it will send are
+# known before they are sent.
+proc = P.colo_async("start", "primary", "sync_rate=4M", *OPTS)
+seen = None
+deadline = time.monotonic() + 60
+while proc.poll() is None and time.monotonic() < deadline:
+    st = P.status()
+    if st["state"] == "syncing" and st["sync_total_bytes"] and seen is None:
+        seen = (st["sync_total_bytes"], st["sync_sent_bytes"])
+    time.sleep(0.02)
+out, err = proc.communicate(timeout=60)
+if proc.returncode:
+    fail("start primary again exited %d: %s" % (proc.returncode, err.strip()))
+if seen is None or seen[0] != want or seen[1] >= want:
+    fail("while syncing, status (sync_total_bytes, sync_sent_bytes) = %r: expected %d total "
+         "before all of it was sent" % (seen, want))
+print("while syncing: %d bytes to send, %d sent so far" % seen)
 st, ss = P.status(), S.status()
 got = (st["state"], st["sync_total_bytes"], st["sync_sent_bytes"], st["epoch"], ss["epoch"])
 if got != ("running", want, want, 2, 2):
