@@ -2,8 +2,9 @@
 # Two hosts on one machine: the Primary and the Secondary tapdisk each in a network namespace
 # of its own, joined by a veth pair.  Over a lossy, slow link (tc netem) replication stays
 # exact; when the link goes down (ip link set down) both sides notice within the timeout, the
-# Primary keeps serving, and the Secondary's failover gives exactly the last checkpoint plus
-# its VM's writes.  Needs root and network namespaces: SKIP otherwise.
+# Primary keeps serving; when it comes back up, both started again resync exactly the extents
+# written since the last common checkpoint; down again, the Secondary's failover gives exactly
+# the last checkpoint plus its VM's writes.  Needs root and network namespaces: SKIP otherwise.
 . "$(dirname "$0")/functions.sh"
 log_tapdisks
 requires qemu-io
@@ -72,21 +73,45 @@ for i in 1 2 3; do
 	expect_eq "$(colo_s checkpoint)" "epoch=$((i + 1))" "Secondary checkpoint $i"
 	cmp "$TEST_DIR/p.img" "$TEST_DIR/s.img" || fail "disks differ after checkpoint $i ($link)"
 done
-cp "$TEST_DIR/p.img" "$TEST_DIR/expected.img"
-qemu-io -f raw "$S_URI" -c 'write -P 0x5e 20M 100k' >/dev/null || fail "secondary write"
-"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(20 << 20); f.write(b"\x5e" * 102400)' \
-	"$TEST_DIR/expected.img"
-qemu-io -f raw "$P_URI" -c 'write -P 0x6f 24M 1M' >/dev/null || fail "primary write after the checkpoint"
 echo "exact over the link ($link)"
 
-# The link goes down: both sides notice within the timeout.
+# The link goes down, with writes since the last checkpoint; both sides notice within the
+# timeout, the Primary keeps serving.
+qemu-io -f raw "$P_URI" -c 'write -P 0x6f 24M 1M' >/dev/null || fail "primary write after the checkpoint"
 ip -n "$nsp" link set "v${ns}p" down
 wait_status P state broken 10 || fail "the Primary did not notice the link going down"
 wait_status S state broken 10 || fail "the Secondary did not notice the link going down"
 expect_eq "$(json_field "$(colo_p status)" link)" "lost" "the Primary's link"
 qemu-io -f raw "$P_URI" -c 'write -P 0x70 26M 64k' -c 'read -P 0x70 26M 64k' >/dev/null ||
 	fail "the Primary stopped serving"
+echo "link down: both sides noticed"
+
+# The link comes back (ip link set up): both sides started again, the resync sends exactly the
+# extents written since the last checkpoint both completed (3): 24M and 26M, 2 MiB.
+ip -n "$nsp" link set "v${ns}p" up
+for _ in $(seq 100); do # EBUSY while the last run's writes finish
+	out=$(colo_s start secondary timeout=1500 peer=10.199.0.1 2>&1) && break
+	case $out in *"in flight"*) sleep 0.1 ;; *) fail "start secondary again: $out" ;; esac
+done
+colo_p start primary timeout=1500 || fail "start primary again"
+expect_eq "$(colo_field P sync_total_bytes) $(colo_field P sync_sent_bytes)" "2097152 2097152" \
+	"the resync's bytes (the extents at 24M and 26M)"
+expect_eq "$(colo_p checkpoint)" "epoch=5" "Primary checkpoint after the resync"
+expect_eq "$(colo_s checkpoint)" "epoch=5" "Secondary checkpoint after the resync"
+cmp "$TEST_DIR/p.img" "$TEST_DIR/s.img" || fail "disks differ after the resync ($link)"
+echo "link up: the resync sent exactly the 2 MiB written since checkpoint 3"
+
+# Down again, after a Secondary VM write and a Primary write past the checkpoint: the
+# Secondary's failover gives exactly the checkpoint plus its VM's write.
+cp "$TEST_DIR/p.img" "$TEST_DIR/expected.img"
+qemu-io -f raw "$S_URI" -c 'write -P 0x5e 20M 100k' >/dev/null || fail "secondary write"
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(20 << 20); f.write(b"\x5e" * 102400)' \
+	"$TEST_DIR/expected.img"
+qemu-io -f raw "$P_URI" -c 'write -P 0x71 28M 1M' >/dev/null || fail "primary write after the checkpoint"
+ip -n "$nsp" link set "v${ns}p" down
+wait_status P state broken 10 || fail "the Primary did not notice the link going down again"
+wait_status S state broken 10 || fail "the Secondary did not notice the link going down again"
 colo_s failover || fail "failover"
 cmp "$TEST_DIR/s.img" "$TEST_DIR/expected.img" ||
 	fail "after failover the Secondary's disk is not the checkpoint plus its VM's write"
-echo "link down: both sides noticed; failover exact"
+echo "link down again: failover exact"
