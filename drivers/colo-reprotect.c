@@ -355,6 +355,13 @@ void colo_reprotect_checkpoint(struct colo *c)
 	/* The disks are equal from here on: what we wrote as Primary is history. */
 	colo_dirty_forget_carried(c->p.dirty);
 	colo_dirty_commit(c->p.dirty, UINT64_MAX);
+	/*
+	 * A clean log, as if new: no checkpoint of ours (this pair's epochs start again with
+	 * the new Primary), so that a later start as Primary from it begins a history of its
+	 * own instead of asking a resync since a checkpoint no Secondary has.
+	 */
+	if (log)
+		colo_dirty_log_set_epoch(log, 0);
 	if (log && colo_dirty_log_flush(log))
 		EPRINTF("colo %s:%s: dirty_log=%s: cannot clear it; the next re-protect from it "
 			"sends more than needed",

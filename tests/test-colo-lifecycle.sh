@@ -11,8 +11,6 @@ requires_python_nbd
 requires ss
 
 log_tapdisks
-# Link cuts need the resync (a broken pair started again); on when it is on main.
-export CUTS=${CUTS:-0}
 # A psktool key for the runs that secure the link (tls=psk; the others use tls=none).
 if command -v psktool >/dev/null; then
 	psktool -u primary -p "$TEST_DIR/keys.psk" >/dev/null || fail "psktool"
