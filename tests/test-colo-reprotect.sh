@@ -5,6 +5,7 @@
 . "$(dirname "$0")/functions.sh"
 log_tapdisks
 requires_python_nbd
+requires ss
 
 MiB=$((1 << 20))
 
@@ -269,6 +270,36 @@ expect_status B buffer_blocks 0
 expect_status B sync_sent_bytes 0
 ckpt B A 2
 same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "broken Secondary started as Primary: the disks"
+
+step "A's dirty log, cleared by its re-protect as Secondary, serves its next run as Primary: a cut resyncs from the last checkpoint"
+# a.dlog was A's log as the old Primary; A's first checkpoint of the re-protect from it
+# (above) cleared it, and its epoch must go back to none: with the commit's UINT64_MAX left
+# in it, every resync of a run from it found no common checkpoint (a diff of the whole disk).
+colo A failover || fail "failover A"
+wait_status B state broken 10
+colo B start secondary address=127.0.0.1:$B_PORT || fail "start secondary B"
+colo A start primary address=127.0.0.1:$B_PORT dirty_log="$TEST_DIR/a.dlog" ||
+	fail "start primary A with dirty_log=a.dlog"
+ckpt A B 2
+wr A 0x71 18
+ckpt A B 3
+ckpt A B 4
+wr A 0x72 19 # after the last checkpoint: the only extent the resync copies
+wait_applied_on A
+for f in "dport = :$B_PORT" "sport = :$B_PORT"; do
+	# shellcheck disable=SC2086
+	ss -K -t $f >/dev/null 2>&1 || true
+done
+wait_status A state broken 30
+wait_status B state broken 30
+colo B start secondary address=127.0.0.1:$B_PORT || fail "start secondary B again"
+colo A start primary address=127.0.0.1:$B_PORT dirty_log="$TEST_DIR/a.dlog" ||
+	fail "start primary A again (resync)"
+echo "resync from a.dlog: $(colo_field A sync_total_bytes) bytes examined, $(colo_field A sync_sent_bytes) sent"
+expect_status A sync_total_bytes $((1 * MiB))
+expect_status A sync_sent_bytes $((1 * MiB))
+ckpt A B 5
+same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "the resync after the cut: the disks"
 colo_destroy A
 colo_destroy B
 
