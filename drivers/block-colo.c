@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "colo-internal.h"
+#include "timeout-math.h"
 #include "tapdisk-disktype.h"
 #include "tapdisk-driver.h"
 #include "tapdisk-image.h"
@@ -59,6 +60,49 @@ void colo_clear_error(struct colo *c)
 	c->last_error_at = 0;
 }
 
+#define COLO_RECONNECT_MS 500 /* reconnect=1: how soon, and how often while writes finish */
+
+static void colo_reconnect_cb(event_id_t id, char mode, void *priv);
+
+static void colo_reconnect_arm(struct colo *c)
+{
+	if (c->reconnect_timer > 0)
+		return;
+	c->reconnect_timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+							   TV_MSECS(COLO_RECONNECT_MS),
+							   colo_reconnect_cb, c);
+	if (c->reconnect_timer < 0)
+		c->reconnect_timer = 0;
+}
+
+static void colo_reconnect_cancel(struct colo *c)
+{
+	if (c->reconnect_timer > 0)
+		tapdisk_server_unregister_event(c->reconnect_timer);
+	c->reconnect_timer = 0;
+}
+
+/*
+ * reconnect=1: a side whose link was lost (not ended in order) starts again in its role, with
+ * the same options, as `start` would: the Secondary listens, the Primary connects (for
+ * connect_timeout) and resyncs.  Until the last run's writes are done start says EBUSY: retry.
+ */
+static void colo_reconnect_cb(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+	struct colo_options opts = c->opts;
+	int err;
+
+	colo_reconnect_cancel(c);
+	if (c->state != COLO_STATE_BROKEN || c->link_state != COLO_LINK_LOST || !opts.reconnect)
+		return;
+	DPRINTF("colo %s:%s: reconnect=1: starting the %s again", c->host, c->port,
+		colo_role_name(c->role));
+	err = colo_start(c, c->role, &opts, NULL, NULL);
+	if (err == -EBUSY && c->state == COLO_STATE_BROKEN)
+		colo_reconnect_arm(c);
+}
+
 void colo_set_state(struct colo *c, enum colo_state state)
 {
 	if (c->state == state)
@@ -66,6 +110,8 @@ void colo_set_state(struct colo *c, enum colo_state state)
 	DPRINTF("colo %s:%s: %s %s -> %s (epoch %llu)", c->host, c->port, colo_role_name(c->role),
 		colo_state_name(c->state), colo_state_name(state), (unsigned long long)c->epoch);
 	c->state = state;
+	if (state == COLO_STATE_BROKEN && c->opts.reconnect && c->link_state == COLO_LINK_LOST)
+		colo_reconnect_arm(c);
 }
 
 void colo_call_done(struct colo_call *call, int err, uint64_t value)
@@ -197,6 +243,7 @@ static int colo_close(td_driver_t *driver)
 {
 	struct colo *c = driver->data;
 
+	colo_reconnect_cancel(c);
 	if (c->role == COLO_ROLE_PRIMARY)
 		colo_primary_close(c);
 	else if (c->role == COLO_ROLE_SECONDARY)

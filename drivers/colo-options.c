@@ -242,14 +242,18 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 		return 0;
 	}
 
-	if (KEY_IS("timeout") || KEY_IS("connect_timeout") || KEY_IS("verify")) {
+	if (KEY_IS("timeout") || KEY_IS("connect_timeout") || KEY_IS("verify") ||
+	    KEY_IS("reconnect")) {
 		r = options_parse_ms(val, &v);
 		if (r)
 			return options_reject(err, errlen, "%s: not a number", kv);
-		if (KEY_IS("verify")) {
+		if (KEY_IS("verify") || KEY_IS("reconnect")) {
 			if (v > 1)
 				return options_reject(err, errlen, "%s: must be 0 or 1", kv);
-			opts->verify = v;
+			if (KEY_IS("verify"))
+				opts->verify = v;
+			else
+				opts->reconnect = v;
 		} else if (KEY_IS("timeout")) {
 			if (v < COLO_TIMEOUT_MIN_MS || v > COLO_TIMEOUT_MAX_MS)
 				return options_reject(err, errlen, "%s: must be from %d to %d ms",

@@ -45,6 +45,8 @@ const struct colo_start_option colo_start_options[] = {
 	  "tls=psk: the Primary's identity in the tls_psk file" },
 	{ "tls_name", COLO_OPTION_PRIMARY, "NAME", "any",
 	  "tls=x509: the name the Secondary's certificate must bear" },
+	{ "reconnect", COLO_OPTION_BOTH, "0|1", "0",
+	  "1: after a lost link, start again by itself: listen, or connect and resync" },
 };
 
 const size_t colo_start_options_count =

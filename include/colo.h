@@ -62,6 +62,7 @@ struct colo_options {
 	uint32_t timeout_ms;  /* a silent link is dead after this long (5000) */
 	uint32_t connect_timeout_ms; /* Primary: keep retrying the connection this long (30000) */
 	bool verify;		     /* compare both disks by checksums at start */
+	bool reconnect;		     /* after a lost link, start again by itself (resync) */
 	char peer[64];		     /* Secondary: accept the Primary only from this address */
 	char dirty_log[256];	     /* Primary: the persistent dirty log ("" = none) */
 	enum colo_sync_mode sync;    /* Primary: what the start copies (diff) */

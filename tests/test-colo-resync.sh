@@ -13,6 +13,9 @@
 # Then the Secondary's tapdisk is replaced by a new one (no pair, no checkpoint): the next
 # start finds no common checkpoint and falls back to diff of the whole disk (64 MiB
 # examined, only the extents that differ sent), and after a checkpoint the images are equal.
+# Last, a pair with reconnect=1 on both sides: after the same cut both start again by
+# themselves, the resync sends exactly the extents written since the common checkpoint, and
+# the images are equal after a checkpoint.
 # SEED=n replays the random choices.
 source "$(dirname "$0")/functions.sh"
 requires_python_nbd
@@ -146,6 +149,35 @@ print("fallback diff: %d bytes examined, %d sent" % (st["sync_total_bytes"],
 P.colo("checkpoint")
 S2.colo("checkpoint")
 images_equal("after the fallback diff and a checkpoint")
+
+# reconnect=1: a new pair whose sides start again by themselves after the cut.
+pimg, simg, port, S3, P3 = identical_pair(TAPCTL, TEST_DIR, SIZE, rng, tag="3")
+S3.colo("start", "secondary", "reconnect=1", *OPTS)
+P3.colo("start", "primary", "sync=none", "reconnect=1", *OPTS)
+h = connect(P3.sock, SIZE)
+written = []
+write(20, a_exts)
+P3.colo("checkpoint")
+S3.colo("checkpoint")
+mark = len(written)
+write(10, bc_exts)
+os.kill(S3.pid, signal.SIGSTOP)
+write(5, bc_exts)
+wait_for("broken Primary", lambda: P3.status()["state"] == "broken")
+write(5, bc_exts)
+os.kill(S3.pid, signal.SIGCONT)
+want = len(extents(written[mark:])) * MiB
+wait_for("both sides running again by themselves",
+         lambda: P3.status()["state"] == "running" and S3.status()["state"] == "running" and
+         P3.status()["pending"] == "", 60)
+st = P3.status()
+if (st["sync_total_bytes"], st["sync_sent_bytes"], st["epoch"]) != (want, want, 2):
+    fail("reconnect=1: (total, sent, epoch) = %r, expected %r" %
+         ((st["sync_total_bytes"], st["sync_sent_bytes"], st["epoch"]), (want, want, 2)))
+P3.colo("checkpoint")
+S3.colo("checkpoint")
+images_equal("after the reconnect's resync and a checkpoint")
+print("reconnect=1: both sides started again by themselves; %d bytes resynced" % want)
 PYEOF
 	echo "tapdisk log ($TEST_DIR/tapdisk.log), last lines:" >&2
 	tail -n 30 "$TEST_DIR/tapdisk.log" >&2 || true

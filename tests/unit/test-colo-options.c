@@ -472,6 +472,7 @@ START_TEST(test_table)
 		{ "tls_psk", "/etc/pki/blktap-colo/keys.psk", COLO_OPTION_BOTH },
 		{ "tls_user", "primary", COLO_OPTION_PRIMARY },
 		{ "tls_name", "secondary.example", COLO_OPTION_PRIMARY },
+		{ "reconnect", "1", COLO_OPTION_BOTH },
 	};
 	const size_t n = sizeof(examples) / sizeof(examples[0]);
 	struct colo_options defaults;
