@@ -21,11 +21,13 @@
 
 #include "colo-internal.h"
 #include "crc32c.h"
+#include "timeout-math.h"
 
 struct colo_reprotect {
 	uint64_t *peer; /* extents the old Primary wrote after our last checkpoint */
 	uint64_t words;
 	uint64_t frames; /* DIRTY frames received */
+	event_id_t timer; /* bounds the wait for DIRTY_END */
 };
 
 static uint64_t rp_words(const struct colo *c)
@@ -55,6 +57,8 @@ static void rp_free(struct colo *c)
 {
 	if (!c->p.rp)
 		return;
+	if (c->p.rp->timer > 0)
+		tapdisk_server_unregister_event(c->p.rp->timer);
 	free(c->p.rp->peer);
 	free(c->p.rp);
 	c->p.rp = NULL;
@@ -63,6 +67,21 @@ static void rp_free(struct colo *c)
 static bool rp_wanted(const struct colo *c)
 {
 	return c->p.reprotect;
+}
+
+/*
+ * The old Primary sends its set first thing once the link is up: a live one that has not
+ * ended it within timeout never will (its heartbeats keep the link up meanwhile).
+ */
+static void rp_timeout(event_id_t id, char mode, void *priv)
+{
+	struct colo *c = priv;
+
+	rp_free(c);
+	colo_primary_step_done(c, colo_fail(c, -ETIMEDOUT,
+					    "re-protect: the old Primary sent no DIRTY_END within "
+					    "%u ms",
+					    c->opts.timeout_ms));
 }
 
 static int rp_run(struct colo *c)
@@ -76,6 +95,15 @@ static int rp_run(struct colo *c)
 		return colo_fail(c, -ENOMEM, "re-protect: out of memory");
 	}
 	rp->words = rp_words(c);
+	rp->timer = tapdisk_server_register_event(SCHEDULER_POLL_TIMEOUT, -1,
+						  TV_MSECS(c->opts.timeout_ms), rp_timeout, c);
+	if (rp->timer < 0) {
+		int err = rp->timer;
+
+		free(rp->peer);
+		free(rp);
+		return colo_fail(c, err, "re-protect: cannot start its timer: %s", strerror(-err));
+	}
 	c->p.rp = rp;
 	colo_set_state(c, COLO_STATE_SYNCING);
 	DPRINTF("colo %s:%s: re-protect: waiting for the old Primary's writes after checkpoint "

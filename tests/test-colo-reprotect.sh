@@ -303,4 +303,66 @@ same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "the resync after the cut: the disks"
 colo_destroy A
 colo_destroy B
 
+step "an old Primary that heartbeats but never ends its set: the re-protect fails within timeout"
+make_image "$TEST_DIR/x.img" 4M 9
+cp "$TEST_DIR/x.img" "$TEST_DIR/y.img"
+colo_vbd X "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/x.img"
+colo_vbd Y "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/y.img"
+X_PORT=$(free_port)
+colo X start secondary address=127.0.0.1:$X_PORT || fail "start secondary X"
+colo Y start primary address=127.0.0.1:$X_PORT sync=none || fail "start primary Y"
+colo X failover || fail "failover X"
+colo_destroy Y
+FAKE_PORT=$(free_port)
+# A Secondary that accepts the hello, then only heartbeats (a frame: docs/colo-protocol.md).
+"$PY" - "$FAKE_PORT" >"$TEST_DIR/fake.out" 2>&1 <<'PYEOF' &
+import socket, struct, sys, time
+T = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    T.append(c)
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc = T[(crc ^ b) & 0xff] ^ (crc >> 8)
+    return crc ^ 0xffffffff
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+s, _ = srv.accept()
+hello = b""
+while len(hello) < 80:
+    hello += s.recv(80 - len(hello))
+version, flags, sid = struct.unpack(">I", hello[8:12])[0], struct.unpack(">I", hello[12:16])[0], hello[32:48]
+print("hello version %d flags 0x%x" % (version, flags))
+s.sendall(struct.pack(">QIi16sIIQ112s", 0x424c4b434f4c4f31, version, 0, sid, 0, 0, 0, b""))
+hdr = struct.pack(">IHHQQQII", 0x434f4c46, 4, 0, 0, 0, 0, 0, 0)
+beat = hdr + struct.pack(">II", crc32c(hdr), 0)
+s.setblocking(False)
+end = time.time() + 8
+while time.time() < end:
+    try:
+        s.sendall(beat)
+        while s.recv(65536):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+    except OSError:
+        break
+    time.sleep(0.1)
+PYEOF
+FAKE=$!
+for _ in $(seq 100); do ss -ltn | grep -q ":$FAKE_PORT " && break; sleep 0.05; done
+expect_error X 110 "tap-ctl: colo start: re-protect: the old Primary sent no DIRTY_END within 1000 ms" \
+	start primary address=127.0.0.1:$FAKE_PORT timeout=1000
+kill "$FAKE" 2>/dev/null || true
+wait "$FAKE" 2>/dev/null || true
+grep -q "^hello version [0-9]* flags 0x10$" "$TEST_DIR/fake.out" ||
+	fail "the hello did not ask for a re-protect alone: $(cat "$TEST_DIR/fake.out")"
+expect_status X state idle
+colo_destroy X
+
 echo PASS
