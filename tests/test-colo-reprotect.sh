@@ -317,17 +317,6 @@ FAKE_PORT=$(free_port)
 # A Secondary that accepts the hello, then only heartbeats (a frame: docs/colo-protocol.md).
 "$PY" - "$FAKE_PORT" >"$TEST_DIR/fake.out" 2>&1 <<'PYEOF' &
 import socket, struct, sys, time
-T = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    T.append(c)
-def crc32c(data):
-    crc = 0xffffffff
-    for b in data:
-        crc = T[(crc ^ b) & 0xff] ^ (crc >> 8)
-    return crc ^ 0xffffffff
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", int(sys.argv[1])))
@@ -339,8 +328,8 @@ while len(hello) < 80:
 version, flags, sid = struct.unpack(">I", hello[8:12])[0], struct.unpack(">I", hello[12:16])[0], hello[32:48]
 print("hello version %d flags 0x%x" % (version, flags))
 s.sendall(struct.pack(">QIi16sIIQ112s", 0x424c4b434f4c4f31, version, 0, sid, 0, 0, 0, b""))
-hdr = struct.pack(">IHHQQQII", 0x434f4c46, 4, 0, 0, 0, 0, 0, 0)
-beat = hdr + struct.pack(">II", crc32c(hdr), 0)
+# HEARTBEAT: magic "COLF", type 4, all else 0, and the header's CRC32C.
+beat = bytes.fromhex("434f4c46000400000000000000000000000000000000000000000000000000000000000000000000620915cb00000000")
 s.setblocking(False)
 end = time.time() + 8
 while time.time() < end:
