@@ -12,8 +12,10 @@ Host A and host B each have one VBD and one listening address; the guest runs on
 Primary.  After every completed sync and every checkpoint the Secondary's image file equals
 the guest's disk byte for byte; after every failover it equals the last checkpoint plus the
 Secondary VM's writes.  A resync after a cut must announce exactly the model's dirty extents.
-Environment: CYCLES (20), BS (random), MODE colo|ft (random), CUTS (1: link cuts happen),
-TLS psk|none (random when TLS_PSK names a psktool file with the identity "primary").
+Between a copy (sync, resync, re-protect) and the first checkpoint after it, a failover of
+the Secondary is refused (its disk is inconsistent) and the pair goes on.
+Environment: CYCLES (20), BS (random, 512 to 1 MiB), MODE colo|ft (random), CUTS (1: link
+cuts happen), TLS psk|none (random when TLS_PSK names a psktool file with the identity "primary").
 """
 import collections
 import os
@@ -33,7 +35,7 @@ rng = random.Random(SEED)
 SECTOR = 512
 MiB = 1 << 20
 CYCLES = int(os.environ.get("CYCLES", "20"))
-BS = int(os.environ.get("BS") or rng.choice([512, 4096, 65536, MiB]))
+BS = int(os.environ.get("BS") or rng.choice([512 << i for i in range(12)]))  # 512 to 1 MiB
 SIZE = rng.choice([8 * MiB, 6 * MiB + 512 * 1024 + 3 * SECTOR])
 MODE = os.environ.get("MODE") or rng.choice(["colo", "ft"])
 CUTS = os.environ.get("CUTS", "1") == "1"
@@ -309,7 +311,19 @@ class Pair:
         self.old_killed = False
         self.view = None
         self.epoch = None
+        self.refuse_failover(how)
         self.checkpoint("the first checkpoint after %s" % how)
+
+    def refuse_failover(self, how):
+        """After a copy and before the first checkpoint the Secondary's disk is inconsistent:
+        a failover (not forced) is refused, and the pair goes on."""
+        r = self.S.colo("failover", check=False)
+        want = ("failover: the disk is inconsistent: no checkpoint since the Primary's copy; "
+                "'failover force' fails over anyway")
+        if r.returncode == 0 or want not in r.stderr:
+            fail("%s: a failover of %s before the first checkpoint exited %d: %s (expected "
+                 "EBUSY: %s)" % (how, self.S.name, r.returncode, r.stderr.strip(), want))
+        stats["failovers refused before the first checkpoint"] += 1
 
     def check_reprotect(self, st, during):
         """A re-protect copies exactly both sides' sets (docs/colo.md): the blocks the old
@@ -409,6 +423,7 @@ class Pair:
                  "written since the last checkpoint, in 1 MiB extents)" %
                  (st["sync_total_bytes"], st["sync_sent_bytes"], want, len(self.dirty)))
         stats["link cuts and resyncs"] += 1
+        self.refuse_failover("resync")
         # The pair goes on from the next epoch.
         self.checkpoint("the first checkpoint after a resync")
 
