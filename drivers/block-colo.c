@@ -421,9 +421,21 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 		if (c->s.inflight || c->s.svm_writes || c->s.wb_inflight)
 			return colo_fail(c, -EBUSY,
 					 "start: disk writes of the last run are in flight; retry");
-		if (c->s.buf && broken)
+		struct colo_buffer *keep = NULL;
+
+		if (c->s.buf && broken && role == COLO_ROLE_SECONDARY) {
+			/*
+			 * Kept until a Primary is accepted (colo_secondary_link_ready drops it):
+			 * a failover meanwhile writes it back, so the disk is the last checkpoint
+			 * and the Secondary VM's writes, not the unfinished epoch's.
+			 */
+			keep = c->s.buf;
+			c->s.buf = NULL;
+		} else if (c->s.buf && broken) {
 			colo_buffer_drop(c->s.buf);
+		}
 		colo_secondary_close(c);
+		c->s.buf = keep;
 		c->s.verifying = c->s.syncing = c->s.inconsistent = false;
 	}
 	colo_link_close(c);
@@ -489,6 +501,10 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	if (!err)
 		err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
 	if (err) {
+		if (c->s.buf) { /* a broken Secondary's, kept by colo_start_again */
+			colo_buffer_destroy(c->s.buf);
+			c->s.buf = NULL;
+		}
 		c->start_call.done = NULL;
 		c->role = COLO_ROLE_NONE;
 		colo_set_state(c, COLO_STATE_IDLE);

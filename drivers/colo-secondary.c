@@ -838,7 +838,8 @@ int colo_secondary_start(struct colo *c)
 	};
 	int err;
 
-	err = colo_buffer_create(&cfg, &c->s.buf);
+	/* A broken Secondary started again keeps its buffer (colo_start_again). */
+	err = c->s.buf ? 0 : colo_buffer_create(&cfg, &c->s.buf);
 	if (err && why[0])
 		return colo_fail(c, err, "start: %s", why);
 	if (err)
@@ -882,10 +883,11 @@ void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h)
 	 * A resync goes on from our last checkpoint: the Primary sends every extent changed
 	 * since, so the blocks the buffer saved are sent again, and the Secondary VM's writes
 	 * would be replaced by the next checkpoint anyway.  Otherwise the run starts afresh at
-	 * epoch 1 (a sync's first checkpoint drops what an earlier run left in the buffer).
+	 * epoch 1.  Either way what an earlier run left in the buffer (kept by a broken
+	 * Secondary started again, for a failover until now) is history.
 	 */
+	colo_secondary_drop_buffer(c);
 	if (c->s.resume_ok) {
-		colo_secondary_drop_buffer(c);
 		c->epoch = c->s.resume_at + 1;
 		c->s.marker_epoch = c->s.last_rx_marker = c->s.resume_at;
 		flags &= ~(uint32_t)COLO_HELLO_SYNC_DIFF;

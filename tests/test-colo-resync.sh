@@ -178,6 +178,33 @@ P3.colo("checkpoint")
 S3.colo("checkpoint")
 images_equal("after the reconnect's resync and a checkpoint")
 print("reconnect=1: both sides started again by themselves; %d bytes resynced" % want)
+
+# reconnect=1 and the Primary's host dies: the Secondary, started again by itself, must still
+# fail over to its last checkpoint plus its VM's writes (its buffer kept until a Primary is
+# accepted), not to the Primary's writes of the unfinished epoch.
+pimg, simg, port, S4, P4 = identical_pair(TAPCTL, TEST_DIR, SIZE, rng, tag="4")
+S4.colo("start", "secondary", "reconnect=1", *OPTS)
+P4.colo("start", "primary", "sync=none", "reconnect=1", *OPTS)
+h, hs = connect(P4.sock, SIZE), connect(S4.sock, SIZE)
+h.pwrite(b"\x11" * 65536, 0)
+P4.colo("checkpoint")
+S4.colo("checkpoint")
+h.pwrite(b"\x22" * 65536, 0)            # epoch 2: on the Secondary's disk, 0x11 in its buffer
+hs.pwrite(b"\x33" * 65536, 4 * MiB)     # the Secondary VM's, acknowledged: in its buffer
+wait_for("the write applied", lambda: P4.status()["inflight_bytes"] == 0)
+os.kill(P4.pid, signal.SIGKILL)
+wait_for("the Secondary started again by itself",
+         lambda: S4.status()["link"] == "listening" and S4.status()["epoch"] == 1)
+S4.colo("failover")
+hs.shutdown()
+with open(simg, "rb") as f:
+    got = f.read()
+if got[:65536] != b"\x11" * 65536 or got[4 * MiB:4 * MiB + 65536] != b"\x33" * 65536:
+    fail("reconnect=1, failover after the Primary died: the disk at 0 is %s (expected the "
+         "checkpoint's 11), at 4 MiB %s (expected the Secondary VM's 33)" %
+         (got[:8].hex(), got[4 * MiB:4 * MiB + 8].hex()))
+print("reconnect=1: the Secondary started again by itself fails over to its checkpoint and "
+      "its VM's writes")
 PYEOF
 	echo "tapdisk log ($TEST_DIR/tapdisk.log), last lines:" >&2
 	tail -n 30 "$TEST_DIR/tapdisk.log" >&2 || true
