@@ -314,8 +314,10 @@ static void colo_queue_write(td_driver_t *driver, td_request_t treq)
 	else if (c->p.dirty && (c->role == COLO_ROLE_NONE || colo_ended(c)))
 		/* A failed start's map keeps counting, and a failed-over Secondary's (re-protect). */
 		colo_primary_queue_write(c, treq);
-	else
+	else {
+		c->p.untracked = true;
 		td_forward_request(treq);
+	}
 }
 
 static void colo_queue_flush(td_driver_t *driver, td_request_t treq)
@@ -411,11 +413,16 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 	if (c->start_call.done || c->ckpt_call.done || c->stop_call.done)
 		return colo_fail(c, -EBUSY, "start: wait for the %s in progress",
 				 colo_pending(c));
+	/*
+	 * Guest writes in flight through the Primary's path complete in the new run: forwarded
+	 * if it is a Primary's (colo_primary_local_done), so a Primary (resync, re-protect)
+	 * starts at once.  A Secondary must not inherit them.
+	 */
+	if ((role == COLO_ROLE_SECONDARY &&
+	     (!list_empty(&c->p.local) || !list_empty(&c->p.logwait))) ||
+	    !list_empty(&c->p.waiting))
+		return colo_fail(c, -EBUSY, "start: guest writes of the last run are in flight; retry");
 	if (c->role == COLO_ROLE_PRIMARY) {
-		if (!list_empty(&c->p.local) || !list_empty(&c->p.logwait) ||
-		    !list_empty(&c->p.waiting))
-			return colo_fail(c, -EBUSY,
-					 "start: guest writes of the last run are in flight; retry");
 		colo_primary_close(c);
 	} else {
 		if (c->s.inflight || c->s.svm_writes || c->s.wb_inflight)
@@ -487,6 +494,7 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	snprintf(c->port, sizeof(c->port), "%s",
 		 opts->address_port[0] ? opts->address_port : c->name_port);
 	c->role = role;
+	c->p.last_epoch = c->epoch;
 	c->epoch = 1;
 	colo_clear_error(c);
 	c->start_call.done = done;

@@ -124,6 +124,24 @@ static void dirty_merge_oldest(struct colo_dirty *d)
 	d->n--;
 }
 
+void colo_dirty_relabel(struct colo_dirty *d, uint64_t from, uint64_t to)
+{
+	for (int i = 0; i < d->n; i++) {
+		if (d->maps[i].epoch != from)
+			continue;
+		if (i + 1 == d->n || d->maps[i + 1].epoch > to) {
+			d->maps[i].epoch = to; /* the order stays ascending */
+		} else {
+			/* A later map exists: its epoch is later than @from, which is safe. */
+			bits_or(d->maps[i + 1].bits, d->maps[i].bits, d->words);
+			free(d->maps[i].bits);
+			memmove(&d->maps[i], &d->maps[i + 1], (d->n - i - 1) * sizeof(d->maps[0]));
+			d->n--;
+		}
+		return;
+	}
+}
+
 /* The bitmap to mark a write of @epoch in: that epoch's, or a later one's. */
 static uint64_t *dirty_map_for(struct colo_dirty *d, uint64_t epoch)
 {

@@ -123,6 +123,8 @@ void colo_dirty_mark(struct colo_dirty *d, uint64_t offset, uint64_t len, uint64
  * log extents with no dirty block left and no write in flight are cleared (lazily).
  */
 void colo_dirty_commit(struct colo_dirty *d, uint64_t epoch);
+/* The blocks marked in epoch @from count as epoch @to (> @from, or a later open one). */
+void colo_dirty_relabel(struct colo_dirty *d, uint64_t from, uint64_t to);
 /* The carried-over blocks are on the Secondary (a sync or resync ended). */
 void colo_dirty_forget_carried(struct colo_dirty *d);
 

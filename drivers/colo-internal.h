@@ -219,7 +219,13 @@ struct colo {
 		 */
 		uint8_t pair_id[16];
 		bool pair_set, history;
+		/*
+		 * A guest write reached the disk with no dirty map to record it (before any
+		 * start): no set of ours is complete, so the next start copies by diff.
+		 */
+		bool untracked;
 		uint64_t committed;
+		uint64_t last_epoch; /* the epoch a broken run ended in, kept for its resync */
 		bool resuming, resumed;
 		uint64_t resume_at;
 		struct colo_sync *sync; /* the copy running, if any (colo-sync.c) */

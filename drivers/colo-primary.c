@@ -349,7 +349,7 @@ static void colo_primary_local_done(td_request_t clone, int err)
 	 * was taken without this write.  A failed local write is not forwarded: the Secondary
 	 * must not get ahead.
 	 */
-	if (err || !colo_primary_forwarding(c)) {
+	if (err || c->role != COLO_ROLE_PRIMARY || !colo_primary_forwarding(c)) {
 		c->p.reserved -= len;
 		free(fwd);
 	} else {
@@ -610,10 +610,32 @@ void colo_primary_hello(struct colo *c, struct colo_hello *h)
 	}
 }
 
+/*
+ * The epoch of this run is known now: writes that completed meanwhile were queued and marked
+ * dirty in the provisional one.  Queued frames are not sent yet (the link is not up): they
+ * take the new epoch.  Dirty blocks move only to a later epoch (dirty longer is safe; a
+ * Secondary never grants one later than the provisional, but a map must not lose blocks
+ * whatever it says); marked later than the run's epochs, they stay dirty longer.
+ */
+static void colo_primary_relabel(struct colo *c, uint64_t epoch)
+{
+	struct colo_fwd *fwd;
+
+	if (epoch == c->epoch)
+		return;
+	list_for_each_entry(fwd, &c->p.unacked, list)
+		if (!fwd->f.seq && fwd->f.type == COLO_FRAME_WRITE)
+			fwd->f.epoch = epoch;
+	if (epoch > c->epoch)
+		colo_dirty_relabel(c->p.dirty, c->epoch, epoch);
+	c->epoch = epoch;
+}
+
 int colo_primary_resume_reply(struct colo *c, const struct colo_hello_reply *r)
 {
 	c->p.resumed = false;
 	if (!(r->flags & COLO_REPLY_RESUMED)) {
+		colo_primary_relabel(c, 1);
 		if (c->p.resuming)
 			DPRINTF("colo %s:%s: resync: the Secondary has no checkpoint in common with "
 				"us (pair, or a checkpoint since %llu): diff of the whole disk",
@@ -630,7 +652,7 @@ int colo_primary_resume_reply(struct colo *c, const struct colo_hello_reply *r)
 	c->p.resumed = true;
 	c->p.resume_at = r->epoch;
 	/* The Secondary's epochs go on from its checkpoint: so do ours. */
-	c->epoch = r->epoch + 1;
+	colo_primary_relabel(c, r->epoch + 1);
 	DPRINTF("colo %s:%s: resync since checkpoint %llu, both sides' last in common: %llu "
 		"bytes dirty",
 		c->host, c->port, (unsigned long long)r->epoch,
@@ -671,7 +693,22 @@ int colo_primary_start(struct colo *c)
 	}
 	/* With what changed since a checkpoint known, a start resyncs if the Secondary can. */
 	c->p.resuming = c->p.history && !c->p.reprotect;
+	if (c->p.resuming && c->p.untracked)
+		DPRINTF("colo %s:%s: resync: guest writes reached the disk before this start, with "
+			"no dirty map to record them: diff of the whole disk", c->host, c->port);
+	c->p.resuming = c->p.resuming && !c->p.untracked;
+	c->p.untracked = false; /* the map counts from here, and the copy covers the rest */
 	c->p.resumed = false;
+	/*
+	 * Writes completing before the Secondary's answer are marked and queued in the epoch
+	 * the last run was in (or the one after the last checkpoint we know complete, for a
+	 * Primary restarted from its log): the latest a resync can go on with, the Secondary
+	 * having completed at most the checkpoint before it.  colo_primary_resume_reply
+	 * relabels the queued ones.
+	 */
+	if (c->p.resuming)
+		c->epoch = c->p.last_epoch > c->p.committed + 1 ? c->p.last_epoch
+								 : c->p.committed + 1;
 	if (getrandom(c->session_id, sizeof(c->session_id), 0) != sizeof(c->session_id))
 		return colo_fail(c, -errno, "start: no random session id: %s", strerror(errno));
 	c->p.next_seq = 1;

@@ -287,9 +287,15 @@ static int rp_send_sets(struct colo *c)
 
 static void rp_begin(struct colo *c, uint32_t flags)
 {
-	bool known = c->p.dirty != NULL;
+	/* Writes that reached the disk untracked (before this start) make our set incomplete. */
+	bool known = c->p.dirty != NULL && !c->p.untracked;
 	int err;
 
+	if (c->p.untracked)
+		DPRINTF("colo %s:%s: re-protect: guest writes reached the disk before this start, "
+			"with no dirty map to record them: the Primary compares the disks",
+			c->host, c->port);
+	c->p.untracked = false;
 	if (known) {
 		err = rp_send_sets(c);
 		if (err) {
