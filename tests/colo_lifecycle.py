@@ -282,8 +282,35 @@ class Pair:
         note("%s: %s -> %s, start primary %s" % (how, self.P.name, self.S.name, " ".join(popts)))
         self.dirty_since_failover = set(self.dirty)
         proc = self.P.vbd.colo_async("start", "primary", *popts)
-        # How many writes go in while the sync runs depends on the machine's speed: they
-        # draw from a generator of their own, so that the run stays replayable.
+        n, during = self.start_primary_writing(how, proc)
+        st = self.P.status()
+        if st["state"] != "running":
+            fail("%s: after start the Primary is %s" % (how, st))
+        if how == "re-protect":
+            self.check_reprotect(st, during)
+        else:
+            stats["%s with sync=%s" % (how, sync)] += 1
+        stats["guest writes during a sync"] += n
+        self.ckpts_since_start = 0
+        self.old_killed = False
+        self.view = None
+        self.epoch = None
+        self.refuse_failover(how)
+        self.checkpoint("the first checkpoint after %s" % how)
+
+    def start_primary_writing(self, how, proc, after_accept=False):
+        """Guest writes in flight on the Primary while its start @proc runs; returns how
+        many were issued and the blocks they wrote.  @after_accept: only once tapdisk has
+        the start (a VBD made again has no dirty map before: its writes would be untracked,
+        which the driver answers with a diff, tested on its own)."""
+        deadline = time.monotonic() + 60
+        while after_accept and proc.poll() is None and \
+                "start" not in self.P.status()["pending"].split():
+            if time.monotonic() > deadline:
+                fail("%s: the start was not accepted within 60 s" % how)
+            time.sleep(0.005)
+        # How many writes go in depends on the machine's speed: they draw from a generator
+        # of their own, so that the run stays replayable.
         w = Writes(self.P.h, random.Random(rng.getrandbits(64)))
         n, during = 0, set()
         while proc.poll() is None:
@@ -299,20 +326,7 @@ class Pair:
         if proc.returncode:
             fail("%s: start primary on %s exited %d: %s" % (how, self.P.name, proc.returncode,
                                                            err.strip()))
-        st = self.P.status()
-        if st["state"] != "running":
-            fail("%s: after start the Primary is %s" % (how, st))
-        if how == "re-protect":
-            self.check_reprotect(st, during)
-        else:
-            stats["%s with sync=%s" % (how, sync)] += 1
-        stats["guest writes during a sync"] += n
-        self.ckpts_since_start = 0
-        self.old_killed = False
-        self.view = None
-        self.epoch = None
-        self.refuse_failover(how)
-        self.checkpoint("the first checkpoint after %s" % how)
+        return n, during
 
     def refuse_failover(self, how):
         """After a copy and before the first checkpoint the Secondary's disk is inconsistent:
@@ -408,23 +422,60 @@ class Pair:
                      "blocks of %d)" % (st["dirty_bytes"], want,
                                         len(self.dirty | self.dirty_prev), BS))
             stats["dirty bytes checked after a cut"] += 1
+        self.resync("cut")
+
+    def primary_restart(self):
+        """The Primary's tapdisk killed with kill -9 and started again on the same image
+        (its host rebooted): with its dirty log it resyncs at least what the Secondary lacks,
+        without one a diff; the Secondary, broken meanwhile, keeps its buffer until then.
+        Guest writes before the start reach the disk with no map to record them: a diff."""
+        for _ in range(rng.randint(0, 5)):
+            self.pwrite()
+        self.P.kill9()
+        self.P.create()
+        untracked = rng.random() < 0.25
+        if untracked:
+            for _ in range(rng.randint(1, 3)):
+                self.pwrite()
+        self.resync("restart", untracked)
+
+    def resync(self, why, untracked=False):
+        """Both sides started again in their roles, guest writes in flight on the Primary:
+        the copy is exactly the extents written since the last checkpoint (with those of the
+        writes racing the start, maybe), or, from a restarted Primary's coarse log, more."""
+        lo = extent_bytes(self.dirty)
         self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
         popts = ["address=" + self.S.addr] + self.opts + self.popts
         if self.logs:
             popts.append("dirty_log=" + self.P.log)
-        self.P.colo("start", "primary", *popts)
+        note("resync after a %s: start primary %s" % (why, " ".join(popts)))
+        n, during = self.start_primary_writing("resync after a " + why,
+                                               self.P.vbd.colo_async("start", "primary", *popts),
+                                               after_accept=why == "restart")
+        hi = extent_bytes(self.dirty | during) if why == "cut" else SIZE
         st = self.P.status()
         if st["state"] != "running":
-            fail("resync: after start the Primary is %s" % st)
-        # Both completed the last checkpoint: exactly the extents written since are copied.
-        want = extent_bytes(self.dirty)
-        if st["sync_total_bytes"] != want or st["sync_sent_bytes"] != want:
-            fail("resync: sync_total_bytes %d, sync_sent_bytes %d, expected %d (%d blocks "
-                 "written since the last checkpoint, in 1 MiB extents)" %
-                 (st["sync_total_bytes"], st["sync_sent_bytes"], want, len(self.dirty)))
-        stats["link cuts and resyncs"] += 1
+            fail("resync after a %s: after start the Primary is %s" % (why, st))
+        tot, sent = st["sync_total_bytes"], st["sync_sent_bytes"]
+        if why == "restart" and (untracked or not self.logs):
+            # Nothing known, or not all: a diff of the whole disk, which sends what differs
+            # (not what the Secondary got before the Primary died); the images then agree.
+            ok = tot == SIZE and sent <= extent_bytes(self.dirty | during)
+        else:
+            ok = lo <= sent == tot <= hi
+        if not ok:
+            fail("resync after a %s: sync_total_bytes %d, sync_sent_bytes %d, expected %d%s "
+                 "(%d blocks written since the last checkpoint, %d during the start, in 1 MiB "
+                 "extents)" % (why, tot, sent, lo, "" if lo == hi else " to %d" % hi,
+                               len(self.dirty), len(during)))
+        stats["resyncs after a %s%s" % (why, ", writes before the start" if untracked else
+                                         ", from the log" if self.logs and why == "restart"
+                                         else "")] += 1
+        stats["guest writes during a resync"] += n
+        # The pair goes on from the next epoch; after a diff, epochs start again.
+        if why == "restart" and (untracked or not self.logs):
+            self.epoch = None
         self.refuse_failover("resync")
-        # The pair goes on from the next epoch.
         self.checkpoint("the first checkpoint after a resync")
 
     def failover(self):
@@ -495,6 +546,9 @@ def main():
             pair.epochs()
             if CUTS and rng.random() < 0.4:
                 pair.cut_and_resync()
+                pair.epochs()
+            if rng.random() < 0.25:
+                pair.primary_restart()
                 pair.epochs()
             pair.failover()
             pair.start("re-protect")
