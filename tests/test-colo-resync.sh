@@ -205,6 +205,36 @@ if got[:65536] != b"\x11" * 65536 or got[4 * MiB:4 * MiB + 65536] != b"\x33" * 6
          (got[:8].hex(), got[4 * MiB:4 * MiB + 8].hex()))
 print("reconnect=1: the Secondary started again by itself fails over to its checkpoint and "
       "its VM's writes")
+
+# Guest writes that complete while the Primary started again still connects (the Secondary
+# not listening yet) are forwarded after the handshake agrees on the resync's checkpoint:
+# they must carry the epoch the run goes on with, and count as changed since it.
+pimg, simg, port, S5, P5 = identical_pair(TAPCTL, TEST_DIR, SIZE, rng, tag="5")
+S5.colo("start", "secondary", *OPTS)
+P5.colo("start", "primary", "sync=none", *OPTS)
+h = connect(P5.sock, SIZE)
+for i in range(3):
+    h.pwrite(bytes([0x40 + i]) * 65536, i * MiB)
+    P5.colo("checkpoint")
+    S5.colo("checkpoint")
+os.kill(S5.pid, signal.SIGSTOP)
+h.pwrite(b"\x50" * 65536, 8 * MiB)
+wait_for("broken Primary", lambda: P5.status()["state"] == "broken")
+os.kill(S5.pid, signal.SIGCONT)
+wait_for("broken Secondary", lambda: S5.status()["state"] == "broken")
+proc = P5.colo_async("start", "primary", "connect_timeout=60000", *OPTS)
+wait_for("the Primary connecting", lambda: P5.status()["state"] == "connecting")
+h.pwrite(b"\x51" * 65536, 9 * MiB)  # completes while the Primary connects
+S5.start_again("secondary", *OPTS)
+out, err = proc.communicate()
+st = P5.status()
+if proc.returncode or st["state"] != "running":
+    fail("a write during the resync's connect: start primary exited %d (%s), state %s, "
+         "last_error %r" % (proc.returncode, err.strip(), st["state"], st["last_error"]))
+P5.colo("checkpoint")
+S5.colo("checkpoint")
+images_equal("a write during the resync's connect, after a checkpoint")
+print("a write completed while the Primary connected is replicated with the resync")
 PYEOF
 	echo "tapdisk log ($TEST_DIR/tapdisk.log), last lines:" >&2
 	tail -n 30 "$TEST_DIR/tapdisk.log" >&2 || true
