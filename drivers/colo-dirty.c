@@ -126,6 +126,8 @@ static void dirty_merge_oldest(struct colo_dirty *d)
 
 void colo_dirty_relabel(struct colo_dirty *d, uint64_t from, uint64_t to)
 {
+	if (!d)
+		return;
 	for (int i = 0; i < d->n; i++) {
 		if (d->maps[i].epoch != from)
 			continue;

@@ -107,7 +107,8 @@ static void colo_secondary_trim_cb(event_id_t id, char mode, void *priv)
 /* The checkpoint's drop is quick; the memory goes back after the reply, in small steps. */
 static void colo_secondary_drop_buffer(struct colo *c)
 {
-	colo_buffer_drop(c->s.buf);
+	if (c->s.buf) /* none before a start made it (the handshake's fuzzer runs without) */
+		colo_buffer_drop(c->s.buf);
 	c->s.gen++;
 	if (c->s.trim_timer)
 		return;
