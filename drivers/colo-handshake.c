@@ -149,6 +149,16 @@ void colo_handshake_close(struct colo *c)
 /* Waits for the socket (@mode 0: only the timer) for at most @ms. */
 static int colo_hs_wait(struct colo *c, char mode, int ms)
 {
+	/*
+	 * The Secondary's wait ends at the handshake's deadline however the peer paces its
+	 * bytes: one that drips them must not hold the only handshake slot.
+	 */
+	if (!colo_hs_primary(c) && c->hs.deadline) {
+		long long left = c->hs.deadline - colo_now_ms();
+
+		if (left < ms)
+			ms = left > 0 ? (int)left : 1;
+	}
 	colo_hs_unwatch(c);
 	c->hs.event = tapdisk_server_register_event(mode | SCHEDULER_POLL_TIMEOUT,
 						    mode ? c->hs.fd : -1, TV_MSECS(ms > 0 ? ms : 1),
@@ -759,6 +769,7 @@ int colo_handshake_begin(struct colo *c, int fd)
 	if (colo_hs_primary(c))
 		return colo_hs_connected(c, colo_hs_mode(c) != TLS_MODE_NONE);
 	c->hs.phase = COLO_HS_SNIFF;
+	c->hs.deadline = colo_now_ms() + c->opts.timeout_ms;
 	return colo_hs_wait(c, SCHEDULER_POLL_READ_FD, (int)c->opts.timeout_ms);
 }
 
@@ -794,7 +805,8 @@ static void colo_hs_cb(event_id_t id, char mode, void *priv)
 		{
 			char what[64];
 
-			snprintf(what, sizeof(what), "sent no hello within %u ms", c->opts.timeout_ms);
+			snprintf(what, sizeof(what), "did not complete its handshake within %u ms",
+				 c->opts.timeout_ms);
 			err = colo_hs_gone(c, -ETIMEDOUT, what);
 		}
 	} else {

@@ -118,7 +118,7 @@ struct colo_hs {
 	bool refused;		/* Secondary: the reply being sent refuses */
 	struct colo_wire_hello hello;
 	struct colo_wire_hello_reply reply;
-	long long deadline; /* Primary: the end of connect_timeout */
+	long long deadline; /* Primary: the end of connect_timeout; Secondary: of the handshake */
 };
 
 /* Primary: connects (retrying until connect_timeout), then TLS and the hello; ends with

@@ -433,6 +433,29 @@ if case == "version4":
     print("status=%d message=%s" % (status, msg))
     s.close()
     sys.exit(0)
+if case == "drip":
+    # A valid hello, one byte every 250 ms: the whole of it would take 20 s.
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    h, _ = hello(size)
+    sent = 0
+    try:
+        for b in h:
+            s.sendall(bytes([b]))
+            sent += 1
+            time.sleep(0.25)
+            s.setblocking(False)
+            try:
+                if s.recv(1) == b"":
+                    break
+            except BlockingIOError:
+                pass
+            finally:
+                s.setblocking(True)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    print("closed after %d of %d bytes" % (sent, len(h)))
+    s.close()
+    sys.exit(0)
 if case == "hello":
     s, status, msg = connect(port, size)
     assert status == 0, "a correct hello after a refused one: %d %s" % (status, msg)
@@ -502,6 +525,21 @@ malformed badcrc 74 "bad frame: WRITE of 4096 bytes at 1048576: payload checksum
 malformed pastend 34 "bad frame: WRITE of 4096 bytes at 67106816: past the end of the 67108864-byte disk"
 malformed truncated "" "the Primary closed the connection"
 malformed version4
+
+step "a Primary that drips its hello is dropped once timeout has passed since it connected"
+COLO_PORT=$(free_port)
+colo_vbd S "colo:127.0.0.1:$COLO_PORT:$simg"
+colo S start secondary timeout=1000 || fail "start secondary"
+out=$("$PY" "$TEST_DIR/fakeprimary.py" "$COLO_PORT" "$SIZE" drip 2>&1) || fail "drip: $out"
+echo "    $out"
+n=$(sed -n 's/^closed after \([0-9]*\) of 80 bytes$/\1/p' <<<"$out")
+# Without an overall deadline each byte restarted the wait: all 80 went in, over 20 s.
+[ -n "$n" ] && [ "$n" -lt 80 ] || fail "the dripping Primary was not dropped before its hello was whole: $out"
+expect_status S state connecting
+expect_status S link listening
+out=$("$PY" "$TEST_DIR/fakeprimary.py" "$COLO_PORT" "$SIZE" hello 2>&1) ||
+	fail "a correct hello after the dripping one: $out"
+colo_destroy S
 
 ##############################################################################################
 step "spill: a buffer larger than ram_limit goes on in the spill file"
