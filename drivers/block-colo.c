@@ -229,6 +229,7 @@ static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryp
 	INIT_LIST_HEAD(&c->p.waiting);
 	INIT_LIST_HEAD(&c->p.local);
 	INIT_LIST_HEAD(&c->p.unacked);
+	INIT_LIST_HEAD(&c->p.borrowed);
 	INIT_LIST_HEAD(&c->p.logwait);
 	tapdisk_deferred_init(&c->p.log_flush, colo_primary_log_flush, c);
 	INIT_LIST_HEAD(&c->p.holds);

@@ -197,6 +197,8 @@ struct colo {
 		struct list_head holds;	  /* struct colo_hold: ranges guest writes must not enter */
 		struct list_head local;	  /* struct colo_fwd whose local write is in flight */
 		struct list_head unacked; /* struct colo_fwd, in seq order */
+		/* struct colo_fwd sent from the guest's buffer, until the link's next flush */
+		struct list_head borrowed;
 		uint64_t ckpt_epoch;	  /* the epoch whose marker ckpt_seq is */
 		struct colo_dirty *dirty; /* from the first start to close (colo-dirty.h) */
 		struct list_head logwait; /* struct colo_logwait: writes held for a log flush */
@@ -313,6 +315,11 @@ int colo_primary_start(struct colo *c);
 /* The caller of start went away: the start fails with ECANCELED and the VBD is idle again. */
 void colo_primary_cancel_start(struct colo *c);
 void colo_primary_queue_write(struct colo *c, td_request_t treq);
+/*
+ * The link's flush ended, or the link closes: the guest writes whose frames were queued from
+ * their own buffers complete (a frame the socket did not take whole keeps a copy).
+ */
+void colo_primary_link_flushed(struct colo *c);
 int colo_primary_prepare(struct colo *c);
 int colo_primary_stop(struct colo *c, bool failover);
 /*

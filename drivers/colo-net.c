@@ -111,6 +111,7 @@ void colo_link_close(struct colo *c)
 
 	if (l->fd < 0)
 		return;
+	colo_primary_link_flushed(c); /* before the queue goes: what is in it gets a copy */
 	if (l->rd_event > 0)
 		tapdisk_server_unregister_event(l->rd_event);
 	if (l->wr_event > 0)
@@ -235,9 +236,8 @@ static void colo_link_arm_write(struct colo *c, bool on)
 }
 
 /* Sends what the socket takes; a partly sent message stays at the head with its offset. */
-static void colo_link_flush(void *arg)
+static void colo_link_send_queued(struct colo *c)
 {
-	struct colo *c = arg;
 	struct colo_conn *l = &c->link;
 
 	while (l->fd >= 0 && !list_empty(&l->sendq)) {
@@ -293,6 +293,15 @@ static void colo_link_flush(void *arg)
 	}
 	if (l->fd >= 0)
 		colo_link_arm_write(c, false);
+}
+
+static void colo_link_flush(void *arg)
+{
+	struct colo *c = arg;
+
+	colo_link_send_queued(c);
+	/* The Primary's frames sent from guest buffers: those writes complete now. */
+	colo_primary_link_flushed(c);
 }
 
 static void colo_link_write_cb(event_id_t id, char mode, void *priv)

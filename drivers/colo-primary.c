@@ -1,6 +1,8 @@
 /*
- * The Primary: a guest write completes once the local disk has it; then a copy is queued and
- * forwarded, in the order the writes completed, to the Secondary.  The queue counts every
+ * The Primary: a guest write completes once the local disk has it and its frame is queued
+ * (with the link up, sent from the guest's own buffer by the link's flush at the end of the
+ * same loop iteration, which then completes it); frames are forwarded, in the order the writes
+ * completed, to the Secondary.  The queue counts every
  * byte from the local write's start to the Secondary's acknowledgement and is bounded by
  * queue_limit: past it, new guest writes wait (backpressure), and nothing is ever dropped
  * while the link lives.  A checkpoint is an epoch marker in the same stream: once the
@@ -25,9 +27,18 @@
 struct colo_fwd {
 	struct colo_msg msg;
 	struct list_head list;	/* in p.unacked, seq order, once the local write completed */
-	struct list_head local; /* in p.local while the local write is in flight */
+	/*
+	 * In p.local while the local write is in flight; then, while @borrowed, in p.borrowed.
+	 */
+	struct list_head local;
 	struct colo *c;
-	td_request_t treq; /* the guest's request until its local write completes */
+	/* The guest's request until its local write completes, or while @borrowed. */
+	td_request_t treq;
+	/*
+	 * The frame's data is the guest's buffer (treq.buf), not yet completed: see
+	 * colo_primary_link_flushed().
+	 */
+	bool borrowed;
 	struct colo_frame f;
 	char data[];
 };
@@ -232,7 +243,7 @@ static void colo_fwd_sent(struct colo *c, struct colo_msg *m)
 static void colo_primary_send(struct colo *c, struct colo_fwd *fwd)
 {
 	fwd->f.seq = c->p.next_seq++;
-	fwd->msg.data = fwd->f.length ? fwd->data : NULL;
+	fwd->msg.data = !fwd->f.length ? NULL : fwd->borrowed ? fwd->treq.buf : fwd->data;
 	fwd->msg.len = fwd->f.length;
 	fwd->msg.sent = colo_fwd_sent;
 	colo_link_send(c, &fwd->msg, &fwd->f);
@@ -254,8 +265,40 @@ static void colo_primary_enqueue(struct colo *c, struct colo_fwd *fwd)
 		colo_primary_send(c, fwd);
 }
 
+/*
+ * Gives a borrowed buffer back: a frame still queued (not, or not fully, taken by the socket)
+ * gets a copy of its data first, and the guest's write completes.
+ */
+static void colo_primary_unborrow(struct colo *c, struct colo_fwd *fwd)
+{
+	td_request_t treq = fwd->treq;
+
+	list_del_init(&fwd->local);
+	fwd->borrowed = false;
+	if (!list_empty(&fwd->msg.next)) {
+		memcpy(fwd->data, treq.buf, fwd->f.length);
+		fwd->msg.data = fwd->data;
+	}
+	td_complete_request(treq, 0);
+}
+
+/*
+ * The link flushed (or closes): every buffer borrowed since the last flush goes back.  The
+ * socket took most frames whole, so most writes complete without their data ever copied:
+ * once sent, a frame's data is not needed again (a lost link drops the queue, and the resync
+ * that follows reads the disk).  One at a time, so that a completion's side effects cannot
+ * disturb the walk.
+ */
+void colo_primary_link_flushed(struct colo *c)
+{
+	while (!list_empty(&c->p.borrowed))
+		colo_primary_unborrow(c, list_first_entry(&c->p.borrowed, struct colo_fwd, local));
+}
+
 static void colo_primary_release(struct colo *c, struct colo_fwd *fwd)
 {
+	if (fwd->borrowed)
+		colo_primary_unborrow(c, fwd);
 	c->p.reserved -= fwd->f.length;
 	list_del(&fwd->list);
 	free(fwd);
@@ -352,14 +395,26 @@ static void colo_primary_local_done(td_request_t clone, int err)
 	if (err || c->role != COLO_ROLE_PRIMARY || !colo_primary_forwarding(c)) {
 		c->p.reserved -= len;
 		free(fwd);
+		td_complete_request(treq, err);
 	} else {
-		memcpy(fwd->data, treq.buf, len);
 		fwd->f.epoch = c->epoch;
-		fwd->f.data_crc = crc32c(0, fwd->data, len);
 		c->p.sent_bytes += len;
-		colo_primary_enqueue(c, fwd);
+		if (c->link_state == COLO_LINK_UP) {
+			/*
+			 * Sent from the guest's buffer by this loop iteration's flush, which
+			 * then completes the write (colo_primary_link_flushed): no copy.
+			 */
+			fwd->f.data_crc = crc32c(0, treq.buf, len);
+			fwd->borrowed = true;
+			list_add_tail(&fwd->local, &c->p.borrowed);
+			colo_primary_enqueue(c, fwd);
+		} else {
+			memcpy(fwd->data, treq.buf, len);
+			fwd->f.data_crc = crc32c(0, fwd->data, len);
+			colo_primary_enqueue(c, fwd);
+			td_complete_request(treq, 0);
+		}
 	}
-	td_complete_request(treq, err);
 	colo_primary_kick_waiting(c);
 	colo_sync_kick(c); /* the range may be free for the copy now */
 }
