@@ -444,8 +444,14 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 		}
 		colo_secondary_close(c);
 		c->s.buf = keep;
-		c->s.verifying = c->s.syncing = c->s.inconsistent = false;
+		c->s.verifying = c->s.syncing = false;
 	}
+	/*
+	 * A broken Secondary started again in its role keeps its disk's story (a checkpoint,
+	 * or a copy without one); any other becomes a Secondary now, with no checkpoint.
+	 */
+	if (!broken || c->role != COLO_ROLE_SECONDARY || role != COLO_ROLE_SECONDARY)
+		c->s.inconsistent = c->s.checkpointed = false;
 	colo_link_close(c);
 	colo_start_steps_cancel(c);
 	DPRINTF("colo %s:%s: start %s again after %s %s (epoch %llu)", c->host, c->port,
@@ -602,14 +608,17 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 	if (c->stop_call.done)
 		return colo_fail(c, -EALREADY, "%s: a %s is already in progress", what,
 				 c->stop_failover ? "failover" : "stop");
-	if (failover && c->role == COLO_ROLE_SECONDARY && c->s.inconsistent) {
+	if (failover && c->role == COLO_ROLE_SECONDARY &&
+	    (c->s.inconsistent || !c->s.checkpointed)) {
 		char why[COLO_ERR_LEN];
 
 		if (c->s.syncing)
 			snprintf(why, sizeof(why), "the Primary's copy has not ended (%llu bytes "
 				 "received)", (unsigned long long)c->s.sync_rx);
-		else
+		else if (c->s.inconsistent)
 			snprintf(why, sizeof(why), "no checkpoint since the Primary's copy");
+		else
+			snprintf(why, sizeof(why), "no checkpoint since this VBD became a Secondary");
 		if (!c->stop_force)
 			return colo_fail(c, -EBUSY,
 					 "failover: the disk is inconsistent: %s; 'failover force' "

@@ -265,6 +265,14 @@ struct colo {
 		uint64_t ckpt_done, resume_at;
 		bool syncing;	  /* the Primary copies its disk: frames go straight to the disk */
 		bool inconsistent; /* from a sync until the first checkpoint: no failover */
+		/*
+		 * The disk was a checkpoint (a checkpoint completed, or a Primary without a copy
+		 * vouched for it) since this VBD became a Secondary: a VBD made again after a
+		 * crash or kill -9 has none, its disk may hold part of an epoch or of a copy.
+		 * Without it, no failover.  Kept, like @inconsistent, while a broken or failed
+		 * start's Secondary is started again in its role: its disk is the same.
+		 */
+		bool checkpointed;
 		uint64_t sync_rx;  /* bytes of SYNC frames applied */
 		/*
 		 * The Secondary VM's I/O against the buffer: @gen counts the buffer's drops, so

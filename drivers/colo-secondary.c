@@ -442,6 +442,8 @@ static bool colo_secondary_start_failed(struct colo *c)
 	if ((!c->s.verifying && !c->s.syncing) || c->stop_call.done || c->s.inflight ||
 	    c->s.svm_writes || !list_empty(&c->s.rxq) || colo_buffer_blocks(c->s.buf))
 		return false;
+	if (c->s.verifying) /* the disks differ: ours is no checkpoint of this pair */
+		c->s.checkpointed = false;
 	c->s.verifying = false;
 	c->s.syncing = false;
 	colo_secondary_close(c);
@@ -504,6 +506,7 @@ int colo_secondary_checkpoint(struct colo *c)
 			"consistent",
 			c->host, c->port);
 	c->s.inconsistent = false;
+	c->s.checkpointed = true;
 	DPRINTF("colo %s:%s: checkpoint: dropped %llu blocks, now epoch %llu", c->host, c->port,
 		(unsigned long long)n, (unsigned long long)c->epoch);
 	colo_call_done(&c->ckpt_call, 0, c->epoch);
@@ -857,7 +860,8 @@ int colo_secondary_start(struct colo *c)
 	c->s.applied_seq = c->s.acked_seq = 0;
 	c->s.marker_epoch = 0;
 	c->s.last_rx_marker = 0;
-	c->s.syncing = c->s.inconsistent = false; /* until a hello announces a sync */
+	/* A sync cut short leaves s.inconsistent: the disk holds part of the copy. */
+	c->s.syncing = false;
 	c->s.sync_rx = 0;
 	colo_set_state(c, COLO_STATE_CONNECTING);
 	c->link_state = COLO_LINK_LISTENING;
@@ -898,6 +902,8 @@ void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h)
 		c->s.ckpt_done = 0;
 		/* Without a copy the disks are identical by the toolstack's word. */
 		c->s.resumable = !(flags & COLO_HELLO_SYNC);
+		if (!(flags & (COLO_HELLO_SYNC | COLO_HELLO_REPROTECT)))
+			c->s.checkpointed = true;
 	}
 	memcpy(c->s.pair_id, h->pair_id, sizeof(c->s.pair_id));
 	c->s.pair_known = true;

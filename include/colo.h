@@ -166,8 +166,9 @@ int colo_get_sent_data_size(struct colo *c, uint64_t *sent, uint64_t *inflight);
  * blocks.  !failover (stop): the Secondary drops its buffer.  Either way replication ends. */
 int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void *arg);
 /* A Secondary refuses a failover (-EBUSY) while its disk is inconsistent: from a start with a
- * sync until its first checkpoint.  This one fails over anyway and says so in last_error and
- * the log: the disk then holds whatever the copy had reached. */
+ * sync until its first checkpoint, and from becoming a Secondary (a VBD made again after a
+ * crash) until a checkpoint or a Primary without a copy.  This one fails over anyway and says
+ * so in last_error and the log: the disk then holds whatever the copy had reached. */
 int colo_failover_force(struct colo *c, colo_done_t done, void *arg);
 /*
  * The caller of the operation accepted with @arg went away.  A start that has not finished

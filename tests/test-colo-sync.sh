@@ -2,7 +2,8 @@
 # The start's online sync (sync=full|diff) while two guest writers write to the very extents
 # being copied: after the sync and the first checkpoint the Secondary's disk equals the
 # Primary's byte for byte; diff sends exactly the extents that differ; a checkpoint is refused
-# while syncing, a Secondary failover until the first checkpoint, and 'failover force' works
+# while syncing, a Secondary failover until the first checkpoint (also once started again
+# after a cut copy, and for a Secondary made again after kill -9), and 'failover force' works
 # and says so.  docs/colo-protocol.md ("SYNC") states the ordering invariant this proves.
 . "$(dirname "$0")/functions.sh"
 log_tapdisks
@@ -170,10 +171,32 @@ PYEOF
 [ "$differ" -lt 16 ] || fail "the cut copy copied nothing"
 colo_vbd P "colo:127.0.0.1:$COLO_PORT:$TEST_DIR/p.img"
 colo S start secondary || fail "start secondary again"
+# Started again, the Secondary's disk still holds part of the copy: no failover.
+expect_error S 16 "tap-ctl: colo failover: the disk is inconsistent: no checkpoint since the Primary's copy; 'failover force' fails over anyway" failover
 colo P start primary sync=diff || fail "start primary sync=diff again"
 expect_status P sync_sent_bytes $((differ * MiB))
 echo "the second start sent the $differ extents the cut copy had not copied"
 checkpoint_both 2
 same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the Secondary's disk after a copy cut and resumed"
+
+step "kill -9 of the Secondary: made again, it refuses a failover until its first checkpoint"
+qio_cmds "$P_URI" -- "write -P 0x71 3M 64k" || fail "a write the Secondary applies: $QIO_OUT"
+wait_applied
+kill -9 "$S_PID"
+wait_status P state broken 30
+"$TAPCTL" destroy -p "$S_PID" -m "$S_MINOR" >/dev/null 2>&1 || true # tap-ctl forgets it
+"$TAPCTL" free -m "$S_MINOR" >/dev/null 2>&1 || true
+qio_cmds "$P_URI" -- "write -P 0x72 5M 64k" || fail "a write of the broken Primary: $QIO_OUT"
+colo_vbd S "colo:127.0.0.1:$COLO_PORT:$TEST_DIR/s.img"
+colo S start secondary || fail "start the restarted Secondary"
+expect_error S 16 "tap-ctl: colo failover: the disk is inconsistent: no checkpoint since this VBD became a Secondary; 'failover force' fails over anyway" failover
+expect_status S state connecting
+# No pair identity: the Primary's resync gets no common checkpoint, a diff of the whole disk.
+colo P start primary || fail "start the broken Primary again"
+expect_status P sync_total_bytes $((16 * MiB))
+expect_status P sync_sent_bytes $((1 * MiB)) # the write after the kill; 3M was applied
+checkpoint_both 2
+same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the restarted Secondary's disk after the first checkpoint"
+colo S failover || fail "failover after the first checkpoint"
 colo_pair_destroy
 echo PASS
