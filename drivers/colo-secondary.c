@@ -681,7 +681,14 @@ static void colo_secondary_finish_stop(struct colo *c)
 	c->s.wb_next = 0;
 	c->s.wb_inflight = 0;
 	err = colo_buffer_sorted(c->s.buf, &c->s.wb_blocks, &c->s.wb_n);
-	if (!err)
+	if (!err && (c->s.inconsistent || !c->s.checkpointed))
+		/*
+		 * Forced onto a disk that is no checkpoint: where it differs from the other
+		 * disk is unknown, so we keep no set (a set from before would be wrong too):
+		 * a re-protect either way compares the disks.
+		 */
+		colo_primary_dirty_close(c);
+	else if (!err)
 		err = colo_reprotect_failover(c, c->s.wb_blocks, c->s.wb_n);
 	if (err) {
 		colo_fail(c, err, "failover: out of memory");
