@@ -515,6 +515,17 @@ static int colo_sync_run(struct colo *c)
 		diff = false;
 	} else {
 		memset(ext, 0xff, (words + 1) * sizeof(uint64_t));
+		/*
+		 * The whole disk is compared: this run's epochs start again at 1, so what the
+		 * map labelled with an earlier run's epochs (a failed-over Primary started
+		 * again, a resync the Secondary did not grant) means nothing in them.  Carried
+		 * instead, and forgotten once the copy is on the Secondary, like a restarted
+		 * Primary's log; else a later resync or re-protect would send it again.
+		 */
+		if (colo_dirty_carry_all(c->p.dirty)) {
+			free(ext);
+			return colo_fail(c, -ENOMEM, "sync: out of memory for the dirty map");
+		}
 	}
 	err = colo_sync_start(c, ext, diff);
 	free(ext);
