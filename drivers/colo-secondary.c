@@ -907,9 +907,13 @@ void colo_secondary_link_ready(struct colo *c, const struct colo_hello *h)
 			(unsigned long long)c->s.resume_at);
 	} else {
 		c->s.ckpt_done = 0;
-		/* Without a copy the disks are identical by the toolstack's word. */
-		c->s.resumable = !(flags & COLO_HELLO_SYNC);
-		if (!(flags & (COLO_HELLO_SYNC | COLO_HELLO_REPROTECT)))
+		/*
+		 * Without a copy the disks are identical by the toolstack's word.  A re-protect
+		 * copies too (both sides' sets): until its first checkpoint our disk holds
+		 * writes of ours the new Primary knows only from our DIRTY frames.
+		 */
+		c->s.resumable = !(flags & (COLO_HELLO_SYNC | COLO_HELLO_REPROTECT));
+		if (c->s.resumable)
 			c->s.checkpointed = true;
 	}
 	memcpy(c->s.pair_id, h->pair_id, sizeof(c->s.pair_id));

@@ -300,8 +300,54 @@ expect_status A sync_total_bytes $((1 * MiB))
 expect_status A sync_sent_bytes $((1 * MiB))
 ckpt A B 5
 same "$TEST_DIR/a.img" "$TEST_DIR/b.img" "the resync after the cut: the disks"
-colo_destroy A
-colo_destroy B
+
+step "the new Primary killed during a re-protect's copy, made again with its log: no resync is granted from the cut copy"
+# Fresh VBDs: D's first start as Primary (the re-protect) takes the pair's identity from its
+# new log, so D made again from that log asks for a resync of the same pair.  The old Primary
+# C holds a write D never got (extent 20, after D's failover); D's set is extent 1, copied
+# first.  D is killed once extent 1 is copied: C must not grant a resync since "checkpoint 0"
+# of the cut re-protect, or extent 20 would never be copied.
+make_image "$TEST_DIR/c.img" 24M 7
+cp "$TEST_DIR/c.img" "$TEST_DIR/d.img"
+colo_vbd C "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/c.img"
+colo_vbd D "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/d.img"
+C_PORT=$(free_port)
+D_PORT=$(free_port)
+colo D start secondary address=127.0.0.1:$D_PORT || fail "start secondary D"
+colo C start primary address=127.0.0.1:$D_PORT sync=none || fail "start primary C"
+ckpt C D 2
+colo D failover || fail "failover D (Secondary)"
+wait_status C state broken 10
+wr C 0x61 20
+wr D 0x62 1
+colo C start secondary address=127.0.0.1:$C_PORT || fail "start secondary C"
+"$TAPCTL" colo -p "$D_PID" -m "$D_MINOR" start primary address=127.0.0.1:$C_PORT sync_rate=256K \
+	dirty_log="$TEST_DIR/d.dlog" $(colo_tls_words start primary) >"$TEST_DIR/start.out" 2>&1 &
+spid=$!
+wait_status D sync_done_bytes $MiB 30
+kill -9 "$D_PID"
+wait_gone "$D_PID"
+rc=0
+wait "$spid" || rc=$?
+[ "$rc" != 0 ] || fail "the re-protect succeeded though its tapdisk was killed"
+"$TAPCTL" destroy -p "$D_PID" -m "$D_MINOR" >/dev/null 2>&1 || true # tap-ctl forgets it
+"$TAPCTL" free -m "$D_MINOR" >/dev/null 2>&1 || true
+wait_status C state idle 30
+cmp -s -i $((20 * MiB)):$((20 * MiB)) -n $MiB "$TEST_DIR/c.img" "$TEST_DIR/d.img" &&
+	fail "extent 20 was copied before the kill: the test proves nothing"
+colo_vbd D "colo:127.0.0.1:$NAME_PORT:$TEST_DIR/d.img"
+colo C start secondary address=127.0.0.1:$C_PORT || fail "start secondary C again"
+nocommon="resync: the Secondary has no checkpoint in common with us"
+n=$(grep -c "$nocommon" "$TAPLOG" || true)
+colo D start primary address=127.0.0.1:$C_PORT dirty_log="$TEST_DIR/d.dlog" ||
+	fail "start primary D, made again with its log"
+[ "$(grep -c "$nocommon" "$TAPLOG")" -gt "$n" ] ||
+	fail "the Secondary of a cut re-protect granted a resync: $(grep "resync" "$TAPLOG" | tail -n 2)"
+expect_status D sync_total_bytes $((24 * MiB))
+ckpt D C 2
+same "$TEST_DIR/c.img" "$TEST_DIR/d.img" "a re-protect cut by kill -9 of the new Primary, started again: the disks after the first checkpoint"
+colo_destroy C
+colo_destroy D
 
 step "an old Primary that heartbeats but never ends its set: the re-protect fails within timeout"
 make_image "$TEST_DIR/x.img" 4M 9
