@@ -14,8 +14,15 @@ the guest's disk byte for byte; after every failover it equals the last checkpoi
 Secondary VM's writes.  A resync after a cut must announce exactly the model's dirty extents.
 Between a copy (sync, resync, re-protect) and the first checkpoint after it, a failover of
 the Secondary is refused (its disk is inconsistent) and the pair goes on.
+kill -9 of the Secondary (guest writes in flight on the Primary, or during a copy) and of the
+Primary during a copy: the Primary keeps serving (its image byte for byte the guest's acknowledged
+writes), the killed side's VBD is made again on the same image, a failover of a Secondary that
+has no checkpoint since it became one is refused (its image may hold part of an epoch or of a
+copy), and the next protect makes the images equal again (a restarted Secondary has no pair
+identity: a diff of the whole disk).
 Environment: CYCLES (20), BS (random, 512 to 1 MiB), MODE colo|ft (random), CUTS (1: link
-cuts happen), TLS psk|none (random when TLS_PSK names a psktool file with the identity "primary").
+cuts happen), KILLS (1: kill -9 of the Secondary, and of either side during a copy), TLS
+psk|none (random when TLS_PSK names a psktool file with the identity "primary").
 """
 import collections
 import os
@@ -39,6 +46,13 @@ BS = int(os.environ.get("BS") or rng.choice([512 << i for i in range(12)]))  # 5
 SIZE = rng.choice([8 * MiB, 6 * MiB + 512 * 1024 + 3 * SECTOR])
 MODE = os.environ.get("MODE") or rng.choice(["colo", "ft"])
 CUTS = os.environ.get("CUTS", "1") == "1"
+KILLS = os.environ.get("KILLS", "1") == "1"
+# A Secondary that completed no checkpoint since it became one (a restarted tapdisk) refuses
+# a failover unless forced: its image may hold part of an epoch or of a copy.
+NO_CKPT = ("failover: the disk is inconsistent: no checkpoint since this VBD became a "
+           "Secondary; 'failover force' fails over anyway")
+FORCED = ("failover forced: the disk is inconsistent: no checkpoint since this VBD became a "
+          "Secondary")
 # The link: TLS with a pre-shared key when the test made one (TLS_PSK), or plain text.
 TLS = os.environ.get("TLS") or (rng.choice(["psk", "none"]) if os.environ.get("TLS_PSK")
                                 else "none")
@@ -267,11 +281,13 @@ class Pair:
     # -- commands --
 
     def start(self, how):
-        """Protect or re-protect: S listens, P starts with a sync while the guest writes."""
+        """Protect or re-protect: S listens, P starts with a sync while the guest writes;
+        maybe kill -9 of either side during the copy (after_copy_kill)."""
         sync = rng.choice(["full", "diff", "diff"])
         popts = self.opts + self.popts + ["address=" + self.S.addr, "sync=" + sync]
         if rng.random() < 0.3:
             popts.append("sync_rate=%d" % rng.choice([4 * MiB, 16 * MiB]))
+        kill = self.copy_kill(popts)
         if self.logs:
             popts.append("dirty_log=" + self.P.log)
         sopts = ["address=" + self.S.addr] + self.opts
@@ -282,7 +298,10 @@ class Pair:
         note("%s: %s -> %s, start primary %s" % (how, self.P.name, self.S.name, " ".join(popts)))
         self.dirty_since_failover = set(self.dirty)
         proc = self.P.vbd.colo_async("start", "primary", *popts)
-        n, during = self.start_primary_writing(how, proc)
+        n, during = self.start_primary_writing(how, proc, kill=kill)
+        if self.killed:
+            self.after_copy_kill(how)
+            return
         st = self.P.status()
         if st["state"] != "running":
             fail("%s: after start the Primary is %s" % (how, st))
@@ -291,18 +310,16 @@ class Pair:
         else:
             stats["%s with sync=%s" % (how, sync)] += 1
         stats["guest writes during a sync"] += n
-        self.ckpts_since_start = 0
-        self.old_killed = False
-        self.view = None
-        self.epoch = None
-        self.refuse_failover(how)
-        self.checkpoint("the first checkpoint after %s" % how)
+        self.fresh_run(how)
 
-    def start_primary_writing(self, how, proc, after_accept=False):
+    def start_primary_writing(self, how, proc, after_accept=False, kill=None):
         """Guest writes in flight on the Primary while its start @proc runs; returns how
         many were issued and the blocks they wrote.  @after_accept: only once tapdisk has
         the start (a VBD made again has no dirty map before: its writes would be untracked,
-        which the driver answers with a diff, tested on its own)."""
+        which the driver answers with a diff, tested on its own).  @kill "S" or "P": kill -9
+        of that side once the copy is under way (the Primary syncing, some bytes done); then
+        the start's exit is the caller's to check, and self.killed says whether it happened
+        (the copy may end first)."""
         deadline = time.monotonic() + 60
         while after_accept and proc.poll() is None and \
                 "start" not in self.P.status()["pending"].split():
@@ -313,6 +330,7 @@ class Pair:
         # of their own, so that the run stays replayable.
         w = Writes(self.P.h, random.Random(rng.getrandbits(64)))
         n, during = 0, set()
+        self.killed = None
         while proc.poll() is None:
             if len(w.ops) < 8:
                 w.issue()
@@ -321,9 +339,33 @@ class Pair:
                     during |= blocks(w.ops[-1][0], len(w.ops[-1][1]))
             pump([self.P.h], 0.002)
             w.reap(self.pwrite_done)
+            if kill and not self.killed:
+                st = self.P.status()
+                if st["state"] == "syncing" and st["sync_done_bytes"] > 0:
+                    note("%s: kill -9 of %s during the copy (%d of %d bytes done)" %
+                         (how, kill, st["sync_done_bytes"], st["sync_total_bytes"]))
+                    self.killed = kill
+                    if kill == "P":
+                        self.P.kill9()
+                        break
+                    self.S.kill9()
         out, err = proc.communicate()
+        if self.killed == "P":
+            # Writes in flight on the killed Primary: each sector old or new on its image.
+            img = read_file(self.P.img)
+            for off, data, _, _ in w.ops:
+                for i in range(0, len(data), SECTOR):
+                    got = img[off + i:off + i + SECTOR]
+                    if got not in (bytes(self.guest[off + i:off + i + SECTOR]),
+                                   data[i:i + SECTOR]):
+                        fail("%s: after kill -9 of the Primary, sector %d of a write in "
+                             "flight is neither old nor new" % (how, (off + i) // SECTOR))
+                self.pwrite_done(off, img[off:off + len(data)])
+            return n, during
         w.drain(self.pwrite_done)
-        if proc.returncode:
+        if self.killed:
+            self.start_err = (proc.returncode, err.strip())
+        elif proc.returncode:
             fail("%s: start primary on %s exited %d: %s" % (how, self.P.name, proc.returncode,
                                                            err.strip()))
         return n, during
@@ -446,12 +488,16 @@ class Pair:
         lo = extent_bytes(self.dirty)
         self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
         popts = ["address=" + self.S.addr] + self.opts + self.popts
+        kill = self.copy_kill(popts)
         if self.logs:
             popts.append("dirty_log=" + self.P.log)
         note("resync after a %s: start primary %s" % (why, " ".join(popts)))
         n, during = self.start_primary_writing("resync after a " + why,
                                                self.P.vbd.colo_async("start", "primary", *popts),
-                                               after_accept=why == "restart")
+                                               after_accept=why == "restart", kill=kill)
+        if self.killed:
+            self.after_copy_kill("resync after a " + why)
+            return
         hi = extent_bytes(self.dirty | during) if why == "cut" else SIZE
         st = self.P.status()
         if st["state"] != "running":
@@ -477,6 +523,181 @@ class Pair:
             self.epoch = None
         self.refuse_failover("resync")
         self.checkpoint("the first checkpoint after a resync")
+
+    # -- kill -9 of the Secondary, and of either side during a copy --
+
+    def copy_kill(self, popts):
+        """Whether this start's copy is cut by kill -9 of the Secondary ("S") or of the
+        Primary ("P"), or None; a cut copy is slowed down so that the kill finds it going."""
+        if not KILLS or rng.random() >= 0.15:
+            return None
+        popts[:] = [o for o in popts if not o.startswith("sync_rate=")] + ["sync_rate=4M"]
+        return rng.choice(["S", "P"])
+
+    def primary_alone(self, how, state):
+        """The Secondary is gone: the Primary is @state (broken after a running link, idle
+        after a start that failed), keeps serving the guest, and its image holds every
+        acknowledged write byte for byte."""
+        deadline = time.monotonic() + 60
+        while self.P.status()["state"] != state:
+            if time.monotonic() > deadline:
+                fail("%s: the Primary is not %s within 60 s: %s" % (how, state, self.P.status()))
+            time.sleep(0.01)
+        st = self.P.status()
+        # The link's end as the Primary saw it: end of stream, a reset, or a broken pipe.
+        lost = "replication link to %s lost: " % self.S.addr
+        if st["role"] != ("primary" if state == "broken" else "none") or \
+                st["link"] != ("lost" if state == "broken" else "none") or \
+                not st["last_error"].startswith(lost):
+            fail("%s: the %s Primary's status %s (expected link lost, last_error %r...)" %
+                 (how, state, st, lost))
+        for _ in range(rng.randint(0, 5)):
+            self.pwrite()
+        expect_bytes(read_file(self.P.img), bytes(self.guest),
+                     "%s: the Primary's image (%s) against the guest's acknowledged writes" %
+                     (how, self.P.name))
+        stats["Primary %s and serving after the Secondary's kill -9" % state] += 1
+
+    def secondary_kill(self):
+        """kill -9 of the Secondary's tapdisk with guest writes in flight on the Primary:
+        they complete, the Primary goes broken and serves on; the image the Secondary left
+        is no checkpoint (its buffer, the saved originals of the open epoch, died with it)."""
+        w = Writes(self.P.h, random.Random(rng.getrandbits(64)))
+        for _ in range(rng.randint(0, 6)):
+            w.issue()
+        pump([self.P.h], 0.0005)
+        note("kill -9 of the Secondary %s with %d guest writes in flight" %
+             (self.S.name, len(w.ops)))
+        self.S.kill9()
+        w.drain(self.pwrite_done)
+        self.primary_alone("kill -9 of the Secondary", "broken")
+        self.S.create()
+        self.secondary_restarted("kill -9 of the Secondary")
+
+    def secondary_restarted(self, how):
+        """The operator makes the killed Secondary's VBD again on the same image and starts
+        it: it has no checkpoint and no pair identity, so a failover is refused (EBUSY) unless
+        forced, and the next protect is a diff of the whole disk (the Primary's RESUME is not
+        granted) that makes the images equal at the first checkpoint.  Before it, maybe
+        `failover force` on the restarted Secondary (then started again: a new run), or a
+        failover of the broken Primary (it then starts a new run: a protect)."""
+        self.view = None
+        # Its host's dirty log, left from when it was a Primary, is read and cleared at
+        # the first checkpoint (a stale one would make a later re-protect send more).
+        sopts = ["address=" + self.S.addr] + self.opts
+        self.s_log = self.logs and os.path.exists(self.S.log)
+        if self.s_log:
+            sopts.append("dirty_log=" + self.S.log)
+        self.S.colo("start", "secondary", *sopts)
+        r = self.S.colo("failover", check=False)
+        if r.returncode != 16 or NO_CKPT not in r.stderr:
+            fail("%s: failover of the restarted Secondary exited %d: %s (expected EBUSY: %s)" %
+                 (how, r.returncode, r.stderr.strip(), NO_CKPT))
+        stats["failovers refused on a restarted Secondary"] += 1
+        what = rng.choice(["protect", "protect", "force", "Primary failover"])
+        if what == "force":
+            r = self.S.colo("failover", "force")
+            st = self.S.status()
+            if FORCED not in r.stdout + r.stderr or st["state"] != "failed-over" or \
+                    st["last_error"] != FORCED:
+                fail("%s: failover force of the restarted Secondary printed %r %r, then its "
+                     "status is %s (expected %r)" % (how, r.stdout, r.stderr, st, FORCED))
+            # A forced failover leaves no set (the disk is unknown): no dirty_log= either.
+            self.S.colo("start", "secondary", "address=" + self.S.addr, *self.opts)
+            self.s_log = False
+            stats["failover force of a restarted Secondary"] += 1
+        elif what == "Primary failover" and self.P.status()["state"] == "broken":
+            self.P.colo("failover")
+            for _ in range(rng.randint(0, 4)):
+                self.pwrite()
+            stats["failovers of the Primary after the Secondary's kill -9"] += 1
+        self.protect_again(how)
+
+    def protect_again(self, how):
+        """The Secondary restarted and listening: start primary, guest writes in flight; the
+        copy is a diff of the whole disk (sync_total_bytes the disk's size), but for a
+        re-protect whose old Primary was restarted with its dirty log: that copies exactly
+        both sides' sets (the cut copy wrote only extents of them), checked at the first
+        checkpoint."""
+        popts = ["address=" + self.S.addr] + self.opts + self.popts
+        if self.logs:
+            popts.append("dirty_log=" + self.P.log)
+        note("%s: protect again, start primary %s" % (how, " ".join(popts)))
+        self.start_primary_writing(how + ", protect again",
+                                   self.P.vbd.colo_async("start", "primary", *popts))
+        st = self.P.status()
+        exact = how.startswith("re-protect") and self.s_log
+        if st["state"] != "running" or st["sync_sent_bytes"] > st["sync_total_bytes"] or \
+                (st["reprotect"] == "exact") != exact or \
+                (not exact and st["sync_total_bytes"] != SIZE):
+            fail("%s: after protecting again the Primary's status is %s (expected running, %s)"
+                 % (how, st, "the re-protect's exact set" if exact else
+                    "a diff of the whole disk: sync_total_bytes %d" % SIZE))
+        stats["protects again after a kill -9%s" % (", exact" if exact else "")] += 1
+        self.fresh_run(how)
+
+    def fresh_run(self, how):
+        """A start that made the images equal by a copy of its own: the model's epochs and
+        sets start again; a failover is refused until the first checkpoint."""
+        self.ckpts_since_start = 0
+        self.old_killed = False
+        self.view = None
+        self.epoch = None
+        self.refuse_failover(how)
+        self.checkpoint("the first checkpoint after %s" % how)
+
+    def after_copy_kill(self, how):
+        """A copy cut by kill -9.  Of the Secondary: the Primary's start fails, it is idle
+        and serves on; the Secondary is made again (secondary_restarted).  Of the Primary:
+        the Secondary, which was writing the copy straight to its disk, goes idle (no
+        replication to fail over); the Primary's VBD is made again on its image (with its
+        dirty log) and both start again: equal images at the first checkpoint."""
+        if self.killed == "S":
+            rc, err = self.start_err
+            note("%s: the start after the Secondary's kill -9 exited %d: %s" % (how, rc, err))
+            want = "tap-ctl: colo start: replication link to %s lost: " % self.S.addr
+            # A reset, a broken pipe, or (TLS) a failed pull of the next record.
+            if rc not in (32, 71, 104) or not err.startswith(want):
+                fail("%s: start primary, the Secondary killed during the copy, exited %d: %s "
+                     "(expected ECONNRESET, EPIPE or EPROTO: %s...)" % (how, rc, err, want))
+            self.primary_alone(how + ", the Secondary killed during the copy", "idle")
+            self.S.create()
+            stats["kill -9 of the Secondary during a copy"] += 1
+            self.secondary_restarted(how + ", the Secondary killed during the copy")
+            return
+        deadline = time.monotonic() + 60
+        while self.S.status()["state"] != "idle":
+            if time.monotonic() > deadline:
+                fail("%s: the Secondary is not idle after the Primary's kill -9 during the "
+                     "copy: %s" % (how, self.S.status()))
+            time.sleep(0.01)
+        r = self.S.colo("failover", check=False)
+        note("%s: failover of the Secondary after the Primary's kill -9 during the copy: %d %s"
+             % (how, r.returncode, r.stderr.strip()))
+        if r.returncode != 22 or "failover: replication is not started" not in r.stderr:
+            fail("%s: failover of the Secondary whose copy was cut exited %d: %s" %
+                 (how, r.returncode, r.stderr.strip()))
+        self.P.create()
+        sopts = ["address=" + self.S.addr] + self.opts
+        if self.logs and self.old_killed and os.path.exists(self.S.log):
+            sopts.append("dirty_log=" + self.S.log)
+        self.S.colo("start", "secondary", *sopts)
+        r = self.S.colo("failover", check=False)
+        if r.returncode != 16 or "failover: the disk is inconsistent" not in r.stderr:
+            fail("%s: failover of the Secondary whose copy was cut, started again, exited %d: "
+                 "%s (expected EBUSY)" % (how, r.returncode, r.stderr.strip()))
+        popts = ["address=" + self.S.addr] + self.opts + self.popts
+        if self.logs:
+            popts.append("dirty_log=" + self.P.log)
+        note("%s: the Primary made again, start primary %s" % (how, " ".join(popts)))
+        self.start_primary_writing(how + ", the Primary made again",
+                                   self.P.vbd.colo_async("start", "primary", *popts),
+                                   after_accept=True)
+        st = self.P.status()
+        if st["state"] != "running" or (not self.logs and st["sync_total_bytes"] != SIZE):
+            fail("%s: after the Primary's kill -9 and start its status is %s" % (how, st))
+        stats["kill -9 of the Primary during a copy"] += 1
+        self.fresh_run(how + ", the Primary killed during the copy")
 
     def failover(self):
         how = rng.choice(["alive", "killed", "killed", "cut"])
@@ -536,8 +757,8 @@ class Pair:
 
 
 def main():
-    print("seed=%d cycles=%d block_size=%d size=%d mode=%s tls=%s cuts=%d" %
-          (SEED, CYCLES, BS, SIZE, MODE, TLS, CUTS), flush=True)
+    print("seed=%d cycles=%d block_size=%d size=%d mode=%s tls=%s cuts=%d kills=%d" %
+          (SEED, CYCLES, BS, SIZE, MODE, TLS, CUTS, KILLS), flush=True)
     t0 = time.monotonic()
     pair = Pair()
     try:
@@ -549,6 +770,9 @@ def main():
                 pair.epochs()
             if rng.random() < 0.25:
                 pair.primary_restart()
+                pair.epochs()
+            if KILLS and rng.random() < 0.25:
+                pair.secondary_kill()
                 pair.epochs()
             pair.failover()
             pair.start("re-protect")

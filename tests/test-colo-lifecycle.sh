@@ -2,7 +2,9 @@
 # The whole HA cycle on the same two VBDs, randomized against a model (tests/colo_lifecycle.py):
 # protect with an online sync while the guest writes, checkpoints, link cuts and resyncs,
 # failover (the Primary alive, cut off or killed with kill -9), re-protect in the other
-# direction with address=, failback, CYCLES times (20).  After every sync and checkpoint the
+# direction with address=, failback, CYCLES times (20); kill -9 of the Secondary (guest writes
+# in flight, or during a copy) and of the Primary during a copy, the killed VBD made again
+# and the pair protected again (KILLS=0 leaves them out).  After every sync and checkpoint the
 # Secondary's image equals the guest's disk byte for byte; after every failover, the last
 # checkpoint plus the Secondary VM's writes.  SEED=n replays a run (with the BS and MODE it
 # printed); without SEED, a fresh seed.
@@ -20,7 +22,7 @@ fi
 run_one() {
 	local dir=$TEST_DIR/seed-$1 # images, dirty logs and the model's log of this run
 	mkdir -p "$dir"
-	echo "seed=$1 (replay with SEED=$1${BS:+ BS=$BS}${MODE:+ MODE=$MODE}${TLS:+ TLS=$TLS})"
+	echo "seed=$1 (replay with SEED=$1${BS:+ BS=$BS}${MODE:+ MODE=$MODE}${TLS:+ TLS=$TLS}${KILLS:+ KILLS=$KILLS})"
 	if ! "$PY" "$top_srcdir/tests/colo_lifecycle.py" "$TAPCTL" "$dir" "$1"; then
 		echo "tapdisk log ($TEST_DIR/tapdisk.log), last lines:" >&2
 		tail -n 40 "$TEST_DIR/tapdisk.log" >&2 || true
