@@ -17,6 +17,9 @@
 # which bench/colo-pause-plot.sh draws.  Asserts nothing about speed; fails if a checkpoint
 # fails.
 #
+# A LIMITS entry LIMIT@MS also gives the Primary pause_target=MS (docs/colo.md, "Pacing the
+# checkpoint pause"): e.g. LIMITS="64M 64M@50" compares the default with a 50 ms target.
+#
 #   bench/colo-pause.sh [BUILD_DIR]   env: LIMITS ("1M 4M 16M 64M"), SECS=seconds of
 #                                          checkpoints per run (20), INTERVAL_MS (100),
 #                                          REPS (1), SIZE (1G), RAM_LIMIT (2G), DIR=where the
@@ -81,23 +84,25 @@ stats() {
 
 declare -A iops
 for rep in $(seq "$REPS"); do
-	for lim in $LIMITS; do
+	for cfg in $LIMITS; do
+		lim=${cfg%@*}
 		primary_opts=(queue_limit="$lim")
+		[ "$cfg" = "$lim" ] || primary_opts+=(pause_target="${cfg#*@}")
 		colo_pair "$pimg" "$simg" ram_limit="$RAM_LIMIT" queue_limit="$lim"
-		log=$work/iops-$lim
+		log=$work/iops-$cfg
 		fio --name=b --ioengine=nbd --uri="$P_URI" --rw=randwrite --bs=4k --iodepth=32 \
 			--runtime=$((SECS + 2)) --time_based --write_iops_log="$log" --log_avg_msec=100 \
-			--output-format=json --output="$work/fio-$lim.json" >/dev/null 2>&1 &
+			--output-format=json --output="$work/fio-$cfg.json" >/dev/null 2>&1 &
 		fio_pid=$!
 		sleep 1 # the guest's writes start, the backlog builds
-		checkpoints "$SECS" "$INTERVAL_MS" "$P_PID.$P_MINOR" "$S_PID.$S_MINOR" >"$work/ckpt-$lim"
+		checkpoints "$SECS" "$INTERVAL_MS" "$P_PID.$P_MINOR" "$S_PID.$S_MINOR" >"$work/ckpt-$cfg"
 		wait "$fio_pid"
-		awk '{print $1, $2, $1 + $2, $3}' "$work/ckpt-$lim" >>"$work/pause-$lim"
-		v=$(fio_write iops <"$work/fio-$lim.json")
-		iops[$lim]+=" $v"
-		[ -z "$OUT" ] || cp "${log}_iops.1.log" "$OUT/iops-$lim.log"
-		echo "  rep $rep queue_limit=$lim: $v IOPS, $(wc -l <"$work/ckpt-$lim") checkpoints," \
-			"prepare median/p99/max $(stats "$work/ckpt-$lim" 1 | tr ' ' /) ms" >&2
+		awk '{print $1, $2, $1 + $2, $3}' "$work/ckpt-$cfg" >>"$work/pause-$cfg"
+		v=$(fio_write iops <"$work/fio-$cfg.json")
+		iops[$cfg]+=" $v"
+		[ -z "$OUT" ] || cp "${log}_iops.1.log" "$OUT/iops-$cfg.log"
+		echo "  rep $rep queue_limit=$cfg: $v IOPS, $(wc -l <"$work/ckpt-$cfg") checkpoints," \
+			"prepare median/p99/max $(stats "$work/ckpt-$cfg" 1 | tr ' ' /) ms" >&2
 		kill9_wait "$P_PID" "$S_PID"
 		rm -f "${log}"_iops.*.log
 	done
@@ -109,13 +114,14 @@ echo "per limit; times in ms around each control message; Secondary image: $([ "
 printf '%-12s%8s%7s%26s%22s%26s%22s\n' queue_limit "IOPS" ckpts "prepare med/p99/max" \
 	"do_ckpt med/p99/max" "pause med/p99/max" "status med/p99/max"
 [ -z "$OUT" ] || printf '# queue_limit_bytes iops ckpts prepare_med p99 max do_ckpt_med p99 max pause_med p99 max limit status_med p99 max\n' >"$OUT/pause.tsv"
-for lim in $LIMITS; do
-	f=$work/pause-$lim
+for cfg in $LIMITS; do
+	lim=${cfg%@*}
+	f=$work/pause-$cfg
 	read -r pm pp px < <(stats "$f" 1)
 	read -r sm sp sx < <(stats "$f" 2)
 	read -r tm tp tx < <(stats "$f" 3)
 	read -r fm fp fx < <(stats "$f" 4)
-	printf '%-12s%8s%7s%26s%22s%26s%22s\n' "$lim" "$(med "${iops[$lim]}")" "$(wc -l <"$f")" \
+	printf '%-12s%8s%7s%26s%22s%26s%22s\n' "$cfg" "$(med "${iops[$cfg]}")" "$(wc -l <"$f")" \
 		"$pm / $pp / $px" "$sm / $sp / $sx" "$tm / $tp / $tx" "$fm / $fp / $fx"
-	[ -z "$OUT" ] || echo "$(numfmt --from=iec "$lim") $(med "${iops[$lim]}") $(wc -l <"$f") $pm $pp $px $sm $sp $sx $tm $tp $tx $lim $fm $fp $fx" >>"$OUT/pause.tsv"
+	[ -z "$OUT" ] || echo "$(numfmt --from=iec "$lim") $(med "${iops[$cfg]}") $(wc -l <"$f") $pm $pp $px $sm $sp $sx $tm $tp $tx $cfg $fm $fp $fx" >>"$OUT/pause.tsv"
 done

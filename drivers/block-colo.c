@@ -694,6 +694,8 @@ void colo_get_status(struct colo *c, struct colo_status *st)
 	if (c->role == COLO_ROLE_PRIMARY) {
 		st->sent_bytes = c->p.sent_bytes;
 		st->inflight_bytes = c->p.reserved;
+		st->inflight_limit = colo_pace_limit(c);
+		st->apply_rate = c->p.pace.rate;
 	}
 	/* Any role: a failed-over Secondary's map, an old Primary's that a re-protect sends. */
 	if (c->p.dirty)

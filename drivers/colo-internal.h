@@ -149,6 +149,16 @@ struct colo_call {
 struct colo_fwd;
 struct colo_apply;
 
+/*
+ * pause_target= (colo-pace.c): the Secondary's apply rate, measured from acknowledgements
+ * while a backlog waits on it, and the backlog bound it gives.
+ */
+struct colo_pace {
+	uint64_t rate;	      /* bytes/s, 0: not measured yet */
+	long long busy_since; /* ms: the measuring window's start, 0: none open */
+	uint64_t busy_bytes;  /* acknowledged in that window */
+};
+
 struct colo {
 	td_driver_t *driver;
 	td_image_t *image; /* known once started */
@@ -233,6 +243,7 @@ struct colo {
 		struct colo_sync *sync; /* the copy running, if any (colo-sync.c) */
 		/* The last sync's progress, kept after it ended for status. */
 		uint64_t sync_done, sync_total, sync_sent, sync_rate;
+		struct colo_pace pace; /* pause_target=: the backlog's bound (colo-pace.c) */
 	} p;
 
 	/* Secondary */
@@ -371,6 +382,11 @@ void colo_primary_dirty_status(const struct colo *c, struct colo_status *st);
 void colo_primary_log_flush(void *arg);
 /* At close: issues what waits for the log, closes it, frees the map. */
 void colo_primary_dirty_close(struct colo *c);
+
+/* colo-pace.c: the Primary's backlog bound, queue_limit or, with pause_target=, less. */
+void colo_pace_reset(struct colo *c);
+void colo_pace_acked(struct colo *c, uint64_t bytes);
+uint64_t colo_pace_limit(const struct colo *c);
 
 /* ---- colo-secondary.c ---- */
 

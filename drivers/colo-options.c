@@ -18,6 +18,7 @@
 #define COLO_BLOCK_SIZE_MIN 512
 #define COLO_BLOCK_SIZE_MAX (1 << 20)
 #define COLO_QUEUE_LIMIT_MIN (1ULL << 20)
+#define COLO_PAUSE_TARGET_MAX_MS 60000
 #define COLO_QUEUE_LIMIT_MAX (64ULL << 30)
 #define COLO_RAM_LIMIT_MIN (1ULL << 20)
 #define COLO_TIMEOUT_MIN_MS 100
@@ -124,7 +125,7 @@ int colo_options_check_role(const char *kv, enum colo_role role, char *err, size
 {
 	static const char *const secondary_only[] = {"ram_limit", "spill", "spill_limit", "peer"};
 	static const char *const primary_only[] = {"connect_timeout", "sync", "sync_rate",
-						   "tls_user", "tls_name"};
+						   "tls_user", "tls_name", "pause_target"};
 	size_t klen = strcspn(kv, "=");
 	const char *const *other = role == COLO_ROLE_PRIMARY ? secondary_only : primary_only;
 	size_t n = role == COLO_ROLE_PRIMARY ? sizeof(secondary_only) / sizeof(secondary_only[0])
@@ -243,7 +244,7 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 	}
 
 	if (KEY_IS("timeout") || KEY_IS("connect_timeout") || KEY_IS("verify") ||
-	    KEY_IS("reconnect")) {
+	    KEY_IS("reconnect") || KEY_IS("pause_target")) {
 		r = options_parse_ms(val, &v);
 		if (r)
 			return options_reject(err, errlen, "%s: not a number", kv);
@@ -254,6 +255,11 @@ int colo_options_parse(struct colo_options *opts, const char *kv, char *err, siz
 				opts->verify = v;
 			else
 				opts->reconnect = v;
+		} else if (KEY_IS("pause_target")) {
+			if (v > COLO_PAUSE_TARGET_MAX_MS)
+				return options_reject(err, errlen, "%s: must be from 0 to %d ms",
+						      kv, COLO_PAUSE_TARGET_MAX_MS);
+			opts->pause_target_ms = v;
 		} else if (KEY_IS("timeout")) {
 			if (v < COLO_TIMEOUT_MIN_MS || v > COLO_TIMEOUT_MAX_MS)
 				return options_reject(err, errlen, "%s: must be from %d to %d ms",
@@ -437,6 +443,8 @@ int colo_status_json(const struct colo_status *st, char *buf, size_t size)
 		    colo_role_name(st->role), colo_state_name(st->state), st->epoch);
 	json_printf(&o, ",\"sent_bytes\":%" PRIu64 ",\"inflight_bytes\":%" PRIu64, st->sent_bytes,
 		    st->inflight_bytes);
+	json_printf(&o, ",\"inflight_limit\":%" PRIu64 ",\"apply_rate\":%" PRIu64,
+		    st->inflight_limit, st->apply_rate);
 	json_printf(&o, ",\"buffer_blocks\":%" PRIu64 ",\"buffer_bytes\":%" PRIu64,
 		    st->buffer_blocks, st->buffer_bytes);
 	json_printf(&o, ",\"dirty_blocks\":%" PRIu64 ",\"block_size\":%" PRIu32, st->dirty_blocks,

@@ -346,7 +346,7 @@ static bool colo_primary_must_wait(const struct colo *c, const td_request_t *tre
 
 	if (!colo_primary_forwarding(c))
 		return false;
-	if (c->p.reserved && c->p.reserved + len > c->opts.queue_limit)
+	if (c->p.reserved && c->p.reserved + len > colo_pace_limit(c))
 		return true;
 	return colo_primary_writing(c, off, len) || colo_primary_held(c, off, len);
 }
@@ -472,6 +472,7 @@ void colo_primary_queue_write(struct colo *c, td_request_t treq)
 
 static void colo_primary_acked(struct colo *c, uint64_t seq)
 {
+	uint64_t before = c->p.reserved;
 	struct colo_fwd *fwd, *tmp;
 
 	list_for_each_entry_safe(fwd, tmp, &c->p.unacked, list) {
@@ -479,6 +480,7 @@ static void colo_primary_acked(struct colo *c, uint64_t seq)
 			break;
 		colo_primary_release(c, fwd);
 	}
+	colo_pace_acked(c, before - c->p.reserved);
 	c->p.acked_seq = seq;
 	if (c->p.step >= 0 && colo_start_steps[c->p.step]->acked)
 		colo_start_steps[c->p.step]->acked(c, seq);
@@ -633,6 +635,7 @@ int colo_primary_link_ready(struct colo *c)
 	colo_clear_error(c); /* the failed attempts before this one are history */
 	colo_set_state(c, COLO_STATE_RUNNING);
 	c->p.history = true; /* from now on the map knows what the Secondary lacks */
+	colo_pace_reset(c); /* a new connection: the rate is measured again */
 	DPRINTF("colo %s:%s: replicating to the Secondary", c->host, c->port);
 	/* The steps' first frames go ahead of the writes queued while connecting. */
 	c->p.step = -1;

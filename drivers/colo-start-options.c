@@ -29,6 +29,8 @@ const struct colo_start_option colo_start_options[] = {
 	  "copy at start: every extent, those that differ (XXH3-128), none; verify=1: none" },
 	{ "sync_rate", COLO_OPTION_PRIMARY, "SIZE", "0",
 	  "bytes per second the start's copy reads at most, 0: no bound" },
+	{ "pause_target", COLO_OPTION_PRIMARY, "MS", "0",
+	  "bound the backlog to this long a checkpoint pause at the measured rate, 0 to 60000; 0: off" },
 	{ "peer", COLO_OPTION_SECONDARY, "ADDRESS", "any",
 	  "the only address (numeric IPv4 or IPv6) a Primary may connect from" },
 	{ "address", COLO_OPTION_BOTH, "HOST:PORT", "name's",

@@ -67,6 +67,7 @@ struct colo_options {
 	char dirty_log[256];	     /* Primary: the persistent dirty log ("" = none) */
 	enum colo_sync_mode sync;    /* Primary: what the start copies (diff) */
 	uint64_t sync_rate;	     /* Primary: bytes/s the copy reads at most (0: no bound) */
+	uint32_t pause_target_ms;    /* Primary: bound the backlog to this long a pause (0: off) */
 	/* address=: where the Secondary listens ("" = the VBD name's HOST:PORT) */
 	char address_host[256];
 	char address_port[16];
@@ -95,6 +96,8 @@ struct colo_status {
 	uint64_t epoch;		 /* the epoch being written now; a checkpoint ends it */
 	uint64_t sent_bytes;	 /* Primary: write bytes forwarded since the last checkpoint */
 	uint64_t inflight_bytes; /* Primary: write bytes queued or sent and not yet acknowledged */
+	uint64_t inflight_limit; /* Primary: the bound on them now (queue_limit, or pause_target's) */
+	uint64_t apply_rate;	 /* Primary, pause_target=: the Secondary's measured bytes/s, or 0 */
 	uint64_t buffer_blocks;	 /* Secondary: blocks in the disk buffer */
 	uint64_t buffer_bytes;	 /* Secondary: bytes of block data in the disk buffer */
 	uint64_t dirty_blocks;	 /* Primary: blocks written since the checkpoint before the last */
@@ -135,12 +138,12 @@ typedef void (*colo_done_t)(void *arg, int err, uint64_t value);
 
 void colo_options_init(struct colo_options *opts);
 /* Parses "key=value" (block_size, queue_limit, ram_limit, spill, spill_limit, timeout,
- * connect_timeout, verify, peer, dirty_log, sync, sync_rate, tls, tls_dir, tls_psk, tls_user,
- * tls_name); sizes take K, M and G suffixes.  0 or -EINVAL. */
+ * connect_timeout, verify, peer, dirty_log, sync, sync_rate, pause_target, tls, tls_dir, tls_psk,
+ * tls_user, tls_name); sizes take K, M and G suffixes.  0 or -EINVAL. */
 int colo_options_parse(struct colo_options *opts, const char *kv, char *err, size_t errlen);
 /* -EINVAL, with a sentence in @err, if "key=value" is an option of the other role only
  * (ram_limit, spill, spill_limit and peer are the Secondary's; connect_timeout, dirty_log,
- * tls_user and tls_name the Primary's).
+ * tls_user, tls_name and pause_target the Primary's).
  * colo_start itself ignores the fields of the other role. */
 int colo_options_check_role(const char *kv, enum colo_role role, char *err, size_t errlen);
 

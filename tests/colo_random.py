@@ -331,6 +331,9 @@ class Session:
         popts.append("sync=" + sync)
         if sync != "none" and rng.random() < 0.5:
             popts.append("sync_rate=%dM" % rng.choice([4, 16]))
+        # A paced backlog (colo-pace.c): 1 ms keeps the bound at its 1M floor.
+        if rng.random() < 0.3:
+            popts.append("pause_target=%d" % rng.choice([1, 5, 50]))
         self.hp = [connect(self.P.sock), connect(self.P.sock)]
         self.hs = [connect(self.S.sock), connect(self.S.sock)]
         self.all = self.hp + self.hs

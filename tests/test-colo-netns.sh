@@ -6,38 +6,20 @@
 # written since the last common checkpoint; down again, the Secondary's failover gives exactly
 # the last checkpoint plus its VM's writes.  Needs root and network namespaces: SKIP otherwise.
 . "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/netns-functions.sh"
 log_tapdisks
 requires qemu-io
-requires ip
 requires tc
 
-ns=colo$$
-nsp=${ns}p nss=${ns}s
-if ! ip netns add "$nsp" 2>/dev/null; then
-	echo "SKIP: cannot create network namespaces (not root?)"
-	exit 77
-fi
-cleanup_fn "ip netns del $nsp 2>/dev/null; ip netns del $nss 2>/dev/null"
-ip netns add "$nss" || fail "ip netns add $nss"
-if ! ip link add "v${ns}p" netns "$nsp" type veth peer name "v${ns}s" netns "$nss"; then
-	echo "SKIP: this kernel cannot create veth pairs"
-	exit 77
-fi
-ip -n "$nsp" addr add 10.199.0.1/24 dev "v${ns}p"
-ip -n "$nss" addr add 10.199.0.2/24 dev "v${ns}s"
-for n in "$nsp" "$nss"; do
-	ip -n "$n" link set lo up
-done
-ip -n "$nsp" link set "v${ns}p" up
-ip -n "$nss" link set "v${ns}s" up
+netns_pair colo$$ 10.199.0
 
 # A lossy, slow path from the Primary: 5 ms of delay with jitter, 2 % loss, some reordering;
 # where the kernel has no netem, a narrow one (tbf, 200 Mbit/s), so queues fill on the way.
-if tc -n "$nsp" qdisc add dev "v${ns}p" root netem delay 5ms 2ms loss 2% reorder 5% 50% \
+if tc -n "$nsp" qdisc add dev "$devp" root netem delay 5ms 2ms loss 2% reorder 5% 50% \
 	2>/dev/null; then
 	link="netem: 5 ms delay, 2 % loss, reordering"
 else
-	if tc -n "$nsp" qdisc add dev "v${ns}p" root tbf rate 200mbit burst 64kb latency 100ms; then
+	if tc -n "$nsp" qdisc add dev "$devp" root tbf rate 200mbit burst 64kb latency 100ms; then
 		link="tbf: 200 Mbit/s (this kernel has no netem)"
 	else
 		link="veth, unshaped (this kernel has neither netem nor tbf)"
@@ -47,20 +29,7 @@ echo "link: $link"
 
 make_image "$TEST_DIR/p.img" 32M 5
 cp "$TEST_DIR/p.img" "$TEST_DIR/s.img"
-port=$(free_port)
-# A tapdisk spawned by tap-ctl inside a namespace lives there; its control and NBD sockets are
-# files, reachable from here.
-S_URI= P_URI=
-line=$(ip netns exec "$nss" "$TAPCTL" create -a "colo:10.199.0.2:$port:$TEST_DIR/s.img") ||
-	fail "create the Secondary"
-S_MINOR=${line##*-}
-S_PID=$("$TAPCTL" list -m "$S_MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-S_URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$S_PID.$S_MINOR"
-line=$(ip netns exec "$nsp" "$TAPCTL" create -a "colo:10.199.0.2:$port:$TEST_DIR/p.img") ||
-	fail "create the Primary"
-P_MINOR=${line##*-}
-P_PID=$("$TAPCTL" list -m "$P_MINOR" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-P_URI="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$P_PID.$P_MINOR"
+netns_colo_pair "$TEST_DIR/p.img" "$TEST_DIR/s.img"
 
 colo_s start secondary timeout=1500 peer=10.199.0.1 || fail "start secondary"
 colo_p start primary timeout=1500 verify=1 || fail "start primary"
@@ -78,7 +47,7 @@ echo "exact over the link ($link)"
 # The link goes down, with writes since the last checkpoint; both sides notice within the
 # timeout, the Primary keeps serving.
 qemu-io -f raw "$P_URI" -c 'write -P 0x6f 24M 1M' >/dev/null || fail "primary write after the checkpoint"
-ip -n "$nsp" link set "v${ns}p" down
+ip -n "$nsp" link set "$devp" down
 wait_status P state broken 10 || fail "the Primary did not notice the link going down"
 wait_status S state broken 10 || fail "the Secondary did not notice the link going down"
 expect_eq "$(json_field "$(colo_p status)" link)" "lost" "the Primary's link"
@@ -88,7 +57,7 @@ echo "link down: both sides noticed"
 
 # The link comes back (ip link set up): both sides started again, the resync sends exactly the
 # extents written since the last checkpoint both completed (3): 24M and 26M, 2 MiB.
-ip -n "$nsp" link set "v${ns}p" up
+ip -n "$nsp" link set "$devp" up
 for _ in $(seq 100); do # EBUSY while the last run's writes finish
 	out=$(colo_s start secondary timeout=1500 peer=10.199.0.1 2>&1) && break
 	case $out in *"in flight"*) sleep 0.1 ;; *) fail "start secondary again: $out" ;; esac
@@ -108,7 +77,7 @@ qemu-io -f raw "$S_URI" -c 'write -P 0x5e 20M 100k' >/dev/null || fail "secondar
 "$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(20 << 20); f.write(b"\x5e" * 102400)' \
 	"$TEST_DIR/expected.img"
 qemu-io -f raw "$P_URI" -c 'write -P 0x71 28M 1M' >/dev/null || fail "primary write after the checkpoint"
-ip -n "$nsp" link set "v${ns}p" down
+ip -n "$nsp" link set "$devp" down
 wait_status P state broken 10 || fail "the Primary did not notice the link going down again"
 wait_status S state broken 10 || fail "the Secondary did not notice the link going down again"
 colo_s failover || fail "failover"

@@ -178,6 +178,12 @@ START_TEST(test_timeouts)
 	expect_error("connect_timeout=3600001",
 		     "connect_timeout=3600001: must be from 0 to 3600000 ms");
 	expect_error("connect_timeout=-1", "connect_timeout=-1: not a number");
+	ck_assert_uint_eq(opts.pause_target_ms, 0); /* off unless asked for */
+	ck_assert_int_eq(parse("pause_target=0"), 0);
+	ck_assert_int_eq(parse("pause_target=60000"), 0);
+	ck_assert_uint_eq(opts.pause_target_ms, 60000);
+	expect_error("pause_target=60001", "pause_target=60001: must be from 0 to 60000 ms");
+	expect_error("pause_target=50ms", "pause_target=50ms: not a number");
 }
 END_TEST
 
@@ -310,8 +316,8 @@ END_TEST
 
 static const char running_json[] =
 	"{\"role\":\"primary\",\"state\":\"running\",\"epoch\":3,\"sent_bytes\":0,"
-	"\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,\"dirty_blocks\":0,"
-	"\"block_size\":4096,"
+	"\"inflight_bytes\":0,\"inflight_limit\":0,\"apply_rate\":0,"
+	"\"buffer_blocks\":0,\"buffer_bytes\":0,\"dirty_blocks\":0,\"block_size\":4096,"
 	"\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,"
 	"\"sync_done_bytes\":0,\"sync_total_bytes\":0,\"sync_sent_bytes\":0,\"sync_rate\":0,"
 	"\"reprotect\":\"\",\"link\":\"up\",\"last_error\":\"\",\"last_error_at\":\"\",\"pending\":\"\"}";
@@ -342,6 +348,8 @@ START_TEST(test_json)
 		.epoch = UINT64_MAX,
 		.sent_bytes = 1,
 		.inflight_bytes = 2,
+		.inflight_limit = 10,
+		.apply_rate = 11,
 		.buffer_blocks = 3,
 		.buffer_bytes = 4,
 		.dirty_blocks = 5,
@@ -359,7 +367,7 @@ START_TEST(test_json)
 	colo_status_json(&st, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "{\"role\":\"secondary\",\"state\":\"failing-over\","
 			      "\"epoch\":18446744073709551615,\"sent_bytes\":1,"
-			      "\"inflight_bytes\":2,"
+			      "\"inflight_bytes\":2,\"inflight_limit\":10,\"apply_rate\":11,"
 			      "\"buffer_blocks\":3,\"buffer_bytes\":4,\"dirty_blocks\":5,"
 			      "\"block_size\":1048576,\"dirty_bytes\":6,\"dirty_log\":\"/l\\\"og\","
 			      "\"dirty_log_extents\":7,\"dirty_log_flushes\":8,\"sync_done_bytes\":6,"
@@ -392,7 +400,8 @@ START_TEST(test_json_escaping)
 
 	colo_status_json(&st, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "{\"role\":\"none\",\"state\":\"idle\",\"epoch\":0,\"sent_bytes\":0,"
-			      "\"inflight_bytes\":0,\"buffer_blocks\":0,\"buffer_bytes\":0,"
+			      "\"inflight_bytes\":0,\"inflight_limit\":0,\"apply_rate\":0,"
+			      "\"buffer_blocks\":0,\"buffer_bytes\":0,"
 			      "\"dirty_blocks\":0,\"block_size\":0,"
 			      "\"dirty_bytes\":0,\"dirty_log\":\"\",\"dirty_log_extents\":0,\"dirty_log_flushes\":0,"
 			      "\"sync_done_bytes\":0,\"sync_total_bytes\":0,\"sync_sent_bytes\":0,\"sync_rate\":0,"
@@ -464,6 +473,7 @@ START_TEST(test_table)
 		{ "verify", "1", COLO_OPTION_BOTH },
 		{ "sync", "full", COLO_OPTION_PRIMARY },
 		{ "sync_rate", "1M", COLO_OPTION_PRIMARY },
+		{ "pause_target", "50", COLO_OPTION_PRIMARY },
 		{ "peer", "192.0.2.1", COLO_OPTION_SECONDARY },
 		{ "address", "192.0.2.9:9000", COLO_OPTION_BOTH },
 		{ "dirty_log", "/var/lib/colo/vm1.dlog", COLO_OPTION_BOTH },
