@@ -65,7 +65,11 @@ uint64_t colo_pace_limit(const struct colo *c)
 {
 	uint64_t limit, max = c->opts.queue_limit;
 
-	if (!c->opts.pause_target_ms)
+	/*
+	 * No checkpoint is taken while a start's copy runs, so no pause to bound; and the copy,
+	 * bounded by queue_limit, would keep a smaller bound full and hold the guest back.
+	 */
+	if (!c->opts.pause_target_ms || c->p.sync)
 		return max;
 	/* Not measured yet (a new connection): the floor, which the first windows raise. */
 	limit = c->p.pace.rate / 1000 * c->opts.pause_target_ms;

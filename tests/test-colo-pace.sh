@@ -97,4 +97,24 @@ expect_eq "$(colo_p checkpoint)" "epoch=2" "Primary checkpoint, unpaced"
 echo "prepare after the stream: $((($(date +%s%N) - t0) / 1000000)) ms"
 expect_eq "$(colo_s checkpoint)" "epoch=2" "Secondary checkpoint, unpaced"
 cmp "$TEST_DIR/p2.img" "$TEST_DIR/s2.img" || fail "disks differ after the unpaced checkpoint"
+
+step "pause_target=200 during a start's copy: the guest shares queue_limit with the copy"
+# The copy (64 MiB over 10 MB/s: several seconds) keeps megabytes unacknowledged all along: a
+# bound of rate x 200 ms would hold the guest's writes until it ended.
+pair 3
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"\x77" * (64 << 20))' "$TEST_DIR/s3.img"
+colo_s start secondary timeout=30000 peer=10.198.0.1 || fail "start secondary 3"
+colo_p start primary timeout=30000 sync=full pause_target=200 >"$TEST_DIR/start3.out" 2>&1 &
+starter=$!
+wait_status P state syncing 30
+while [ "$(colo_field P sync_done_bytes)" -lt $((4 << 20)) ]; do sleep 0.05; done
+qemu-io -f raw "$P_URI" -c 'write -P 0x33 60M 1M' >/dev/null || fail "guest write during the copy"
+st=$(colo_p status)
+[ "$(json_field "$st" state)" = syncing ] && [ "$(json_field "$st" sync_done_bytes)" -lt $((48 << 20)) ] ||
+	fail "the guest's write waited for the copy: it completed at $st"
+echo "a guest write during the copy completed at $(json_field "$st" sync_done_bytes) bytes of $((64 << 20)) copied"
+wait "$starter" || fail "start primary 3: $(cat "$TEST_DIR/start3.out")"
+expect_eq "$(colo_p checkpoint)" "epoch=2" "Primary checkpoint after the copy"
+expect_eq "$(colo_s checkpoint)" "epoch=2" "Secondary checkpoint after the copy"
+cmp "$TEST_DIR/p3.img" "$TEST_DIR/s3.img" || fail "disks differ after the copy"
 echo "PASS"
