@@ -693,7 +693,18 @@ int colo_primary_resume_reply(struct colo *c, const struct colo_hello_reply *r)
 {
 	c->p.resumed = false;
 	if (!(r->flags & COLO_REPLY_RESUMED)) {
+		struct colo_dirty_log *log = colo_dirty_log(c->p.dirty);
+
 		colo_primary_relabel(c, 1);
+		/*
+		 * A new run: its epochs start again at 1, and no checkpoint of it is complete.
+		 * A checkpoint of the last run kept here (or in the log) would make a later
+		 * resync of this run ask for a checkpoint its Secondary never reaches, and
+		 * copy the whole disk.  (A crash before the log says so only asks too much.)
+		 */
+		c->p.committed = 0;
+		if (log)
+			colo_dirty_log_set_epoch(log, 0);
 		if (c->p.resuming)
 			DPRINTF("colo %s:%s: resync: the Secondary has no checkpoint in common with "
 				"us (pair, or a checkpoint since %llu): diff of the whole disk",

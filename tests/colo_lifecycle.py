@@ -765,14 +765,15 @@ def main():
         pair.start("protect")
         for cycle in range(CYCLES):
             pair.epochs()
+            # Before the cut: a resync must then go on from the new run's checkpoints.
+            if KILLS and rng.random() < 0.25:
+                pair.secondary_kill()
+                pair.epochs()
             if CUTS and rng.random() < 0.4:
                 pair.cut_and_resync()
                 pair.epochs()
             if rng.random() < 0.25:
                 pair.primary_restart()
-                pair.epochs()
-            if KILLS and rng.random() < 0.25:
-                pair.secondary_kill()
                 pair.epochs()
             pair.failover()
             pair.start("re-protect")

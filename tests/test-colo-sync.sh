@@ -8,6 +8,7 @@
 . "$(dirname "$0")/functions.sh"
 log_tapdisks
 requires_python_nbd
+requires ss
 
 MiB=$((1 << 20))
 
@@ -180,6 +181,8 @@ checkpoint_both 2
 same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the Secondary's disk after a copy cut and resumed"
 
 step "kill -9 of the Secondary: made again, it refuses a failover until its first checkpoint"
+checkpoint_both 3
+checkpoint_both 4 # the Primary knows checkpoint 3 complete on both sides
 qio_cmds "$P_URI" -- "write -P 0x71 3M 64k" || fail "a write the Secondary applies: $QIO_OUT"
 wait_applied
 kill -9 "$S_PID"
@@ -197,6 +200,21 @@ expect_status P sync_total_bytes $((16 * MiB))
 expect_status P sync_sent_bytes $((1 * MiB)) # the write after the kill; 3M was applied
 checkpoint_both 2
 same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the restarted Secondary's disk after the first checkpoint"
+# A cut in the new run resyncs from its own checkpoint 1, not from the last run's 3 (which
+# this Secondary never reaches: a diff of the whole disk instead).
+qio_cmds "$P_URI" -- "write -P 0x73 9M 64k" || fail "a write in epoch 2: $QIO_OUT"
+wait_applied
+for f in "dport = :$COLO_PORT" "sport = :$COLO_PORT"; do
+	# shellcheck disable=SC2086
+	ss -K -t $f >/dev/null 2>&1 || true
+done
+wait_status P state broken 30
+wait_status S state broken 30
+colo S start secondary || fail "start secondary again after the cut"
+colo P start primary || fail "start primary again after the cut (resync)"
+expect_status P sync_total_bytes $((1 * MiB))
+checkpoint_both 3
+same "$TEST_DIR/s.img" "$TEST_DIR/p.img" "the resync after a cut in the new run"
 colo S failover || fail "failover after the first checkpoint"
 colo_pair_destroy
 echo PASS
