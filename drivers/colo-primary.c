@@ -26,7 +26,7 @@
 /* One forwarded frame: a write (with its data) or an epoch marker or the verify list. */
 struct colo_fwd {
 	struct colo_msg msg;
-	struct list_head list;	/* in p.unacked, seq order, once the local write completed */
+	struct list_head list; /* in p.unacked, seq order, once the local write completed */
 	/*
 	 * In p.local while the local write is in flight; then, while @borrowed, in p.borrowed.
 	 */
