@@ -492,6 +492,11 @@ uint64_t colo_sync_extents(const struct colo *c);
 int colo_sync_start(struct colo *c, const uint64_t *extents, bool diff);
 /* Primary: an extent's range may have become free, or queue room: copy on. */
 void colo_sync_kick(struct colo *c);
+/*
+ * Whether the start under way copies, once connected, every block written before (a resync,
+ * sync=full or diff): the guest's writes meanwhile need not be queued for the link.
+ */
+bool colo_sync_covers_connecting(const struct colo *c);
 /* Primary: HASHES.  Secondary: SYNC and SYNC_END (checked, then queued in the stream). */
 void colo_sync_hashes_rx(struct colo *c, struct colo_frame *f, void *payload);
 void colo_sync_rx(struct colo *c, struct colo_frame *f, void *payload);

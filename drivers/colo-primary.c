@@ -251,8 +251,16 @@ static void colo_primary_send(struct colo *c, struct colo_fwd *fwd)
 
 static bool colo_primary_forwarding(const struct colo *c)
 {
-	return c->state == COLO_STATE_CONNECTING || c->state == COLO_STATE_RUNNING ||
-	       c->state == COLO_STATE_SYNCING;
+	/*
+	 * While a start that copies connects, its copy will take every block written meanwhile
+	 * from the dirty map, so the writes are not queued: a Secondary that does not answer
+	 * (gone, for a resync or reconnect=1) must not hold the guest back for connect_timeout
+	 * once queue_limit is full.  A start without a copy (sync=none, verify=1, a re-protect
+	 * whose set is taken apart) queues them for the link.
+	 */
+	if (c->state == COLO_STATE_CONNECTING)
+		return !colo_sync_covers_connecting(c);
+	return c->state == COLO_STATE_RUNNING || c->state == COLO_STATE_SYNCING;
 }
 
 /* Appends a frame; it is sent now if the link is up, else when it comes up. */

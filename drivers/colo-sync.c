@@ -473,6 +473,11 @@ static bool colo_sync_wanted(const struct colo *c)
 	return (colo_sync_mode(c) != COLO_SYNC_NONE || c->p.resuming) && !c->p.reprotect;
 }
 
+bool colo_sync_covers_connecting(const struct colo *c)
+{
+	return colo_sync_wanted(c);
+}
+
 static uint32_t colo_sync_flags(const struct colo *c)
 {
 	/* A resync asks for the hashes too: they decide if there is no common checkpoint. */
