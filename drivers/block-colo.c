@@ -99,6 +99,8 @@ static void colo_reconnect_cb(event_id_t id, char mode, void *priv)
 	DPRINTF("colo %s:%s: reconnect=1: starting the %s again", c->host, c->port,
 		colo_role_name(c->role));
 	err = colo_start(c, c->role, &opts, NULL, NULL);
+	if (!err)
+		c->auto_start = true;
 	if (err == -EBUSY && c->state == COLO_STATE_BROKEN)
 		colo_reconnect_arm(c);
 }
@@ -476,6 +478,7 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 {
 	int err;
 
+	c->auto_start = false; /* the operator's, or reconnect=1's which says so once started */
 	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
 		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
 	if (c->role != COLO_ROLE_NONE) {
@@ -596,6 +599,7 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 	const char *what = failover ? "failover" : "stop";
 	int err;
 
+	c->auto_start = false; /* a reconnect=1 start this ends is not tried again */
 	if (c->state == COLO_STATE_FAILED_OVER || c->state == COLO_STATE_STOPPED) {
 		bool same = failover == (c->state == COLO_STATE_FAILED_OVER);
 

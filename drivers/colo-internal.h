@@ -186,6 +186,7 @@ struct colo {
 	/* Pending API calls. */
 	struct colo_call start_call, ckpt_call, stop_call;
 	event_id_t reconnect_timer; /* reconnect=1: a broken side starts again (block-colo.c) */
+	bool auto_start; /* the start under way is reconnect=1's: failed, it is broken again */
 	bool stop_failover;
 	bool stop_force; /* a failover of an inconsistent Secondary, asked for anyway */
 	char pending[32]; /* their names, for status */

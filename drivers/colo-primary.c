@@ -563,9 +563,20 @@ void colo_primary_start_failed(struct colo *c, int err)
 	colo_handshake_close(c);
 	colo_link_close(c);
 	colo_primary_drop_queue(c);
-	colo_set_state(c, COLO_STATE_IDLE);
-	c->role = COLO_ROLE_NONE;
-	c->link_state = COLO_LINK_NONE;
+	if (c->auto_start && c->opts.reconnect) {
+		/*
+		 * reconnect=1's own start (the Secondary still gone): broken as before it, with
+		 * its history, and tried again (colo_set_state arms the timer), until the
+		 * Secondary answers or the operator says otherwise.
+		 */
+		c->auto_start = false;
+		c->link_state = COLO_LINK_LOST;
+		colo_set_state(c, COLO_STATE_BROKEN);
+	} else {
+		colo_set_state(c, COLO_STATE_IDLE);
+		c->role = COLO_ROLE_NONE;
+		c->link_state = COLO_LINK_NONE;
+	}
 	colo_call_done(&c->start_call, err, 0);
 	colo_primary_kick_waiting(c);
 }
@@ -641,6 +652,7 @@ int colo_primary_link_ready(struct colo *c)
 	int err;
 
 	colo_clear_error(c); /* the failed attempts before this one are history */
+	c->auto_start = false;
 	colo_set_state(c, COLO_STATE_RUNNING);
 	c->p.history = true; /* from now on the map knows what the Secondary lacks */
 	colo_pace_reset(c); /* a new connection: the rate is measured again */

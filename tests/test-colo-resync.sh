@@ -236,36 +236,42 @@ S5.colo("checkpoint")
 images_equal("a write during the resync's connect, after a checkpoint")
 print("a write completed while the Primary connected is replicated with the resync")
 
-# reconnect=1 and the Secondary gone (kill -9): the Primary starts again by itself and keeps
-# trying to connect; meanwhile the guest writes several times queue_limit at local speed (the
-# resync will copy what it wrote from the dirty map: nothing waits for a Secondary that does
-# not answer).  A Secondary made again is found by the attempt under way; with no pair
-# identity it gets a diff, and the images are equal after a checkpoint.
+# reconnect=1 and the Secondary gone (kill -9): the Primary starts again by itself, and when
+# an attempt finds no Secondary within connect_timeout it stays broken and tries again, as
+# long as it takes.  Meanwhile the guest writes several times queue_limit at local speed: the
+# resync will copy what it wrote from the dirty map, so nothing waits for a Secondary that does
+# not answer, whether an attempt is under way or not.  A Secondary made again is found by the
+# next attempt; with no pair identity it gets a diff; the images are equal after a checkpoint.
 pimg, simg, port, S6, P6 = identical_pair(TAPCTL, TEST_DIR, SIZE, rng, tag="6")
 S6.colo("start", "secondary", "reconnect=1", "queue_limit=1M", *OPTS)
 P6.colo("start", "primary", "sync=none", "reconnect=1", "queue_limit=1M",
-        "connect_timeout=60000", *OPTS)
+        "connect_timeout=3000", *OPTS)
 h = connect(P6.sock, SIZE)
 h.pwrite(b"\x60" * MiB, 0)
 P6.colo("checkpoint")
 S6.colo("checkpoint")
 os.kill(S6.pid, signal.SIGKILL)
-wait_for("the Primary connecting again by itself", lambda: P6.status()["state"] == "connecting")
+gone = "start: no Secondary at 127.0.0.1:%d within 3000 ms" % port
+wait_for("an attempt of reconnect=1 to fail", lambda: P6.status()["last_error"].startswith(gone))
 for i in range(8):
     h.pwrite(bytes([0x61 + i]) * MiB, (8 + i) * MiB)
-st = P6.status()
-if st["state"] != "connecting" or st["inflight_bytes"]:
-    fail("reconnect=1, the Secondary gone: after 8 MiB of guest writes (queue_limit 1M) the "
-         "Primary is %s with %d bytes in flight (expected connecting, none queued)" %
-         (st["state"], st["inflight_bytes"]))
+    st = P6.status()
+    if st["role"] != "primary" or st["state"] not in ("broken", "connecting") or \
+            st["inflight_bytes"]:
+        fail("reconnect=1, the Secondary gone, after %d MiB of guest writes (queue_limit 1M): "
+             "%s %s with %d bytes in flight (expected a broken or connecting Primary, none "
+             "queued; last_error %r)" % (i + 1, st["role"], st["state"], st["inflight_bytes"],
+                                         st["last_error"]))
+failed_at = P6.status()["last_error_at"]
+wait_for("another attempt to fail", lambda: P6.status()["last_error_at"] != failed_at)
 S6 = Vbd("colo:127.0.0.1:%d:%s" % (port, simg))
 S6.colo("start", "secondary", "reconnect=1", "queue_limit=1M", *OPTS)
 wait_for("the Primary replicating again", lambda: P6.status()["state"] == "running", 120)
 P6.colo("checkpoint")
 S6.colo("checkpoint")
 images_equal("reconnect=1 after the Secondary came back")
-print("reconnect=1, the Secondary gone: 8 MiB of guest writes at local speed while the "
-      "Primary connects; exact after it came back")
+print("reconnect=1, the Secondary gone: the Primary kept trying; 8 MiB of guest writes at "
+      "local speed meanwhile; exact after it came back")
 PYEOF
 	echo "tapdisk log ($TEST_DIR/tapdisk.log), last lines:" >&2
 	tail -n 30 "$TEST_DIR/tapdisk.log" >&2 || true
