@@ -43,6 +43,7 @@ struct tls_session {
 	size_t rbuf_end;
 	char desc[192];
 	char error[256];
+	int io_errno; /* why the socket call under GnuTLS last failed (not EAGAIN) */
 	uint8_t first[256]; /* the first bytes read from the peer, as they came */
 	size_t first_len;
 };
@@ -69,6 +70,24 @@ static int tls_session_fail(struct tls_session *s, int ret, const char *what)
 	return ret == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EPROTO;
 }
 
+/*
+ * A socket call under GnuTLS failed: said as the plain session says it ("recv: Connection
+ * reset by peer").
+ */
+static int tls_session_sys_error(struct tls_session *s, const char *call)
+{
+	snprintf(s->error, sizeof(s->error), "%s: %s", call, strerror(s->io_errno));
+	return -s->io_errno;
+}
+
+/* Hands @err to GnuTLS, and keeps it: GnuTLS itself says only "Error in the pull function". */
+static void tls_session_io_error(struct tls_session *s, int err)
+{
+	if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+		s->io_errno = err;
+	gnutls_transport_set_errno(s->gs, err);
+}
+
 /* GnuTLS's own push would raise SIGPIPE on a peer that went away. */
 static ssize_t tls_session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
@@ -77,7 +96,7 @@ static ssize_t tls_session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov,
 	ssize_t n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
 
 	if (n < 0)
-		gnutls_transport_set_errno(s->gs, errno);
+		tls_session_io_error(s, errno);
 	return n;
 }
 
@@ -92,7 +111,7 @@ static ssize_t tls_session_pull(gnutls_transport_ptr_t ptr, void *data, size_t l
 		n = recv(s->fd, s->rbuf, TLS_RBUF_SIZE, 0);
 		if (n <= 0) {
 			if (n < 0)
-				gnutls_transport_set_errno(s->gs, errno);
+				tls_session_io_error(s, errno);
 			return n;
 		}
 		s->rbuf_start = 0;
@@ -329,6 +348,8 @@ static ssize_t tls_session_recv_tls(struct tls_session *s, const struct iovec *i
 			return 0;
 		if (!gnutls_error_is_fatal(n))
 			return -EAGAIN;
+		if (n == GNUTLS_E_PULL_ERROR && s->io_errno)
+			return tls_session_sys_error(s, "recv");
 		return tls_session_fail(s, n, "TLS receive");
 	}
 	return total;
@@ -410,6 +431,9 @@ static ssize_t tls_session_send_tls(struct tls_session *s, const struct iovec *i
 				continue;
 			return total ? (ssize_t)total : -EAGAIN;
 		}
+		/* GnuTLS takes a reset or a broken pipe for a premature end. */
+		if ((n == GNUTLS_E_PUSH_ERROR || n == GNUTLS_E_PREMATURE_TERMINATION) && s->io_errno)
+			return tls_session_sys_error(s, "send");
 		if (n < 0)
 			return tls_session_fail(s, n, "TLS send");
 		s->unsent = 0;

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -221,6 +224,87 @@ START_TEST(test_wrong_psk)
 }
 END_TEST
 
+/* A connected TCP pair on 127.0.0.1, non-blocking: a reset is TCP's, not a Unix socket's. */
+static void tcp_pair(int sv[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(l, 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(l, 1), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+	sv[1] = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(sv[1], (struct sockaddr *)&a, sizeof(a)), 0);
+	sv[0] = accept(l, NULL, NULL);
+	ck_assert_int_ge(sv[0], 0);
+	close(l);
+	for (int i = 0, one = 1; i < 2; i++) {
+		ck_assert_int_eq(fcntl(sv[i], F_SETFL, O_NONBLOCK), 0);
+		/* The handshake's steps run back to back: no Nagle wait for a delayed ack. */
+		ck_assert_int_eq(setsockopt(sv[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+	}
+}
+
+/*
+ * A peer that goes away with bytes unread (a killed process) resets the connection: the
+ * error says so, as a plain session's would, not GnuTLS's "Error in the pull function" (or
+ * push).  Loop 0 receives after the reset, loop 1 sends.
+ */
+START_TEST(test_peer_reset)
+{
+	struct tls_creds *screds, *ccreds;
+	struct tls_session *srv, *cli;
+	struct tls_config cfg;
+	uint8_t buf[4096] = { 0 };
+	struct iovec iov = { buf, sizeof(buf) };
+	struct linger lg = { 1, 0 };
+	int sv[2], cerr, i;
+	ssize_t n = -EAGAIN;
+
+	psk_config(&cfg, "alice:000102030405060708090a0b0c0d0e0f\n", 0600);
+	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_SERVER, &screds, why, sizeof(why)), 0);
+	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_CLIENT, &ccreds, why, sizeof(why)), 0);
+	tcp_pair(sv);
+	srv = session(sv[0], screds, TLS_SIDE_SERVER);
+	cli = session(sv[1], ccreds, TLS_SIDE_CLIENT);
+	tls_creds_put(screds);
+	tls_creds_put(ccreds);
+	ck_assert_int_eq(handshake(srv, cli, &cerr), 0);
+	ck_assert_int_eq(cerr, 0);
+	/*
+	 * The client's process dies: its socket closes with a record unread and SO_LINGER 0, a
+	 * reset, and no close_notify.  Its session is freed after (its close_notify and close
+	 * then fail on the closed descriptor; no descriptor is opened in between).
+	 */
+	ck_assert_int_eq(tls_session_sendv(srv, &iov, 1), (ssize_t)sizeof(buf));
+	ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(sv[1]);
+	tls_session_close(cli);
+	if (_i == 0) { /* the next receive meets the reset */
+		for (i = 0; i < 1000 && n == -EAGAIN; i++) {
+			n = tls_session_recvv(srv, &iov, 1);
+			if (n == -EAGAIN)
+				usleep(1000);
+		}
+		ck_assert_int_eq(n, -ECONNRESET);
+		ck_assert_str_eq(tls_session_error(srv), "recv: Connection reset by peer");
+	} else { /* the next send does: once the reset is in, ECONNRESET, EPIPE after */
+		for (i = 0, n = 0; i < 1000 && n >= 0; i++) {
+			n = tls_session_sendv(srv, &iov, 1);
+			if (n >= 0)
+				usleep(1000);
+		}
+		ck_assert_msg(n == -EPIPE || n == -ECONNRESET, "send after the reset: %zd %s", n,
+			      tls_session_error(srv));
+		ck_assert_str_eq(tls_session_error(srv), n == -EPIPE ? "send: Broken pipe"
+								      : "send: Connection reset by peer");
+	}
+	tls_session_close(srv);
+}
+END_TEST
+
 /* Garbage instead of a ClientHello fails the server's handshake; nothing is read as data. */
 START_TEST(test_garbage)
 {
@@ -382,6 +466,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_psk);
 	tcase_add_test(tc, test_wrong_psk);
 	tcase_add_test(tc, test_garbage);
+	tcase_add_loop_test(tc, test_peer_reset, 0, 2);
 	tcase_add_test(tc, test_x509);
 	tcase_add_test(tc, test_config_errors);
 	suite_add_tcase(s, tc);
