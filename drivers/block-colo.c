@@ -213,17 +213,8 @@ static int colo_parse_name(struct colo *c, const char *name)
 	return 0;
 }
 
-static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryption *encryption,
-		     td_flag_t flags)
+void colo_init(struct colo *c)
 {
-	struct colo *c = driver->data;
-	int err;
-
-	memset(c, 0, sizeof(*c));
-	err = colo_parse_name(c, name);
-	if (err)
-		return err;
-	c->driver = driver;
 	c->link.fd = -1;
 	c->hs.fd = -1;
 	c->s.listen_fd = -1;
@@ -238,6 +229,20 @@ static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryp
 	INIT_LIST_HEAD(&c->s.rxq);
 	INIT_LIST_HEAD(&c->ios);
 	colo_options_init(&c->opts);
+}
+
+static int colo_open(td_driver_t *driver, const char *name, struct td_vbd_encryption *encryption,
+		     td_flag_t flags)
+{
+	struct colo *c = driver->data;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	err = colo_parse_name(c, name);
+	if (err)
+		return err;
+	c->driver = driver;
+	colo_init(c);
 	DPRINTF("colo: %s, replicating with %s port %s", c->path, c->host, c->port);
 	return 0;
 }

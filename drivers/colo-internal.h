@@ -384,6 +384,12 @@ void colo_primary_log_flush(void *arg);
 /* At close: issues what waits for the log, closes it, frees the map. */
 void colo_primary_dirty_close(struct colo *c);
 
+/*
+ * A zeroed struct colo made ready: no descriptors, empty lists, the default options (the
+ * driver's open, and the fuzzers, which must not miss a list a later change adds).
+ */
+void colo_init(struct colo *c);
+
 /* colo-pace.c: the Primary's backlog bound, queue_limit or, with pause_target=, less. */
 void colo_pace_reset(struct colo *c);
 void colo_pace_acked(struct colo *c, uint64_t bytes);

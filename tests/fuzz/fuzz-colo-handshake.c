@@ -79,13 +79,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(c->host, sizeof(c->host), "127.0.0.1");
 	snprintf(c->port, sizeof(c->port), "1");
 	c->disk_size = FUZZ_DISK_SIZE;
-	c->link.fd = c->hs.fd = c->s.listen_fd = -1;
-	INIT_LIST_HEAD(&c->link.sendq);
-	INIT_LIST_HEAD(&c->p.waiting);
-	INIT_LIST_HEAD(&c->p.local);
-	INIT_LIST_HEAD(&c->p.unacked);
-	INIT_LIST_HEAD(&c->s.rxq);
-	INIT_LIST_HEAD(&c->ios);
+	colo_init(c);
 	return 0;
 }
 
