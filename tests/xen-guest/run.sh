@@ -370,12 +370,16 @@ t=$(date +%s.%N)
 wait_serial 400 '^XG-DONE' || { report_fail "replica: no XG-DONE"; finish; }
 step_done "replica: xl destroy, 2nd xl create, block-detach, destroy" "$t"
 marks 'XG-GUEST (disks|VERIFY)|XG-(PASS|FAIL): (the replica|xl |tap-ctl list|control sockets|connected|/local/domain/0/colo after|backend/vbd after|tapdisks after|colo disks after|nbd devices)|^XG-DONE'
-# The replica holds the files of the last checkpoint, none written after it.
+# The replica holds the files of the last checkpoint: at least those the guest had printed by
+# then.  No upper bound from the console: a file's line reaches the serial log after its
+# blocks reach the disk (on 2026-12-07 the checkpoint held file 30 while the last line printed
+# before the plug was pulled was 29); that the replica is exactly the checkpoint is the
+# sha256 check above.
 vfiles=$(tr -d '\r' <"$LOG" | sed -n 's/.*XG-GUEST VERIFY-OK files=\([0-9]*\).*/\1/p' | head -n 1)
 sfiles=$(echo "${snap:-}" | sed -n 's/.* files=\([0-9]*\).*/\1/p')
 pfiles=$(tr -d '\r' <"$WORK/primary.serial.log" 2>/dev/null | sed -n 's/^XG-GUEST-FILE \([0-9]*\)$/\1/p' | tail -n 1)
 if [ -n "${sfiles}" ]; then
-	if [ -n "$vfiles" ] && [ "$vfiles" -ge "$sfiles" ] && [ "$vfiles" -lt "${pfiles:-0}" ]; then
+	if [ -n "$vfiles" ] && [ "$vfiles" -ge "$sfiles" ]; then
 		echo "xen-guest: PASS: the replica's manifest has $vfiles files: the guest had printed $sfiles at the last checkpoint and $pfiles when the plug was pulled"
 	else
 		report_fail "the replica's manifest has ${vfiles:-no} files; the guest had printed $sfiles at the last checkpoint and ${pfiles:-?} when the plug was pulled"
