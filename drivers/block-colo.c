@@ -634,6 +634,9 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
 					 "fails over anyway",
 					 why);
 		colo_fail(c, 0, "failover forced: the disk is inconsistent: %s", why);
+		snprintf(c->stop_forced, sizeof(c->stop_forced), "%s", c->last_error);
+	} else {
+		c->stop_forced[0] = '\0';
 	}
 	c->stop_call.done = done;
 	c->stop_call.arg = arg;
@@ -653,6 +656,11 @@ int colo_failover_force(struct colo *c, colo_done_t done, void *arg)
 	err = colo_stop_replication(c, true, done, arg);
 	c->stop_force = false;
 	return err;
+}
+
+const char *colo_failover_forced(struct colo *c)
+{
+	return c->stop_forced;
 }
 
 int colo_cancel(struct colo *c, void *arg)

@@ -189,6 +189,8 @@ struct colo {
 	bool auto_start; /* the start under way is reconnect=1's: failed, it is broken again */
 	bool stop_failover;
 	bool stop_force; /* a failover of an inconsistent Secondary, asked for anyway */
+	/* What the accepted failover forced (colo_failover_forced): "" when it forced nothing. */
+	char stop_forced[COLO_ERR_LEN];
 	char pending[32]; /* their names, for status */
 
 	/* Primary */

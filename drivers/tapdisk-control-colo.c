@@ -29,7 +29,7 @@ struct control_colo_pending {
 	struct colo *colo;
 	uint16_t cookie;
 	enum colo_command_verb verb;
-	bool force; /* failover force: the reply says what it forced */
+	bool force; /* failover force: the reply says what it forced, if anything */
 };
 
 /* -------------------------------------------------------------------------------------- */
@@ -126,8 +126,8 @@ static void control_colo_command_done(void *arg, int err, uint64_t value)
 	} else {
 		if (p->verb == COLO_COMMAND_CHECKPOINT)
 			len = snprintf(text, sizeof(text), "epoch=%" PRIu64, value);
-		if (p->force && p->colo && colo_last_error(p->colo)[0])
-			len = snprintf(text, sizeof(text), "%s", colo_last_error(p->colo));
+		if (p->force && p->colo && colo_failover_forced(p->colo)[0])
+			len = snprintf(text, sizeof(text), "%s", colo_failover_forced(p->colo));
 		DPRINTF("colo %s on VBD %u done%s%.*s", colo_command_verb_name(p->verb), p->cookie,
 			len ? ": " : "", len, text);
 		control_colo_reply_text(reply, p->cookie, text, len);

@@ -174,6 +174,12 @@ int colo_stop_replication(struct colo *c, bool failover, colo_done_t done, void 
  * so in last_error and the log: the disk then holds whatever the copy had reached. */
 int colo_failover_force(struct colo *c, colo_done_t done, void *arg);
 /*
+ * What the last accepted failover forced, as colo_failover_force said it in last_error
+ * ("failover forced: the disk is inconsistent: ..."), or "" when it forced nothing (a
+ * consistent Secondary, a Primary): a later error in last_error is not mistaken for it.
+ */
+const char *colo_failover_forced(struct colo *c);
+/*
  * The caller of the operation accepted with @arg went away.  A start that has not finished
  * (Primary) or a do_checkpoint still waiting for its marker is undone: it changed nothing, and
  * its callback runs now with -ECANCELED.  Returns 0 then, or -EBUSY for an operation that goes
