@@ -659,6 +659,67 @@ def s_syncing(x):
 
 
 @scenario
+def s_syncing_failover_force(x):
+    """Forced during the copy: the Secondary's disk is part of a copy, the Primary's start
+    fails, and the pair is protected again."""
+    x.expect_ok(x.S, "start", "secondary")
+    x.writers()
+    start = x.start_cmd(x.P, "start", "primary", "sync=full", "sync_rate=1M")
+    x.wait_state(x.P, state="syncing")
+    st = "syncing"
+    rc, out, err = x.cmd(x.S, "failover", "force")
+    check(rc == 0 and re.fullmatch(r"failover forced: the disk is inconsistent: the Primary's "
+                                   r"copy has not ended \(\d+ bytes received\)", out),
+          "%s: failover force during the copy: %d '%s' '%s'" % (x.name, rc, out, err))
+    rows.append(("S", st, "failover force", rc, out))
+    x.expect_status(x.S, st, state="failed-over", pending="")
+    rc, out, err = x.finish(start)
+    check(rc == ENOTCONN and err == "tap-ctl: colo start: the Secondary ended replication",
+          "%s: the Primary's start once the Secondary failed over during the copy: %d '%s'"
+          % (x.name, rc, err))
+    x.expect_status(x.P, st, role="none", state="idle", pending="")
+    x.primary_kept_then_protect("after the Secondary's forced failover")
+
+
+@scenario
+def s_listening_stop(x):
+    """The Secondary VM wrote while its VBD listened: in the buffer, which stop drops (its
+    writes after the stop reach the plain disk)."""
+    x.expect_ok(x.S, "start", "secondary")
+    x.writers(p=False)
+    x.spin(0.2)
+    x.expect(x.S, "listening", ["stop"], 0)
+    since = x.sw.issued
+    x.expect_status(x.S, "listening", state="stopped", link="none", pending="",
+                    buffer_blocks=0)
+    x.quiesce()
+    x.svm_region_after_stop(x.simg, since, "the Secondary's image after a stop while "
+                            "listening")
+    x.resume()
+    x.writers()
+    x.protect_again()
+
+
+@scenario
+def s_broken_restarted(x):
+    """A broken Secondary started again keeps its buffer until a Primary connects: a failover
+    meanwhile leaves the last checkpoint and the Secondary VM's writes."""
+    st = s_broken(x, "closed")
+    x.sw.drain()
+    x.expect(x.S, st, ["start", "secondary", "timeout=2000"], 0)
+    x.resume()
+    st = "listening again, the buffer kept"
+    x.expect_status(x.S, st, state="connecting", link="listening", pending="")
+    x.refuse(x.S, st, ["checkpoint"], ETIMEDOUT, r"do_checkpoint: the end of epoch \d+ did "
+             r"not come within 2000 ms; nothing changed", regex=True)
+    x.expect(x.S, st, ["failover"], 0)
+    x.quiesce()
+    x.file_is(x.simg, x.svm_view(), "the Secondary's image after its failover")
+    x.resume()
+    x.protect_again()
+
+
+@scenario
 def s_inconsistent(x):
     """The copy is done, no checkpoint yet."""
     x.expect_ok(x.S, "start", "secondary")
