@@ -787,6 +787,9 @@ int colo_primary_start(struct colo *c)
 			"no dirty map to record them: diff of the whole disk", c->host, c->port);
 	c->p.resuming = c->p.resuming && !c->p.untracked;
 	c->p.untracked = false; /* the map counts from here, and the copy covers the rest */
+	if (c->opts.verify && (c->p.resuming || c->p.reprotect))
+		DPRINTF("colo %s:%s: verify=1: no verify step for a %s, which copies what differs",
+			c->host, c->port, c->p.resuming ? "resync" : "re-protect");
 	c->p.resumed = false;
 	/*
 	 * Writes completing before the Secondary's answer are marked and queued in the epoch

@@ -168,9 +168,13 @@ static int colo_crc_start(struct colo *c, colo_sum_done_t done)
 
 /* ---- the Primary's part ---- */
 
+/*
+ * Not for a start that copies what it knows differs, a resync (p.resuming) or a re-protect:
+ * its disks differ by design until the copy, which makes them equal.
+ */
 static bool colo_verify_wanted(const struct colo *c)
 {
-	return c->opts.verify;
+	return c->opts.verify && !c->p.resuming && !c->p.reprotect;
 }
 
 static void colo_verify_primary_crcs(struct colo *c, int err, void *crcs, uint32_t n)

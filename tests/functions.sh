@@ -284,12 +284,13 @@ wait_applied() {
 	fail "the Secondary did not acknowledge the Primary's writes within 10 s: $(colo P status)"
 }
 
-# checkpoint_both EPOCH: P's checkpoint, then S's, each printing epoch=EPOCH.
+# checkpoint_both EPOCH [PRIMARY SECONDARY]: the Primary's checkpoint (P's unless named), then
+# the Secondary's (S's), each printing epoch=EPOCH.
 checkpoint_both() {
 	local out
-	out=$(colo P checkpoint) || fail "checkpoint on the Primary"
+	out=$(colo "${2:-P}" checkpoint) || fail "checkpoint on the Primary"
 	expect_eq "$out" "epoch=$1" "the Primary's checkpoint"
-	out=$(colo S checkpoint) || fail "checkpoint on the Secondary"
+	out=$(colo "${3:-S}" checkpoint) || fail "checkpoint on the Secondary"
 	expect_eq "$out" "epoch=$1" "the Secondary's checkpoint"
 }
 
