@@ -438,16 +438,16 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 					 "start: disk writes of the last run are in flight; retry");
 		struct colo_buffer *keep = NULL;
 
-		if (c->s.buf && broken && role == COLO_ROLE_SECONDARY) {
+		if (c->s.buf && broken) {
 			/*
-			 * Kept until a Primary is accepted (colo_secondary_link_ready drops it):
-			 * a failover meanwhile writes it back, so the disk is the last checkpoint
-			 * and the Secondary VM's writes, not the unfinished epoch's.
+			 * As a Secondary again, kept until a Primary is accepted
+			 * (colo_secondary_link_ready drops it): a failover meanwhile writes it
+			 * back, so the disk is the last checkpoint and the Secondary VM's writes,
+			 * not the unfinished epoch's.  As a Primary, dropped unwritten once the
+			 * start is accepted (colo_start): a start refused keeps it.
 			 */
 			keep = c->s.buf;
 			c->s.buf = NULL;
-		} else if (c->s.buf && broken) {
-			colo_buffer_drop(c->s.buf);
 		}
 		colo_secondary_close(c);
 		c->s.buf = keep;
@@ -478,27 +478,112 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 	return 0;
 }
 
-int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
-	       colo_done_t done, void *arg)
-{
-	int err;
+/*
+ * What a start on a VBD that ran before changes before it can still be refused: put back if it
+ * is (colo.h: a refused call changes nothing).  The last run's sockets, timers and queues are
+ * gone by then, but a side that is broken, failed over or stopped has none that work anyway.
+ */
+struct colo_start_undo {
+	enum colo_role role;
+	enum colo_state state;
+	enum colo_link link;
+	uint64_t epoch, last_epoch, committed;
+	struct colo_options opts;
+	char host[sizeof(((struct colo *)0)->host)], port[sizeof(((struct colo *)0)->port)];
+	bool stop_failover, reprotect, history, untracked;
+	bool dirty; /* a dirty map: a Primary's start makes one, a Secondary's from its log */
+	const char *reprotect_kind;
+	bool inconsistent, checkpointed, pair_known, resumable;
+};
 
-	c->auto_start = false; /* the operator's, or reconnect=1's which says so once started */
-	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
-		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
-	if (c->role != COLO_ROLE_NONE) {
-		err = colo_start_again(c, role);
-		if (err)
-			return err;
-	} else if (role == COLO_ROLE_SECONDARY) {
-		c->p.reprotect = false; /* a failed re-protect that becomes a Secondary instead */
-	}
+static void colo_start_undo_save(const struct colo *c, struct colo_start_undo *u)
+{
+	*u = (struct colo_start_undo){
+		.role = c->role, .state = c->state, .link = c->link_state, .epoch = c->epoch,
+		.last_epoch = c->p.last_epoch, .committed = c->p.committed, .opts = c->opts,
+		.stop_failover = c->stop_failover, .reprotect = c->p.reprotect,
+		.history = c->p.history, .untracked = c->p.untracked, .dirty = c->p.dirty != NULL,
+		.reprotect_kind = c->p.reprotect_kind, .inconsistent = c->s.inconsistent,
+		.checkpointed = c->s.checkpointed, .pair_known = c->s.pair_known,
+		.resumable = c->s.resumable,
+	};
+	memcpy(u->host, c->host, sizeof(u->host));
+	memcpy(u->port, c->port, sizeof(u->port));
+}
+
+static void colo_start_undo(struct colo *c, const struct colo_start_undo *u)
+{
+	DPRINTF("colo %s:%s: the start was refused: %s %s as before", c->host, c->port,
+		colo_role_name(u->role), colo_state_name(u->state));
+	if (!u->dirty && c->p.dirty)
+		colo_primary_dirty_close(c);
+	c->role = u->role;
+	c->state = u->state; /* as it was: not colo_set_state, which would arm reconnect=1 */
+	c->link_state = u->link;
+	c->epoch = u->epoch;
+	c->p.last_epoch = u->last_epoch;
+	c->p.committed = u->committed;
+	c->opts = u->opts;
+	c->stop_failover = u->stop_failover;
+	c->p.reprotect = u->reprotect;
+	c->p.history = u->history;
+	c->p.untracked = u->untracked;
+	c->p.reprotect_kind = u->reprotect_kind;
+	c->s.inconsistent = u->inconsistent;
+	c->s.checkpointed = u->checkpointed;
+	c->s.pair_known = u->pair_known;
+	c->s.resumable = u->resumable;
+	memcpy(c->host, u->host, sizeof(c->host));
+	memcpy(c->port, u->port, sizeof(c->port));
+}
+
+/* What a start can refuse before it touches the VBD: nothing changes if it does. */
+static int colo_start_check(struct colo *c, enum colo_role role, const struct colo_options *opts)
+{
 	if (role == COLO_ROLE_PRIMARY && opts->verify &&
 	    (opts->sync == COLO_SYNC_FULL || opts->sync == COLO_SYNC_DIFF))
 		return colo_fail(c, -EINVAL,
 				 "start: verify=1 checks that the disks are identical, sync=%s "
 				 "copies them: choose one",
 				 colo_sync_mode_name(opts->sync));
+	/* A broken Secondary's buffer is kept (colo_start_again): its blocks must stay whole. */
+	if (role == COLO_ROLE_SECONDARY && c->role == COLO_ROLE_SECONDARY &&
+	    c->state == COLO_STATE_BROKEN && colo_buffer_blocks(c->s.buf) &&
+	    opts->block_size != c->opts.block_size)
+		return colo_fail(c, -EINVAL,
+				 "start: block_size=%u: this broken Secondary keeps its buffer of "
+				 "%u-byte blocks for a failover until a Primary connects; start it "
+				 "with block_size=%u, or fail it over or stop it first",
+				 opts->block_size, c->opts.block_size, c->opts.block_size);
+	return colo_handshake_check(c, role, opts);
+}
+
+int colo_start(struct colo *c, enum colo_role role, const struct colo_options *opts,
+	       colo_done_t done, void *arg)
+{
+	struct colo_buffer *old_buf = NULL;
+	struct colo_start_undo undo;
+	bool again = c->role != COLO_ROLE_NONE;
+	int err;
+
+	c->auto_start = false; /* the operator's, or reconnect=1's which says so once started */
+	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
+		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
+	err = colo_start_check(c, role, opts);
+	if (err)
+		return err;
+	colo_start_undo_save(c, &undo);
+	if (again) {
+		err = colo_start_again(c, role);
+		if (err)
+			return err;
+		if (role == COLO_ROLE_PRIMARY) {
+			old_buf = c->s.buf; /* a broken Secondary's: dropped once accepted */
+			c->s.buf = NULL;
+		}
+	} else if (role == COLO_ROLE_SECONDARY) {
+		c->p.reprotect = false; /* a failed re-protect that becomes a Secondary instead */
+	}
 	if (c->disk_size % opts->block_size && role == COLO_ROLE_SECONDARY)
 		DPRINTF("colo: the disk's last %llu bytes are a partial block",
 			(unsigned long long)(c->disk_size % opts->block_size));
@@ -514,24 +599,28 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	colo_clear_error(c);
 	c->start_call.done = done;
 	c->start_call.arg = arg;
-	err = colo_handshake_check(c);
 	c->p.reprotect_kind = c->p.reprotect ? "waiting" : "";
-	if (!err && role == COLO_ROLE_SECONDARY)
+	if (role == COLO_ROLE_SECONDARY)
 		err = colo_reprotect_open_log(c);
 	/* What we wrote since the failover stays dirty until the re-protect copies it. */
 	else if (!err && c->p.reprotect && colo_dirty_carry_all(c->p.dirty))
 		err = colo_fail(c, -ENOMEM, "start: out of memory for the dirty map");
 	if (!err)
 		err = role == COLO_ROLE_PRIMARY ? colo_primary_start(c) : colo_secondary_start(c);
-	if (err) {
-		if (c->s.buf) { /* a broken Secondary's, kept by colo_start_again */
-			colo_buffer_destroy(c->s.buf);
-			c->s.buf = NULL;
-		}
+	if (err && again) {
+		/* Refused: the VBD is what it was (a broken Secondary keeps its buffer). */
+		c->start_call.done = NULL;
+		if (old_buf)
+			c->s.buf = old_buf;
+		colo_start_undo(c, &undo);
+	} else if (err) {
 		c->start_call.done = NULL;
 		c->role = COLO_ROLE_NONE;
 		colo_set_state(c, COLO_STATE_IDLE);
 		c->link_state = COLO_LINK_NONE;
+	} else if (old_buf) {
+		/* A broken Secondary became a Primary: its buffer goes unwritten (colo.md). */
+		colo_buffer_destroy(old_buf);
 	}
 	return err;
 }

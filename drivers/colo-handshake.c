@@ -53,27 +53,27 @@ _Static_assert(COLO_TLS_UNSET == (int)TLS_MODE_UNSET && COLO_TLS_NONE == (int)TL
 	       "COLO_TLS_* and enum tls_mode differ");
 
 /* The link's TLS options as tls-session.h takes them. */
-static void colo_hs_tls_config(const struct colo *c, struct tls_config *cfg)
+static void colo_hs_tls_config(const struct colo_options *opts, struct tls_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mode = (enum tls_mode)c->opts.tls;
-	snprintf(cfg->dir, sizeof(cfg->dir), "%s", c->opts.tls_dir);
-	snprintf(cfg->psk_file, sizeof(cfg->psk_file), "%s", c->opts.tls_psk);
-	snprintf(cfg->user, sizeof(cfg->user), "%s", c->opts.tls_user);
-	snprintf(cfg->name, sizeof(cfg->name), "%s", c->opts.tls_name);
+	cfg->mode = (enum tls_mode)opts->tls;
+	snprintf(cfg->dir, sizeof(cfg->dir), "%s", opts->tls_dir);
+	snprintf(cfg->psk_file, sizeof(cfg->psk_file), "%s", opts->tls_psk);
+	snprintf(cfg->user, sizeof(cfg->user), "%s", opts->tls_user);
+	snprintf(cfg->name, sizeof(cfg->name), "%s", opts->tls_name);
 	/* The Secondary writes its disk for the Primary: it must know who that is. */
 	cfg->verify_peer = 1;
 }
 
-int colo_handshake_check(struct colo *c)
+int colo_handshake_check(struct colo *c, enum colo_role role, const struct colo_options *opts)
 {
-	enum tls_side side = colo_hs_primary(c) ? TLS_SIDE_CLIENT : TLS_SIDE_SERVER;
+	enum tls_side side = role == COLO_ROLE_PRIMARY ? TLS_SIDE_CLIENT : TLS_SIDE_SERVER;
 	struct tls_creds *creds;
 	struct tls_config cfg;
 	char why[COLO_ERR_LEN];
 	int err;
 
-	colo_hs_tls_config(c, &cfg);
+	colo_hs_tls_config(opts, &cfg);
 	err = tls_config_check(&cfg, side, why, sizeof(why));
 	if (err)
 		return colo_fail(c, err, "start: %s", why);
@@ -462,7 +462,7 @@ static int colo_hs_connected(struct colo *c, bool tls)
 		return colo_hs_io(c);
 	}
 	/* Read anew for every connection: renewed keys and certificates apply at once. */
-	colo_hs_tls_config(c, &cfg);
+	colo_hs_tls_config(&c->opts, &cfg);
 	err = tls_creds_load(&cfg, side, &creds, why, sizeof(why));
 	if (err)
 		return colo_hs_refuse(c, err, "TLS credentials: %s", why);

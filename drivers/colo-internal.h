@@ -136,8 +136,11 @@ void colo_handshake_close(struct colo *c);
  * in too (tests/fuzz/fuzz-colo-handshake.c).
  */
 int colo_handshake_begin(struct colo *c, int fd);
-/* start: the TLS options make a whole configuration and its credentials load; 0 or -errno. */
-int colo_handshake_check(struct colo *c);
+/*
+ * start: the TLS options @opts of a start in @role make a whole configuration and its
+ * credentials load; 0 or -errno (last_error set).  Before the start changes anything.
+ */
+int colo_handshake_check(struct colo *c, enum colo_role role, const struct colo_options *opts);
 
 /* ---- block-colo.c ---- */
 

@@ -847,10 +847,10 @@ int colo_secondary_start(struct colo *c)
 		.why = why,
 		.why_len = sizeof(why),
 	};
-	int err;
-
 	/* A broken Secondary started again keeps its buffer (colo_start_again). */
-	err = c->s.buf ? 0 : colo_buffer_create(&cfg, &c->s.buf);
+	bool made = !c->s.buf;
+	int err = made ? colo_buffer_create(&cfg, &c->s.buf) : 0;
+
 	if (err && why[0])
 		return colo_fail(c, err, "start: %s", why);
 	if (err)
@@ -858,8 +858,10 @@ int colo_secondary_start(struct colo *c)
 				 strerror(-err));
 	err = colo_handshake_listen(c);
 	if (err) {
-		colo_buffer_destroy(c->s.buf);
-		c->s.buf = NULL;
+		if (made) { /* a kept one stays, for a failover (colo_start) */
+			colo_buffer_destroy(c->s.buf);
+			c->s.buf = NULL;
+		}
 		return err;
 	}
 	tapdisk_deferred_init(&c->s.ack, colo_secondary_send_ack, c);

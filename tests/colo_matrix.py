@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import socket
 import sys
 import time
 
@@ -35,6 +36,7 @@ MiB = 1 << 20
 SIZE = 16 * MiB
 P_END = 10 * MiB
 EINVAL, EBUSY, ENOTCONN, ESHUTDOWN, EALREADY, ETIMEDOUT, ECANCELED = 22, 16, 107, 108, 114, 110, 125
+ENOENT, EADDRINUSE, EPERM = 2, 98, 1
 NOT_STARTED = "replication is not started"
 NO_CKPT = ("the disk is inconsistent: no checkpoint since this VBD became a Secondary; "
            "'failover force' fails over anyway")
@@ -800,6 +802,57 @@ def s_broken_start_primary(x):
     x.quiesce()
     with open(x.simg, "rb") as f:
         x.view_is(x.S, f.read(), "a broken Secondary after a failed start primary")
+
+
+@scenario
+def s_broken_start_refused(x):
+    """A start refused on a broken Secondary changes nothing: its buffer (the last
+    checkpoint's blocks and the Secondary VM's writes) stays for the failover."""
+    st = s_broken(x, "lost")
+    x.quiesce()
+    before = x.status(x.S)
+    check(before["buffer_blocks"] > 0, "%s: no buffer to keep: %s" % (x.name, before))
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    inuse = busy.getsockname()[1]
+    tls_dir = os.path.join(x.dir, "no-such-dir")
+    open_log = os.path.join(x.dir, "open.dlog")
+    with open(open_log, "w"):
+        pass
+    os.chmod(open_log, 0o644)
+    for args, rc, why in (
+            # Its buffer's blocks are 4096 bytes: another size would misplace every one.
+            (["start", "secondary", "block_size=8192"], EINVAL,
+             "block_size=8192: this broken Secondary keeps its buffer of 4096-byte blocks "
+             "for a failover until a Primary connects; start it with block_size=4096, or "
+             "fail it over or stop it first"),
+            # Refused once the last run is taken apart: put back.
+            (["start", "primary", "dirty_log=" + open_log], EPERM,
+             "dirty_log=%s: mode 0644, must be 0600 (owner read-write only)" % open_log),
+            (["start", "secondary", "tls=x509", "tls_dir=" + tls_dir], ENOENT,
+             "TLS credentials: %s/ca-cert.pem: No such file or directory" % tls_dir),
+            (["start", "secondary", "dirty_log=" + tls_dir + "/log"], ENOENT,
+             "dirty_log=%s/log: No such file or directory (a Secondary only reads an existing "
+             "log)" % tls_dir),
+            (["start", "secondary", "address=127.0.0.1:%d" % inuse], EADDRINUSE,
+             "cannot listen on 127.0.0.1:%d: Address already in use" % inuse),
+            (["start", "primary", "verify=1", "sync=full"], EINVAL,
+             "verify=1 checks that the disks are identical, sync=full copies them: choose "
+             "one")):
+        x.refuse(x.S, st, args, rc, why)
+        x.expect_status(x.S, st, role="secondary", state="broken", link="lost", pending="",
+                        buffer_blocks=before["buffer_blocks"])
+    busy.close()
+    x.resume()
+    x.expect(x.S, st, ["failover"], 0)
+    x.quiesce()
+    x.file_is(x.simg, x.svm_view(), "the Secondary's image after refused starts and a failover")
+    x.view_is(x.S, x.svm_view(), "after refused starts and a failover")
+    # Failed over: a refused start leaves it failed over.
+    x.refuse(x.S, "failed-over", ["start", "primary", "verify=1", "sync=diff"], EINVAL,
+             "verify=1 checks that the disks are identical, sync=diff copies them: choose one")
+    x.expect_status(x.S, "failed-over", role="secondary", state="failed-over", pending="")
 
 
 @scenario
