@@ -84,12 +84,21 @@ class Writer:
         else:
             n = rng.choice([512, 4096, 65536, 200 * 1024]) + 512 * rng.randrange(0, 7)
         start = self.cur + 512 * rng.randrange(1, 9)
-        if start + n > self.hi:
-            start = self.lo + 512 * rng.randrange(0, 8)
+        for _ in range(2 * self.DEPTH + 2):
+            if start + n > self.hi:
+                start = self.lo + 512 * rng.randrange(0, 8)
+            ends = [o + len(d) for o, d, _, _ in self.inflight
+                    if o < start + n and start < o + len(d)]
+            if not ends:
+                break
+            start = max(ends) + 512  # past the write in flight there
+        else:
+            return False  # no room now: issue once one completes
         data = rng.randbytes(n)
         self.issued += 1
         self.inflight.append((start, data, self.h.aio_pwrite(data, start), self.issued))
         self.cur = start + n
+        return True
 
     def step(self):
         left = []
@@ -101,7 +110,8 @@ class Writer:
                 left.append((off, data, cookie, n))
         self.inflight = left
         while self.on and len(self.inflight) < self.DEPTH:
-            self.issue()
+            if not self.issue():
+                break
 
     def drain(self, seconds=120):
         self.on = False
@@ -318,8 +328,19 @@ class Pair:
         if got == bytes(want):
             return True
         first = next(i for i in range(SIZE) if got[i] != want[i])
-        check(False, "%s: %s differs from the model, first at byte %d" % (self.name, what, first))
+        check(False, "%s: %s differs from the model, first at byte %d%s"
+              % (self.name, what, first, self.whose(first, got)))
         return False
+
+    def whose(self, off, got):
+        """Which guest write of the model covers @off, and what the image holds there."""
+        for o, data, n in reversed(self.svm):
+            if o <= off < o + len(data):
+                return (" (the Secondary VM's write %d of %d bytes at %d, acknowledged %d-th "
+                        "since the checkpoint; the image holds %s)"
+                        % (n, len(data), o, self.svm.index((o, data, n)) + 1,
+                           "it" if got[o:o + len(data)] == data else "other bytes there"))
+        return " (no Secondary VM write there)"
 
     def view_is(self, vbd, want, what):
         h = connect(vbd.sock, SIZE)
