@@ -9,6 +9,11 @@
 # cache=none start with the image written back and out of the page cache, the others with all
 # of it cached.  A benchmark, not a test: it asserts nothing.
 #
+# tapdisk-ram, tapdisk with the page cache on a copy of the image in /dev/shm, is the export
+# without a disk: what tapdisk and fio's NBD engine cost per request.  "serial" is the ratio to
+# the ceiling if that cost and the disk's never overlapped (the per-request times added:
+# ram / (raw + ram)), which is what a client sending its queue as one clump gets (QD32 rows).
+#
 #   bench/nbd-export.sh [BUILD_DIR]     env: RUNTIME=seconds per run (5), REPS=runs (3),
 #                                            SIZE=image size (1G), DIR=where the image lives
 set -euo pipefail
@@ -26,32 +31,37 @@ work=$(mktemp -d "${DIR:-/var/tmp}/nbd-bench.XXXXXX")
 export BLKTAP_CONTROL_DIR=$work/ctl TAPDISK=$build/tapdisk
 mkdir -p "$BLKTAP_CONTROL_DIR"
 img=$work/disk.img
+ramimg=/dev/shm/${work##*/}.img
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for s in "$BLKTAP_CONTROL_DIR"/ctl*; do [ -S "$s" ] && kill "${s##*/ctl}" 2>/dev/null; done
 	sleep 0.5
 	rm -rf "$work"
+	rm -f "$ramimg"
 }
 trap cleanup EXIT
 fallocate -l "$SIZE" "$img"
 # Fill it once so reads hit allocated blocks everywhere.
 fio --name=fill --filename="$img" --rw=write --bs=1M --direct=1 --ioengine=libaio --iodepth=8 \
 	--size="$SIZE" --output=/dev/null
+cp "$img" "$ramimg"
 
 declare -A uri
 # start_target NAME: starts that server on the image; sets uri[NAME] (none for the baseline).
 start_target() {
-	local u dev minor pid flags=()
+	local u dev minor pid file flags=()
 	case $1 in
 	raw-o_direct)
 		# No NBD at all: fio's libaio with O_DIRECT on the file, the disk's own ceiling.
 		uri[$1]=
 		return 0
 		;;
-	tapdisk | tapdisk-buffered)
-		[ "$1" = tapdisk-buffered ] && flags=(-D)
-		dev=$("$build/tap-ctl" create -a "aio:$img" "${flags[@]}")
+	tapdisk | tapdisk-buffered | tapdisk-ram)
+		file=$img
+		[ "$1" = tapdisk ] || flags=(-D)
+		[ "$1" = tapdisk-ram ] && file=$ramimg
+		dev=$("$build/tap-ctl" create -a "aio:$file" "${flags[@]}")
 		minor=${dev##*-}
 		pid=$("$build/tap-ctl" list -m "$minor" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
 		u="nbd+unix:///?socket=$BLKTAP_CONTROL_DIR/nbd$pid.$minor"
@@ -105,6 +115,7 @@ run_fio() {
 	[ -n "${uri[$1]}" ] || target=(--ioengine=libaio --direct=1 --filename="$img")
 	case $1 in
 	raw-o_direct | tapdisk | nbdkit-cache-none) cold ;;
+	tapdisk-ram) ;;
 	*) warm ;;
 	esac
 	shift 2
@@ -123,7 +134,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 declare -A result vals
 workloads=(randwrite4k randread4k seqwrite1m flush4k)
-targets=(raw-o_direct nbdkit nbdkit-cache-none qemu-nbd tapdisk tapdisk-buffered)
+targets=(raw-o_direct nbdkit nbdkit-cache-none qemu-nbd tapdisk tapdisk-buffered tapdisk-ram)
 for target in "${targets[@]}"; do
 	start_target "$target"
 done
@@ -157,9 +168,19 @@ ratio() {
 		awk '$2 > 0 {printf "%.2f\n", $1 / $2}')
 }
 
+# serial W: the median over the rounds of ram / (raw + ram), workload W; only for the QD32
+# workloads, where fio sends its whole queue at once.
+serial() {
+	case $1 in randwrite4k | randread4k) ;; *) echo - && return ;; esac
+	# shellcheck disable=SC2046
+	median $(paste -d' ' <(tr ' ' '\n' <<<"${vals[tapdisk-ram,$1]# }") \
+		<(tr ' ' '\n' <<<"${vals[raw-o_direct,$1]# }") |
+		awk '$1 + $2 > 0 {printf "%.2f\n", $1 / ($1 + $2)}')
+}
+
 printf '\n%-28s' "workload (median of $REPS)"
 for t in "${targets[@]}"; do printf '%18s' "$t"; done
-printf '%18s%18s%18s\n' "tapdisk/nbdkit" "buffered/nbdkit" "tapdisk/raw"
+printf '%18s%18s%18s%18s\n' "tapdisk/nbdkit" "buffered/nbdkit" "tapdisk/raw" "serial"
 for w in "${workloads[@]}"; do
 	case $w in
 	randwrite4k) label="4k randwrite QD32 (IOPS)" ;;
@@ -169,7 +190,7 @@ for w in "${workloads[@]}"; do
 	esac
 	printf '%-28s' "$label"
 	for t in "${targets[@]}"; do printf '%18s' "${result[$t,$w]}"; done
-	printf '%18s%18s%18s\n' "$(ratio tapdisk nbdkit "$w")" "$(ratio tapdisk-buffered nbdkit "$w")" \
-		"$(ratio tapdisk raw-o_direct "$w")"
+	printf '%18s%18s%18s%18s\n' "$(ratio tapdisk nbdkit "$w")" "$(ratio tapdisk-buffered nbdkit "$w")" \
+		"$(ratio tapdisk raw-o_direct "$w")" "$(serial "$w")"
 done
 echo "(results: medians of $REPS; ratios: medians of each round's ratio)"
