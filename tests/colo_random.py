@@ -78,7 +78,7 @@ BIG_IO = 3 << 20
 ZERO_PIECE = 1 << 20
 
 rng = random.Random(SEED)
-BS = rng.choice([512, 4096, 16384, 65536, 1 << 20])
+BS = rng.choice([512 << i for i in range(12)])  # every block size, 512 B to 1 MiB
 history = collections.deque(maxlen=40)  # the last operations, printed on failure
 step_no = -1
 
