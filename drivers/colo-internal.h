@@ -205,6 +205,9 @@ struct colo {
 		uint64_t ckpt_seq;   /* the epoch marker being waited for, 0 if none */
 		event_id_t ckpt_timer;	 /* bounds that wait while nothing is acknowledged */
 		uint64_t ckpt_progress;	 /* acked_seq when the timer last looked */
+		/* acked_seq when guest writes began to wait for queue space, and since when */
+		uint64_t stall_seq;
+		long long stall_since_ms;
 		int step;	       /* index in colo_start_steps of the step running, or -1 */
 		uint64_t verify_seq;   /* the VERIFY frame's, until acknowledged */
 		uint32_t *verify_crcs; /* made before connecting, sent once connected */
@@ -372,6 +375,11 @@ void colo_primary_step_prepared(struct colo *c, int err);
 /* The running step ended: the next one runs; after the last the start is done. */
 void colo_primary_step_done(struct colo *c, int err);
 void colo_primary_link_lost(struct colo *c, int err);
+/*
+ * The link's timer: guest writes that waited for queue space while nothing was acknowledged
+ * for timeout end the link (returns true); the Secondary may hold them for ever.
+ */
+bool colo_primary_stalled(struct colo *c, long long now_ms);
 void colo_primary_close(struct colo *c);
 /* The handshake succeeded and the link is up: forwarding starts. */
 int colo_primary_link_ready(struct colo *c);

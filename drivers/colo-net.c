@@ -506,6 +506,8 @@ static void colo_link_timer_cb(event_id_t id, char mode, void *priv)
 			       now - l->last_rx_ms, c->opts.timeout_ms);
 		return;
 	}
+	if (c->role == COLO_ROLE_PRIMARY && colo_primary_stalled(c, now))
+		return;
 	if (now - l->last_tx_ms >= (long long)colo_heartbeat_ms(c) && list_empty(&l->sendq))
 		colo_link_send_simple(c, COLO_FRAME_HEARTBEAT, 0, c->epoch);
 }

@@ -359,6 +359,49 @@ static bool colo_primary_must_wait(const struct colo *c, const td_request_t *tre
 	return colo_primary_writing(c, off, len) || colo_primary_held(c, off, len);
 }
 
+/* Whether the first held write waits for queue space (not only for an overlap). */
+static bool colo_primary_queue_full(const struct colo *c)
+{
+	const struct colo_wait *w;
+	uint64_t len;
+
+	if (list_empty(&c->p.waiting) || !c->p.reserved)
+		return false;
+	w = list_first_entry(&c->p.waiting, struct colo_wait, next);
+	len = (uint64_t)w->treq.secs << SECTOR_SHIFT;
+	return c->p.reserved + len > colo_pace_limit(c);
+}
+
+/*
+ * A live Secondary acknowledges nothing while it holds the next epoch for its own checkpoint,
+ * which never comes if whoever drives the checkpoints died between the Primary's and the
+ * Secondary's; heartbeats keep the link up meanwhile.  The guest's writes must not wait on it
+ * for ever: after timeout without an acknowledgement the link goes, as if the Secondary had
+ * fallen silent, and they complete on the local disk (the dirty map keeps them for a resync).
+ */
+bool colo_primary_stalled(struct colo *c, long long now_ms)
+{
+	if (!colo_primary_forwarding(c) || !colo_primary_queue_full(c)) {
+		c->p.stall_since_ms = 0;
+		return false;
+	}
+	if (!c->p.stall_since_ms || c->p.acked_seq != c->p.stall_seq) {
+		c->p.stall_seq = c->p.acked_seq;
+		c->p.stall_since_ms = now_ms;
+		return false;
+	}
+	if (now_ms - c->p.stall_since_ms < (long long)c->opts.timeout_ms)
+		return false;
+	c->p.stall_since_ms = 0;
+	colo_link_lost(c, -ETIMEDOUT,
+		       "the Secondary acknowledged nothing for %u ms while guest writes waited "
+		       "for queue space (%llu bytes unacknowledged, limit %llu): it holds the "
+		       "next epoch until its own checkpoint, or cannot apply",
+		       c->opts.timeout_ms, (unsigned long long)c->p.reserved,
+		       (unsigned long long)colo_pace_limit(c));
+	return true;
+}
+
 /* Issues held writes while they may go, in their order. */
 static void colo_primary_kick_waiting(struct colo *c)
 {

@@ -10,6 +10,9 @@
 #    the right order succeeds at once;
 #  - a Primary's checkpoint that the Secondary does not acknowledge (it holds the epoch for its
 #    own checkpoint) ends after `timeout` (ETIMEDOUT);
+#  - guest writes held for queue space by a Secondary that acknowledges nothing (it holds the
+#    epoch, and its checkpoint never comes) wait `timeout` at most: the link goes, the writes
+#    complete on the Primary's disk, and a resync protects it again;
 #  - a Primary's start whose caller hangs up while connecting leaves the VBD idle.
 . "$(dirname "$0")/functions.sh"
 log_tapdisks colo
@@ -128,6 +131,36 @@ expect_eq "$(colo S checkpoint)" "epoch=2" "the Secondary's first checkpoint"
 expect_eq "$(colo S checkpoint)" "epoch=3" "the Secondary's second checkpoint"
 checkpoint_both 4
 same "$pimg" "$simg" "both disks after the timed-out checkpoint"
+colo_pair_destroy
+
+step "guest writes held by a Secondary that holds the epoch wait timeout at most"
+# The Primary's checkpoint without the Secondary's (a controller that died between the two):
+# the Secondary holds every later frame, so the queue fills and the guest's writes wait on it.
+colo_pair "$pimg" "$simg" timeout=2000 queue_limit=1M
+expect_eq "$(colo P checkpoint)" "epoch=2" "the Primary's checkpoint"
+t0=$(now_ms)
+RC=0
+OUT=$(timeout 60 qemu-io -f raw "$P_URI" -c 'write -P 0x51 8M 512k' -c 'write -P 0x52 9M 512k' \
+	-c 'write -P 0x53 10M 512k' -c 'write -P 0x54 11M 512k' 2>&1) || RC=$?
+elapsed=$(($(now_ms) - t0))
+echo "    the guest's 4 writes of 512 KiB: exit $RC after $elapsed ms"
+expect_eq "$RC" 0 "the guest's writes behind a full queue ($OUT)"
+[ "$elapsed" -ge 1900 ] || fail "the writes ended after $elapsed ms, before the timeout"
+expect_status P state broken
+expect_status P link lost
+expect_eq "$(colo_field P last_error)" "replication link to 127.0.0.1:$COLO_PORT lost: the Secondary acknowledged nothing for 2000 ms while guest writes waited for queue space (1048576 bytes unacknowledged, limit 1048576): it holds the next epoch until its own checkpoint, or cannot apply" \
+	"the Primary's last_error"
+for i in 1 2 3 4; do
+	qio_cmds "$P_URI" -- "read -P 0x5$i $((7 + i))M 512k" && ! grep -qi fail <<<"$QIO_OUT" ||
+		fail "read back on the Primary: $QIO_OUT"
+done
+# A resync from the last checkpoint both completed (1: the Secondary never took 2) copies
+# what the Secondary lacks; the first checkpoint, epoch 2 again, makes both disks equal.
+wait_status S state broken 30
+colo S start secondary timeout=2000 queue_limit=1M || fail "start secondary again"
+colo P start primary timeout=2000 queue_limit=1M || fail "start primary again (resync)"
+checkpoint_both 2
+same "$pimg" "$simg" "both disks after the resync"
 colo_pair_destroy
 
 step "a Primary's start whose caller hangs up while connecting leaves it idle"
