@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The SSE4.2 instruction when the CPU has it, the table otherwise.  Thread-safe. */
+/* The SSE4.2 instruction when the CPU has it (and PCLMUL), the table otherwise.  Thread-safe. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 /* The portable table version, always; exported so that tests can compare the two. */
 uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
