@@ -28,6 +28,7 @@ _Static_assert(offsetof(struct colo_wire_frame, hdr_crc) == 40, "hdr_crc covers 
 #define COLO_HELLO_KNOWN_FLAGS                                                                     \
 	(COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_RESUME |           \
 	 COLO_HELLO_REPROTECT)
+#define COLO_HELLO_STEP_FLAGS (COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_REPROTECT)
 
 __attribute__((format(printf, 4, 5))) static int colo_fail(char *err, size_t errlen, int rc,
 							   const char *fmt, ...)
@@ -99,6 +100,11 @@ int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, cha
 		return colo_fail(err, errlen, -EPROTO, "hello flag RESUME without SYNC");
 	if (!(h->flags & COLO_HELLO_RESUME) && h->resume_epoch)
 		return colo_fail(err, errlen, -EPROTO, "hello resume_epoch without RESUME");
+	/* One start step: a verify of equal disks, a copy, or a re-protect (which copies too). */
+	if (__builtin_popcount(h->flags & COLO_HELLO_STEP_FLAGS) > 1)
+		return colo_fail(err, errlen, -EPROTO,
+				 "hello flags 0x%" PRIx32 ": VERIFY, SYNC and REPROTECT exclude each other",
+				 h->flags);
 	if (h->auth_type > COLO_AUTH_PSK)
 		return colo_fail(err, errlen, -EOPNOTSUPP,
 				 "authentication type %" PRIu32 " not supported", h->auth_type);

@@ -55,7 +55,7 @@ struct colo_frame_limits {
 /*
  * Errors of the decoders:
  *   -EPROTO           wrong magic, non-zero reserved bytes or flags, unknown hello flags or
- *                     frame type, a field that must be 0 for this type is not, seq 0, an
+ *                     frame type, more than one of the hello flags VERIFY, SYNC, REPROTECT, a field that must be 0 for this type is not, seq 0, an
  *                     auth_len without authentication, a hello_reply message without NUL or
  *                     a negative status
  *   -EPROTONOSUPPORT  another protocol version

@@ -53,9 +53,15 @@ static void fuzz_hello(const uint8_t *data, size_t size)
 	} else {
 		fuzz_assert(h.version == COLO_PROTO_VERSION && h.auth_type <= COLO_AUTH_PSK);
 		fuzz_assert(!(h.flags & ~(uint32_t)(COLO_HELLO_VERIFY | COLO_HELLO_SYNC |
-						    COLO_HELLO_SYNC_DIFF)) &&
+						    COLO_HELLO_SYNC_DIFF | COLO_HELLO_RESUME |
+						    COLO_HELLO_REPROTECT)) &&
 			    !h.auth_len);
 		fuzz_assert(!(h.flags & COLO_HELLO_SYNC_DIFF) || (h.flags & COLO_HELLO_SYNC));
+		fuzz_assert(!(h.flags & COLO_HELLO_RESUME) || (h.flags & COLO_HELLO_SYNC));
+		fuzz_assert((h.flags & COLO_HELLO_RESUME) || !h.resume_epoch);
+		/* At most one start step. */
+		fuzz_assert(__builtin_popcount(h.flags & (COLO_HELLO_VERIFY | COLO_HELLO_SYNC |
+							  COLO_HELLO_REPROTECT)) <= 1);
 		fuzz_assert(h.block_size >= 512 && h.block_size <= (1u << 20));
 		fuzz_assert(!(h.block_size & (h.block_size - 1)));
 		fuzz_assert(h.disk_size && !(h.disk_size % 512));

@@ -253,6 +253,29 @@ START_TEST(test_hello_rejects)
 
 		ck_assert_int_eq(hello_decode(&h, err), 0);
 	}
+	h.flags = COLO_HELLO_VERIFY | COLO_HELLO_SYNC;
+	ck_hello_rejects(h, -EPROTO, "hello flags 0x3: VERIFY, SYNC and REPROTECT exclude each other");
+	h.flags = COLO_HELLO_VERIFY | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF | COLO_HELLO_RESUME;
+	ck_hello_rejects(h, -EPROTO, "hello flags 0xf: VERIFY, SYNC and REPROTECT exclude each other");
+	h.flags = COLO_HELLO_REPROTECT | COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF;
+	ck_hello_rejects(h, -EPROTO,
+			 "hello flags 0x16: VERIFY, SYNC and REPROTECT exclude each other");
+	h.flags = COLO_HELLO_VERIFY | COLO_HELLO_REPROTECT;
+	ck_hello_rejects(h, -EPROTO,
+			 "hello flags 0x11: VERIFY, SYNC and REPROTECT exclude each other");
+	{
+		static const uint32_t ok[] = {0, COLO_HELLO_VERIFY, COLO_HELLO_REPROTECT,
+					      COLO_HELLO_SYNC | COLO_HELLO_SYNC_DIFF |
+						      COLO_HELLO_RESUME};
+		char err[128] = "";
+
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+			h.flags = ok[i];
+			h.resume_epoch = ok[i] & COLO_HELLO_RESUME ? 3 : 0;
+			ck_assert_int_eq(hello_decode(&h, err), 0);
+		}
+		h.resume_epoch = 0;
+	}
 	h.flags = 0x80000001;
 	ck_hello_rejects(h, -EPROTO, "unknown hello flags 0x80000000");
 
