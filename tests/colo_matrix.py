@@ -427,11 +427,25 @@ def start_cancelled(x, st, start, end):
     return verb
 
 
-def p_connecting(x, end):
+def p_connecting(x, end, *opts):
     """start primary waits for a Secondary that does not listen yet."""
     x.writers()
-    start = x.start_cmd(x.P, "start", "primary", "connect_timeout=120000")
+    queue = "sync=none" in opts
+    if queue:
+        x.pw.drain()
+    start = x.start_cmd(x.P, "start", "primary", "connect_timeout=120000", *opts)
     x.wait_state(x.P, state="connecting", link="connecting", pending="start")
+    if queue:
+        # Queued for the link meanwhile: a write that does not fit in queue_limit beside
+        # them waits for a link that does not come, and the guest's later writes with it.
+        x.pw.h.pwrite(b"\x5a" * 65536, 0)
+        x.pmodel[0:65536] = b"\x5a" * 65536
+        big = rng.randbytes(MiB + 4096)
+        x.pw.inflight.append((MiB, big, x.pw.h.aio_pwrite(big, MiB), 0))
+        x.pw.cur = MiB + len(big)
+        x.spin(0.2)
+        x.expect_status(x.P, "connecting", inflight_bytes=65536)
+        x.pw.on = True
     st = "connecting"
     x.refuse(x.P, st, ["checkpoint"], ENOTCONN,
              "prepare_checkpoint: not replicating (connecting, link connecting)")
@@ -448,6 +462,13 @@ def p_connecting_stop(x):
 @scenario
 def p_connecting_failover_force(x):
     p_connecting(x, ["failover", "force"])
+
+
+@scenario
+def p_connecting_queue_full_stop(x):
+    """Without a copy, the writes are queued while connecting: the guest's wait for room in
+    queue_limit ends with the stop."""
+    p_connecting(x, ["stop"], "sync=none", "queue_limit=1M")
 
 
 def p_syncing(x, end):
