@@ -408,12 +408,12 @@ static const char *colo_pending(struct colo *c);
  * last run's state goes (timers, sockets, queues; a broken Secondary's buffer is dropped
  * unwritten: the new Primary's sync makes the other disk right).  The dirty map stays: a failed-over Secondary's is what it wrote
  * since the failover (its re-protect sends it), an old Primary's what the new Primary lacks.
+ *
+ * colo_start_again_check: whether the VBD may start again now, 0 or EBUSY and why.
  */
-static int colo_start_again(struct colo *c, enum colo_role role)
+static int colo_start_again_check(struct colo *c, enum colo_role role)
 {
 	bool broken = c->state == COLO_STATE_BROKEN;
-	bool failed_over_secondary =
-		c->role == COLO_ROLE_SECONDARY && c->state == COLO_STATE_FAILED_OVER;
 
 	if (!colo_ended(c) && !broken)
 		return colo_fail(c, -EBUSY, "start: already started as %s (%s)",
@@ -430,12 +430,21 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 	     (!list_empty(&c->p.local) || !list_empty(&c->p.logwait))) ||
 	    !list_empty(&c->p.waiting))
 		return colo_fail(c, -EBUSY, "start: guest writes of the last run are in flight; retry");
+	if (c->role != COLO_ROLE_PRIMARY && (c->s.inflight || c->s.svm_writes || c->s.wb_inflight))
+		return colo_fail(c, -EBUSY, "start: disk writes of the last run are in flight; retry");
+	return 0;
+}
+
+/* Takes the last run apart, once colo_start_again_check and colo_start_check passed. */
+static void colo_start_again(struct colo *c, enum colo_role role)
+{
+	bool broken = c->state == COLO_STATE_BROKEN;
+	bool failed_over_secondary =
+		c->role == COLO_ROLE_SECONDARY && c->state == COLO_STATE_FAILED_OVER;
+
 	if (c->role == COLO_ROLE_PRIMARY) {
 		colo_primary_close(c);
 	} else {
-		if (c->s.inflight || c->s.svm_writes || c->s.wb_inflight)
-			return colo_fail(c, -EBUSY,
-					 "start: disk writes of the last run are in flight; retry");
 		struct colo_buffer *keep = NULL;
 
 		if (c->s.buf && broken) {
@@ -475,7 +484,6 @@ static int colo_start_again(struct colo *c, enum colo_role role)
 	c->p.reprotect = role == COLO_ROLE_PRIMARY && failed_over_secondary && c->p.dirty;
 	c->role = COLO_ROLE_NONE;
 	colo_set_state(c, COLO_STATE_IDLE);
-	return 0;
 }
 
 /*
@@ -569,14 +577,14 @@ int colo_start(struct colo *c, enum colo_role role, const struct colo_options *o
 	c->auto_start = false; /* the operator's, or reconnect=1's which says so once started */
 	if (role != COLO_ROLE_PRIMARY && role != COLO_ROLE_SECONDARY)
 		return colo_fail(c, -EINVAL, "start: the role must be primary or secondary");
-	err = colo_start_check(c, role, opts);
+	err = again ? colo_start_again_check(c, role) : 0;
+	if (!err)
+		err = colo_start_check(c, role, opts);
 	if (err)
 		return err;
 	colo_start_undo_save(c, &undo);
 	if (again) {
-		err = colo_start_again(c, role);
-		if (err)
-			return err;
+		colo_start_again(c, role);
 		if (role == COLO_ROLE_PRIMARY) {
 			old_buf = c->s.buf; /* a broken Secondary's: dropped once accepted */
 			c->s.buf = NULL;
