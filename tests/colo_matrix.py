@@ -507,6 +507,13 @@ def p_running(x):
     x.running()
     st = "running"
     x.refuse(x.P, st, ["start", "secondary"], EBUSY, "already started as primary (running)")
+    # Busy first: a start that would be refused for its options too says it is running.
+    ctl = ColoControl(x.P.pid, x.P.minor)
+    got = ctl.command("start primary sync=full verify=1")
+    ctl.close()
+    rows.append(("P", st, "start primary (no tls=, verify=1 sync=full)", got[0], got[1]))
+    check(got == (EBUSY, "already started as primary (running)"),
+          "%s: a start with bad options on a running Primary: %r" % (x.name, got))
     rc, out, err = x.cmd(x.P, "checkpoint")  # racing the writes: an epoch
     check(rc == 0 and re.fullmatch(r"epoch=\d+", out), "%s: checkpoint in running: %d %s %s"
           % (x.name, rc, out, err))
