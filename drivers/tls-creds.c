@@ -269,10 +269,11 @@ static int tls_hex_value(char c)
 static int tls_parse_psk(struct tls_creds *c, const struct tls_config *cfg, char *text,
 			 char *why, size_t why_size)
 {
-	char *line, *save = NULL;
+	char *line, *next = text;
 	int lineno = 0;
 
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	/* strsep, not strtok: a blank line is a line too, so that errors name the right one. */
+	while ((line = strsep(&next, "\n"))) {
 		char *colon = strchr(line, ':'), *hex;
 		size_t len, i;
 		struct tls_psk_entry *e, *grown;

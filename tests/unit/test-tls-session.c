@@ -441,6 +441,12 @@ START_TEST(test_config_errors)
 	snprintf(cfg.user, sizeof(cfg.user), "%s/keys.psk:1: the key is not hex", dir);
 	ck_assert_str_eq(why, cfg.user);
 
+	/* A blank line counts: the error names the line an editor shows. */
+	psk_config(&cfg, "alice:0001\n\r\n\nbob:00zz\n", 0600);
+	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_SERVER, &creds, why, sizeof(why)), -EINVAL);
+	snprintf(cfg.user, sizeof(cfg.user), "%s/keys.psk:4: the key is not hex", dir);
+	ck_assert_str_eq(why, cfg.user);
+
 	psk_config(&cfg, "alice:0001\n", 0600);
 	snprintf(cfg.user, sizeof(cfg.user), "carol");
 	ck_assert_int_eq(tls_creds_load(&cfg, TLS_SIDE_CLIENT, &creds, why, sizeof(why)), -ENOENT);
