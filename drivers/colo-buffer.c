@@ -342,10 +342,21 @@ static int spill_open(struct colo_buffer *b, const struct colo_buffer_config *cf
 		if (b->spill_fd < 0)
 			return spill_fail(cfg, -errno, "cannot create a file in this directory");
 	} else {
-		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		/*
+		 * Not through a symbolic link, and only a regular file: the file is truncated,
+		 * and a link planted where the path was expected, or a device, would have what
+		 * it names emptied or overwritten with guest data.
+		 */
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0)
-			return spill_fail(cfg, -errno, "cannot create the file");
+			return spill_fail(cfg, -errno,
+					  errno == ELOOP ? "a symbolic link: name the file itself"
+							 : "cannot create the file");
 		b->spill_fd = fd;
+		if (fstat(fd, &st))
+			return spill_fail(cfg, -errno, "cannot stat the file");
+		if (!S_ISREG(st.st_mode))
+			return spill_fail(cfg, -EINVAL, "not a regular file");
 		if (flock(fd, LOCK_EX | LOCK_NB))
 			return spill_fail(cfg, errno == EWOULDBLOCK ? -EAGAIN : -errno,
 					  "in use by another tapdisk");

@@ -3,7 +3,9 @@
 # using is refused at start (before, both wrote their saved blocks into the same file, and
 # a failover wrote one disk's old contents over the other's); a spill= that names a
 # directory gives every Secondary its own nameless file there, as one xenstore start
-# request for all the disks of a domain needs.
+# request for all the disks of a domain needs.  A symbolic link or a file that is not a
+# regular one (a device, a FIFO) is refused: the start would have truncated what it points
+# to, or written guest data over a device.
 source "$(dirname "$0")/functions.sh"
 requires qemu-io
 
@@ -77,4 +79,24 @@ spill_writes 4 0x44
 failover_exact 3
 failover_exact 4
 expect_eq "$(ls -A "$TEST_DIR/spilldir")" "" "the spill directory after both closed"
+
+step "spill= naming a symbolic link or a device is refused, and what it names is untouched"
+pair 5
+printf 'precious\n' >"$TEST_DIR/victim"
+ln -s "$TEST_DIR/victim" "$TEST_DIR/link.spill"
+line=$(colo S5 start secondary ram_limit=1M "spill=$TEST_DIR/link.spill" 2>&1) &&
+	fail "S5 started on a symbolic link"
+expect_eq "$line" "tap-ctl: colo start: spill=$TEST_DIR/link.spill: a symbolic link: name the file itself (Too many levels of symbolic links)" \
+	"the start on a symbolic link"
+expect_eq "$(cat "$TEST_DIR/victim")" "precious" "the file the link names"
+line=$(colo S5 start secondary ram_limit=1M spill=/dev/null 2>&1) &&
+	fail "S5 started on /dev/null"
+expect_eq "$line" "tap-ctl: colo start: spill=/dev/null: not a regular file (Invalid argument)" \
+	"the start on a device"
+[ -c /dev/null ] || fail "/dev/null is no longer a device"
+expect_status S5 state idle
+colo S5 start secondary ram_limit=1M "spill=$TEST_DIR/own5.spill" || fail "S5's start on a file"
+colo P5 start primary sync=none || fail "start P5"  # identical copies
+spill_writes 5 0x55
+failover_exact 5
 echo PASS
