@@ -78,7 +78,7 @@ struct colo_frame_limits {
 void colo_hello_encode(const struct colo_hello *h, struct colo_wire_hello *w);
 int colo_hello_decode(const struct colo_wire_hello *w, struct colo_hello *h, char *err,
 		      size_t errlen);
-/* Truncates a message too long for the wire (127 bytes and the NUL). */
+/* Truncates a message too long for the wire (111 bytes and the NUL). */
 void colo_hello_reply_encode(const struct colo_hello_reply *r, struct colo_wire_hello_reply *w);
 int colo_hello_reply_decode(const struct colo_wire_hello_reply *w, struct colo_hello_reply *r,
 			    char *err, size_t errlen);
