@@ -348,13 +348,19 @@ void colo_primary_release_hold(struct colo *c, struct colo_hold *h)
  * local disk would order the two arbitrarily, and the Secondary applies them in completion
  * order, so overlapping writes are serialised to keep both disks equal.
  */
+/* Whether the queue takes @len more bytes; one write always goes into an empty queue. */
+static bool colo_primary_queue_room(const struct colo *c, uint64_t len)
+{
+	return !c->p.reserved || c->p.reserved + len <= colo_pace_limit(c);
+}
+
 static bool colo_primary_must_wait(const struct colo *c, const td_request_t *treq)
 {
 	uint64_t len = (uint64_t)treq->secs << SECTOR_SHIFT, off = treq->sec << SECTOR_SHIFT;
 
 	if (!colo_primary_forwarding(c))
 		return false;
-	if (c->p.reserved && c->p.reserved + len > colo_pace_limit(c))
+	if (!colo_primary_queue_room(c, len))
 		return true;
 	return colo_primary_writing(c, off, len) || colo_primary_held(c, off, len);
 }
@@ -363,13 +369,11 @@ static bool colo_primary_must_wait(const struct colo *c, const td_request_t *tre
 static bool colo_primary_queue_full(const struct colo *c)
 {
 	const struct colo_wait *w;
-	uint64_t len;
 
-	if (list_empty(&c->p.waiting) || !c->p.reserved)
+	if (list_empty(&c->p.waiting))
 		return false;
 	w = list_first_entry(&c->p.waiting, struct colo_wait, next);
-	len = (uint64_t)w->treq.secs << SECTOR_SHIFT;
-	return c->p.reserved + len > colo_pace_limit(c);
+	return !colo_primary_queue_room(c, (uint64_t)w->treq.secs << SECTOR_SHIFT);
 }
 
 /*
