@@ -161,21 +161,19 @@ for target in "${targets[@]}"; do
 	done
 done
 
-# ratio A B W: the median over the rounds of A's result / B's, workload W.
-ratio() {
+# paired A B W [serial]: the median over the rounds of A's result / B's, workload W; with
+# serial, of A / (A + B).
+paired() {
 	# shellcheck disable=SC2046
 	median $(paste -d' ' <(tr ' ' '\n' <<<"${vals[$1,$3]# }") <(tr ' ' '\n' <<<"${vals[$2,$3]# }") |
-		awk '$2 > 0 {printf "%.2f\n", $1 / $2}')
+		awk -v serial="${4:-}" '{d = serial ? $1 + $2 : $2} d > 0 {printf "%.2f\n", $1 / d}')
 }
 
-# serial W: the median over the rounds of ram / (raw + ram), workload W; only for the QD32
-# workloads, where fio sends its whole queue at once.
+# serial W: ram / (raw + ram) for workload W; only for the QD32 workloads, where fio sends its
+# whole queue at once.
 serial() {
 	case $1 in randwrite4k | randread4k) ;; *) echo - && return ;; esac
-	# shellcheck disable=SC2046
-	median $(paste -d' ' <(tr ' ' '\n' <<<"${vals[tapdisk-ram,$1]# }") \
-		<(tr ' ' '\n' <<<"${vals[raw-o_direct,$1]# }") |
-		awk '$1 + $2 > 0 {printf "%.2f\n", $1 / ($1 + $2)}')
+	paired tapdisk-ram raw-o_direct "$1" serial
 }
 
 printf '\n%-28s' "workload (median of $REPS)"
@@ -190,7 +188,7 @@ for w in "${workloads[@]}"; do
 	esac
 	printf '%-28s' "$label"
 	for t in "${targets[@]}"; do printf '%18s' "${result[$t,$w]}"; done
-	printf '%18s%18s%18s%18s\n' "$(ratio tapdisk nbdkit "$w")" "$(ratio tapdisk-buffered nbdkit "$w")" \
-		"$(ratio tapdisk raw-o_direct "$w")" "$(serial "$w")"
+	printf '%18s%18s%18s%18s\n' "$(paired tapdisk nbdkit "$w")" "$(paired tapdisk-buffered nbdkit "$w")" \
+		"$(paired tapdisk raw-o_direct "$w")" "$(serial "$w")"
 done
 echo "(results: medians of $REPS; ratios: medians of each round's ratio)"
